@@ -1,0 +1,5 @@
+"""``python -m staging`` runs the CLI."""
+
+from staging.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""Engine settings: from arguments, ``STAGING_*`` environment variables, or CLI flags.
+
+Precedence (highest first): keyword arguments / CLI flags, environment, defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def default_models_dir() -> Path:
+    """Per-user cache folder for downloaded weights (``~/.cache/product-staging-studio/models``)."""
+    return Path(platformdirs.user_cache_dir("product-staging-studio")) / "models"
+
+
+def hf_offline_env() -> bool:
+    """True when the Hugging Face convention ``HF_HUB_OFFLINE`` asks for no network."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
+class Settings(BaseSettings):
+    """Everything a :class:`~staging.StagingEngine` can be told.
+
+    Each field can be set as ``STAGING_<FIELD>`` in the environment, e.g.
+    ``STAGING_MODELS_DIR=/data/models STAGING_DEVICE=cpu``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="STAGING_", extra="forbid")
+
+    device: str = Field(
+        "auto", description="'auto' picks cuda, then mps, then cpu; or name one ('cuda:1')."
+    )
+    models_dir: str | None = Field(
+        None,
+        description=(
+            "Folder(s) holding model weights, separated by the OS path separator; the first is "
+            "where `staging models pull` writes. Default: a per-user cache folder."
+        ),
+    )
+    offline: bool = Field(
+        False, description="Never touch the network (also implied by HF_HUB_OFFLINE=1)."
+    )
+    allow_download: bool = Field(
+        False,
+        description=(
+            "Let a missing model be downloaded on first use. Off by default: downloads are "
+            "explicit (`staging models pull NAME`)."
+        ),
+    )
+    segment_backend: str = Field("auto", description="Default segmentation backend name.")
+    threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Saliency threshold for binary masks (paper: 0.5)."
+    )
+    max_pixels: int = Field(
+        60_000_000, gt=0, description="Refuse larger images (decompression-bomb guard)."
+    )
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads for ONNX Runtime; default: all cores."
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in {"auto", "cpu", "mps"} and not value.startswith("cuda"):
+            raise ValueError(f"device must be auto, cpu, mps or cuda[:N], not {value!r}")
+        return value
+
+    @property
+    def model_dirs(self) -> list[Path]:
+        """The models search path, first entry writable."""
+        if not self.models_dir:
+            return [default_models_dir()]
+        return [Path(p).expanduser() for p in self.models_dir.split(os.pathsep) if p.strip()]
+
+    @property
+    def is_offline(self) -> bool:
+        return self.offline or hf_offline_env()
