@@ -1,0 +1,43 @@
+"""Shared fixtures. Real data and weights live in ../shared (never in the repo); tests that
+need them skip with a reason when it is absent (a user's fresh clone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_MODELS = SHARED / "models"
+SHARED_DATA = SHARED / "data"
+
+
+def require_shared(*parts: str) -> Path:
+    """The path under ../shared, or skip the test saying what is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (real data/weights are not shipped with the repo)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch, tmp_path_factory):
+    """No test reads the developer's own STAGING_* settings or model cache."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("STAGING_") or key == "HF_HUB_OFFLINE":
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("STAGING_MODELS_DIR", str(tmp_path_factory.mktemp("models")))
+
+
+@pytest.fixture
+def studio_shot() -> tuple[np.ndarray, np.ndarray]:
+    """A dark-red box with a thin leg on an off-white backdrop, and its true mask."""
+    img = np.full((200, 240, 3), (246, 244, 240), np.uint8)
+    mask = np.zeros(img.shape[:2], bool)
+    mask[50:130, 70:170] = True
+    mask[130:180, 80:84] = True
+    img[mask] = (150, 30, 40)
+    return img, mask
