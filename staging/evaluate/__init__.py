@@ -1,0 +1,1 @@
+"""Evaluation: segmentation metrics and synthetic studio-shot ground truth."""
