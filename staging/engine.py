@@ -1,0 +1,149 @@
+"""The staging engine: one object that owns settings and models.
+
+Creating an engine loads nothing heavy. Each model loads on first use, once, and is reused by
+every later call, from any thread (the Gradio app shares one engine between all its tabs and
+requests). Every capability is one method, so the app, the Python API and the CLI run exactly
+the same code.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from staging.io import ImageSource, load_image
+from staging.models import ModelStore
+from staging.runtime import Runtime, resolve_device
+from staging.segment import PRETRAINED_PREFERENCE, Segmentation, Segmenter, create_segmenter
+from staging.segment.staged import StagedVerdict, classify_staged
+from staging.settings import Settings
+
+T = TypeVar("T")
+
+
+class StagingEngine:
+    """Settings plus a lazy, thread-safe model cache, with one method per capability.
+
+    >>> engine = StagingEngine(device="cpu")          # or StagingEngine(Settings(...))
+    >>> seg = engine.segment("chair.jpg")               # backend "auto"
+    >>> seg.mask, seg.prob, seg.cutout, seg.backend
+
+    Keyword arguments override ``STAGING_*`` environment variables, which override defaults
+    (see :class:`~staging.settings.Settings`).
+    """
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any):
+        if settings is None:
+            settings = Settings(**overrides)
+        elif overrides:
+            settings = settings.model_copy(update=overrides)
+        self.settings = settings
+        self.store = ModelStore(
+            settings.model_dirs,
+            offline=settings.is_offline,
+            allow_download=settings.allow_download,
+        )
+        self._device: str | None = None
+        self._models: dict[tuple[str, str], Any] = {}
+        self._cache_lock = threading.Lock()
+        self._key_locks: dict[tuple[str, str], threading.Lock] = {}
+
+    # -- runtime --------------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        """The device models run on (``cuda``, ``mps`` or ``cpu``), resolved on first use."""
+        if self._device is None:
+            self._device = resolve_device(self.settings.device)
+        return self._device
+
+    @property
+    def runtime(self) -> Runtime:
+        return Runtime(self.store, self.device, self.settings.threads)
+
+    def _cached(self, kind: str, name: str, factory: Callable[[], T]) -> T:
+        """Build ``factory()`` once per (kind, name); concurrent callers wait for the first."""
+        key = (kind, name)
+        with self._cache_lock:
+            if key in self._models:
+                return self._models[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            if key not in self._models:  # another thread may have finished while we waited
+                model = factory()
+                with self._cache_lock:
+                    self._models[key] = model
+            return self._models[key]
+
+    def loaded_models(self) -> list[str]:
+        """Names of models currently in memory, as ``kind:name``."""
+        with self._cache_lock:
+            return [f"{kind}:{name}" for kind, name in self._models]
+
+    def load_image(self, image: ImageSource) -> np.ndarray:
+        """The one image loader (path, bytes, PIL or array) with this engine's pixel limit."""
+        return load_image(image, max_pixels=self.settings.max_pixels)
+
+    # -- segmentation ---------------------------------------------------------------------------
+    def segmenter(self, backend: str) -> Segmenter:
+        """The loaded backend called ``backend`` (not ``auto``)."""
+        return self._cached("segment", backend, lambda: create_segmenter(backend, self.runtime))
+
+    def pretrained_segmenter_name(self) -> str | None:
+        """The best pretrained segmentation backend whose weights are on disk, if any."""
+        for name in PRETRAINED_PREFERENCE:
+            if self.store.find(name) is not None:
+                return name
+        return None
+
+    def resolve_segment_backend(self, image: np.ndarray, backend: str | None = None) -> str:
+        """Which backend ``auto`` means for this image.
+
+        Plain-background catalog shots go to ``catalog``: on studio shots it beats the small
+        saliency nets (thin legs, holes, soft shadows), and it needs no weights. Staged scenes
+        go to the best pretrained saliency model on disk, since a background model cannot
+        describe a room; with no weights at all, ``catalog`` does its best.
+        """
+        name = backend or self.settings.segment_backend
+        if name != "auto":
+            return name
+        pretrained = self.pretrained_segmenter_name()
+        if pretrained is None or not classify_staged(image).staged:
+            return "catalog"
+        return pretrained
+
+    def segment(
+        self,
+        image: ImageSource,
+        backend: str | None = None,
+        threshold: float | None = None,
+    ) -> Segmentation:
+        """Segment the product: probability map, binary mask (``prob >= threshold``) and cutout.
+
+        Args:
+            image: path, bytes, PIL image or RGB array.
+            backend: a name from :data:`staging.segment.BACKENDS`, ``rembg:<session>``, a
+                ``.onnx`` path, or ``auto``/None (the engine's default, see
+                :meth:`resolve_segment_backend`).
+            threshold: binary-mask threshold; default the settings' (0.5, as in the paper).
+        """
+        rgb = self.load_image(image)
+        name = self.resolve_segment_backend(rgb, backend)
+        segmenter = self.segmenter(name)
+        prob = np.clip(segmenter.predict(rgb).astype(np.float32, copy=False), 0.0, 1.0)
+        return Segmentation(
+            image=rgb,
+            prob=prob,
+            backend=segmenter.name,
+            threshold=self.settings.threshold if threshold is None else threshold,
+            background_estimate=segmenter.background(rgb),
+        )
+
+    def is_staged(self, image: ImageSource) -> StagedVerdict:
+        """Is the product shown in a scene (staged) rather than on a plain background?
+
+        Returns a verdict that is truthy when staged and carries ``.confidence``.
+        """
+        return classify_staged(self.load_image(image))
