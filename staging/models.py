@@ -75,35 +75,83 @@ def get_spec(name: str) -> ModelSpec:
 
 
 # --- segmentation (U^2-Net family and the rembg sessions) -------------------------------------
-register(ModelSpec(
-    "u2net", "segment", _REMBG_RELEASE + "u2net.onnx", ("u2net.onnx",), "Apache-2.0", 176.3,
-    "U^2-Net salient object detection (Qin et al. 2020), the paper's segmenter.",
-    {"u2net.onnx": "md5:60024c5c889badc19c04ad937298a77b"},
-))
-register(ModelSpec(
-    "u2netp", "segment", _REMBG_RELEASE + "u2netp.onnx", ("u2netp.onnx",), "Apache-2.0", 4.6,
-    "U^2-Net-p, the 4.7 MB version of U^2-Net.",
-    {"u2netp.onnx": "md5:8e83ca70e441ab06c318d82300c84806"},
-))
-register(ModelSpec(
-    "isnet-general-use", "segment", _REMBG_RELEASE + "isnet-general-use.onnx",
-    ("isnet-general-use.onnx",), "Apache-2.0", 178.6,
-    "IS-Net (DIS, Qin et al. 2022) general-use dichotomous segmentation, via rembg.",
-    {"isnet-general-use.onnx": "md5:fc16ebd8b0c10d971d3513d564d01e29"},
-))
-register(ModelSpec(
-    "birefnet-general", "segment", _REMBG_RELEASE + "BiRefNet-general-epoch_244.onnx",
-    ("birefnet-general.onnx",), "MIT", 973.0,
-    "BiRefNet general (Zheng et al. 2024): high-resolution dichotomous segmentation, via rembg.",
-    {"birefnet-general.onnx": "md5:7a35a0141cbbc80de11d9c9a28f52697"},
-))
-register(ModelSpec(
-    "birefnet-general-lite", "segment",
-    _REMBG_RELEASE + "BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx",
-    ("birefnet-general-lite.onnx",), "MIT", 224.0,
-    "BiRefNet general, Swin-tiny backbone, via rembg.",
-    {"birefnet-general-lite.onnx": "md5:4fab47adc4ff364be1713e97b7e66334"},
-))
+register(
+    ModelSpec(
+        "u2net",
+        "segment",
+        _REMBG_RELEASE + "u2net.onnx",
+        ("u2net.onnx",),
+        "Apache-2.0",
+        176.3,
+        "U^2-Net salient object detection (Qin et al. 2020), the paper's segmenter.",
+        {"u2net.onnx": "md5:60024c5c889badc19c04ad937298a77b"},
+    )
+)
+register(
+    ModelSpec(
+        "u2netp",
+        "segment",
+        _REMBG_RELEASE + "u2netp.onnx",
+        ("u2netp.onnx",),
+        "Apache-2.0",
+        4.6,
+        "U^2-Net-p, the 4.7 MB version of U^2-Net.",
+        {"u2netp.onnx": "md5:8e83ca70e441ab06c318d82300c84806"},
+    )
+)
+register(
+    ModelSpec(
+        "isnet-general-use",
+        "segment",
+        _REMBG_RELEASE + "isnet-general-use.onnx",
+        ("isnet-general-use.onnx",),
+        "Apache-2.0",
+        178.6,
+        "IS-Net (DIS, Qin et al. 2022) general-use dichotomous segmentation, via rembg.",
+        {"isnet-general-use.onnx": "md5:fc16ebd8b0c10d971d3513d564d01e29"},
+    )
+)
+register(
+    ModelSpec(
+        "birefnet-general",
+        "segment",
+        _REMBG_RELEASE + "BiRefNet-general-epoch_244.onnx",
+        ("birefnet-general.onnx",),
+        "MIT",
+        973.0,
+        "BiRefNet general (Zheng et al. 2024): high-resolution segmentation, via rembg.",
+        {"birefnet-general.onnx": "md5:7a35a0141cbbc80de11d9c9a28f52697"},
+    )
+)
+register(
+    ModelSpec(
+        "birefnet-general-lite",
+        "segment",
+        _REMBG_RELEASE + "BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx",
+        ("birefnet-general-lite.onnx",),
+        "MIT",
+        224.0,
+        "BiRefNet general, Swin-tiny backbone, via rembg.",
+        {"birefnet-general-lite.onnx": "md5:4fab47adc4ff364be1713e97b7e66334"},
+    )
+)
+
+# --- embedding (product retrieval) -------------------------------------------------------------
+_ONNX_ZOO = "https://github.com/onnx/models/raw/main/validated/vision/classification/"
+_MOBILENET_V2_SHA256 = "sha256:83530ad811bc31d2b60a5599a21265a5057608c9b044b4ee758cc22f2309f54f"
+register(
+    ModelSpec(
+        "mobilenet_v2",
+        "embed",
+        _ONNX_ZOO + "mobilenet/model/mobilenetv2-12-int8.onnx",
+        ("mobilenetv2-12-int8.onnx",),
+        "Apache-2.0",
+        3.5,
+        "MobileNetV2 ImageNet classifier, int8 (ONNX Model Zoo); its pooled 1280-d features embed "
+        "products for retrieval",
+        {"mobilenetv2-12-int8.onnx": _MOBILENET_V2_SHA256},
+    )
+)
 
 
 def _hash_file(path: Path, algorithm: str) -> str:
@@ -224,7 +272,10 @@ class ModelStore:
                 with urllib.request.urlopen(spec.source, timeout=30) as response:  # noqa: S310
                     total = int(response.headers.get("Content-Length") or 0) or None
                     with tqdm(
-                        total=total, unit="B", unit_scale=True, desc=spec.name,
+                        total=total,
+                        unit="B",
+                        unit_scale=True,
+                        desc=spec.name,
                         disable=not progress,
                     ) as bar:
                         for chunk in iter(lambda: response.read(1 << 20), b""):
@@ -251,7 +302,9 @@ class ModelStore:
         repo = spec.source.removeprefix("hf://")
         try:
             snapshot_download(
-                repo, revision=spec.revision, allow_patterns=list(spec.files),
+                repo,
+                revision=spec.revision,
+                allow_patterns=list(spec.files),
                 local_dir=str(target),
             )
         except Exception as exc:  # huggingface_hub raises many types; all mean "not fetched"
