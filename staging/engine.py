@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from staging.embed.base import Embedder
 from staging.io import ImageSource, load_image
 from staging.models import ModelStore
 from staging.runtime import Runtime, resolve_device
@@ -140,6 +141,33 @@ class StagingEngine:
             threshold=self.settings.threshold if threshold is None else threshold,
             background_estimate=segmenter.background(rgb),
         )
+
+    # -- embeddings -----------------------------------------------------------------------------
+    def embedder(self, name: str | None = None) -> Embedder:
+        """The loaded embedder called ``name`` (None: the weights-free default; ``best``: the
+        best one whose weights are on disk)."""
+        from staging.embed import DEFAULT, best_available, create_embedder
+
+        if name == "best":
+            name = best_available(self.runtime)
+        name = name or DEFAULT
+        return self._cached("embed", name, lambda: create_embedder(name, self.runtime))
+
+    def embed(
+        self,
+        image: ImageSource,
+        embedder: str | None = None,
+        mask: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Unit-norm embedding of the product (float32 vector), background removed.
+
+        As in the paper, the product region is embedded without its background: pass the
+        product ``mask`` (bool HxW) or let :meth:`segment` find it.
+        """
+        rgb = self.load_image(image)
+        if mask is None:
+            mask = self.segment(rgb).mask
+        return self.embedder(embedder).embed(rgb, mask)
 
     def is_staged(self, image: ImageSource) -> StagedVerdict:
         """Is the product shown in a scene (staged) rather than on a plain background?

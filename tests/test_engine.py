@@ -121,3 +121,17 @@ def test_max_pixels_setting_applies(studio_shot):
     engine = StagingEngine(device="cpu", max_pixels=1000)
     with pytest.raises(ImageLoadError, match="megapixel|limit"):
         engine.segment(studio_shot[0], backend="catalog")
+
+
+def test_embed_is_unit_norm_and_cached(studio_shot):
+    image, truth = studio_shot
+    engine = StagingEngine(device="cpu")
+    vector = engine.embed(image)
+    assert vector.dtype == np.float32 and vector.ndim == 1
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+    again = engine.embed(image, mask=truth)
+    assert float(vector @ again) > 0.95  # segment() finds the same product as the true mask
+    assert "embed:handcrafted" in engine.loaded_models()
+    assert engine.embedder() is engine.embedder("handcrafted")
+    with pytest.raises(UnknownNameError):
+        engine.embed(image, embedder="nope", mask=truth)
