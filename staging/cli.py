@@ -65,6 +65,8 @@ def models_list(
         state = f"present {status.path}" if status.present else "missing"
         if status.checksum_ok is False:
             state += " (checksum differs from the registry's file: another build?)"
+        elif status.checksum_ok:
+            state += " (checksum ok)"
         typer.echo(f"{name:24} {spec.task:9} {spec.size_mb:7.1f}  {spec.licence:11} {state}")
 
 
