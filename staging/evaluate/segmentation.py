@@ -70,10 +70,18 @@ def bench_segmentation(
     if backends is None:
         backends = [b for b in BACKENDS if b == "catalog" or engine.store.find(b) is not None]
     rng = np.random.default_rng(0)
-    obj_rgb, obj_alpha = procedural_object("chair", rng)
+    kinds = ("chair", "lamp", "plant", "box", "grey", "ring")
     report: dict = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "device": engine.device,
+        "images": "distinct synthetic studio shots per run (no result caching can help)",
+    }
+    shots = {
+        size: [
+            compose_catalog_shot(*procedural_object(kinds[i % len(kinds)], rng), rng, size=size)[0]
+            for i in range(repeat + 1)
+        ]
+        for size in sizes
     }
     for name in backends:
         try:
@@ -83,10 +91,9 @@ def bench_segmentation(
             continue
         timings = {}
         for size in sizes:
-            shot, _ = compose_catalog_shot(obj_rgb, obj_alpha, rng, size=size)
-            engine.segment(shot, backend=name)  # warm-up (lazy init, caches)
+            engine.segment(shots[size][0], backend=name)  # warm-up (lazy init, caches)
             runs = []
-            for _ in range(repeat):
+            for shot in shots[size][1:]:
                 start = time.perf_counter()
                 engine.segment(shot, backend=name)
                 runs.append(time.perf_counter() - start)
