@@ -169,3 +169,33 @@ def test_drop_shadow_through_a_hole_stays_background(seg):
     prob = seg.predict(image)
     # 0.92 today: a few speckles in the hole come from the classifier, not the hole filling
     assert np.mean(prob[hole] < 0.5) > 0.9
+
+
+def _shelf_unit_with_drop_shadow() -> tuple[np.ndarray, np.ndarray]:
+    """A dark metal shelf unit on pink whose blurred drop shadow darkens all its openings
+    (darker than the open shadow beside it): the openings enclosed by legs and shelves."""
+    rng = np.random.default_rng(0)
+    alpha = np.zeros((SIZE, SIZE), np.float32)
+    x0, x1, y0, y1 = 96, 160, 40, 216
+    for x in (x0, x1 - 5):
+        alpha[y0:y1, x : x + 5] = 1.0  # legs
+    for y in (y0, 84, 128, 172, y1 - 6):
+        alpha[y : y + 6, x0:x1] = 1.0  # shelves
+    openings = np.zeros(alpha.shape, bool)
+    openings[y0 + 10 : y1 - 10, x0 + 9 : x1 - 9] = True
+    openings &= cv2.dilate(alpha, np.ones((9, 9), np.uint8)) == 0
+    shade = cv2.GaussianBlur(np.roll(alpha, (3, 3), axis=(0, 1)), (0, 0), 10.0)
+    shade = 0.45 * shade / shade.max()
+    img = np.array([248.0, 228.0, 230.0], np.float32) * (1.0 - shade[..., None])
+    img = alpha[..., None] * np.array([45.0, 45.0, 50.0]) + (1 - alpha[..., None]) * img
+    img += rng.normal(0, 1.2, img.shape)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8), openings
+
+
+def test_shadowed_openings_of_a_shelf_unit_stay_background(seg):
+    image, openings = _shelf_unit_with_drop_shadow()
+    assert openings.sum() > 3000
+    prob = seg.predict(image)
+    assert np.mean(prob[openings] < 0.5) > 0.9
+    # the legs and shelves themselves are kept
+    assert np.mean(prob[60:200, 97:100] >= 0.5) > 0.9

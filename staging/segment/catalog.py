@@ -20,6 +20,12 @@ shadows, with the product in front of it:
    background and a grey product's smooth interior joins its sharp outline. Shadow-like
    regions walled off from the backdrop by *sharp* edges (an outline is a step, a shadow's
    penumbra is not) are product markers too, unless they read as a shadow seen through a hole.
+3a. **Shadowed openings.** The backdrop between the legs or shelves of a product, darkened
+   by its drop or cast shadow, is enclosed by the product, so the watershed hands it over.
+   Such regions go back to the background when they are a plausible shadow (neutral, smooth,
+   not too deep) whose factor ``k`` at the rim continues the shadow on the open backdrop just
+   across the thin wall, and the wall is made of marked product parts (not a bare outline,
+   where a shaded white or grey face meets its own shadow).
 3b. **Enclosed regions.** Regions the classifier left as background but that are enclosed by
    the product or its (gap-closed) sharp edges are filled when they do not look like the
    backdrop: a mean residual or fine texture beyond the open backdrop's, not explained by a
@@ -253,8 +259,9 @@ def _matte(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sigma = _noise_sigma(work, _resize(region.astype(np.float32), ww, wh) > 0.5)
     grad = cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).max(2)
     edges = _outline_edges(work, grad, sigma)
-    mask = _classify(work, B, sigma, grad, edges)
-    mask = _fill_enclosed(work, B, mask, sigma, edges)
+    mask, undecided = _classify(work, B, sigma, grad, edges)
+    mask, carved = _carve_shadows(work, B, mask, undecided, sigma, edges)
+    mask = _fill_enclosed(work, B, mask, sigma, edges, keep=carved)
 
     # 3. soft alpha at full resolution
     return _soft_alpha(img, work, mask, B)
@@ -290,8 +297,9 @@ def _refine_background(
 
 def _classify(
     work: np.ndarray, B: np.ndarray, sigma: float, grad: np.ndarray, edges: np.ndarray
-) -> np.ndarray:
-    """Binary product mask at working resolution (float32 0/1)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Binary product mask at working resolution (float32 0/1), and the pixels that had no
+    marker (left to the watershed)."""
     diff = work - B
     dist = np.sqrt(_dot(diff, diff))
     bb = _dot(B, B)
@@ -317,13 +325,14 @@ def _classify(
     markers = np.zeros(dist.shape, np.int32)
     markers[bg0] = 1
     markers[certain | step | inside] = 2
+    undecided = ~(bg0 | certain | step)  # 'inside' regions may still be shadowed openings
     scale = 255.0 / max(float(grad.max()), 1.0)
     g8 = np.clip(grad * scale, 0, 255).astype(np.uint8)
     cv2.watershed(cv2.merge([g8, g8, g8]), markers)
     product = markers == 2
     product |= (markers == -1) & _dilate(product)
     product &= ~bg0 | _erode(product, 1)
-    return product.astype(np.float32)
+    return product.astype(np.float32), undecided
 
 
 EDGE_CLOSE = 2  # gaps up to ~2x this (px) in an outline are closed
@@ -409,7 +418,12 @@ def _region_means(ids: np.ndarray, n: int, planes: list[np.ndarray]) -> np.ndarr
 
 
 def _fill_enclosed(
-    work: np.ndarray, B: np.ndarray, mask: np.ndarray, sigma: float, edges: np.ndarray | None = None
+    work: np.ndarray,
+    B: np.ndarray,
+    mask: np.ndarray,
+    sigma: float,
+    edges: np.ndarray | None = None,
+    keep: np.ndarray | None = None,
 ) -> np.ndarray:
     """Enclosed "background" regions that do not look like the backdrop become product.
 
@@ -482,6 +496,8 @@ def _fill_enclosed(
     )
     fill = (differs & ~shadow_like) | textured
     fill &= ~is_open
+    if keep is not None:  # already judged a shadow seen through a hole
+        fill &= np.bincount(labels.ravel(), keep.ravel(), n) < 0.5 * np.bincount(labels.ravel())
     fill[0] = False
     out = mask.copy()
     out[fill[labels]] = 1.0
@@ -496,6 +512,119 @@ def _fill_enclosed(
         open2[0] = True
         out[~open2[lab2]] = 1.0
     return out
+
+
+CONT_SIGMA = 6.0  # px (working res): how far across a thin wall the open shadow is read
+CONT_SUPPORT = 0.02  # minimum open-backdrop support for a rim pixel to be compared
+CONT_TOL = 0.10  # max mean |k_inside - k_outside| at the rim (inside accumulates more)
+CONT_BAD = 0.15  # a rim pixel this far off the outside shadow is a discontinuity
+CONT_BAD_FRAC = 0.5  # ... and at most this share of a shadowed rim is one
+CONT_ROUNDS = 3  # carving passes (openings behind openings)
+CONT_FRAME = 6  # px: rim pixels this close to marked product count as framed
+CONT_FRAMED = 0.3  # share of the compared rim that must be framed by product parts
+CONT_DEPTH_OUT = 0.03  # the outside across the wall must be shadowed too
+SHADOW_DEPTH_MIN = 0.03  # shallower than this is not a shadow (and bg0 would have caught it)
+
+
+def _carve_shadows(
+    work: np.ndarray,
+    B: np.ndarray,
+    mask: np.ndarray,
+    undecided: np.ndarray,
+    sigma: float,
+    edges: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Regions the watershed gave to the product that are a shadow seen through an opening.
+
+    The backdrop between the legs or shelves of a dark product, darkened by its drop or
+    cast shadow, is enclosed by the product, so the watershed hands it to the product (the
+    backdrop markers cannot reach it without crossing a leg). Such a region is a shadow when
+    its shadow factor ``k = I.B/|B|^2`` continues the one on the open backdrop just across
+    the thin wall (a shadow is a low-frequency field; the middle of an opening can be darker,
+    so only the rim is compared), and it is neutral relative to ``B`` and smooth. A grey or
+    white product face fails the rim test: across its outline the backdrop is lighter
+    (or much darker), and the jump is the outline. The middle of an opening collects the
+    shadow of all its walls, so the rim tolerance is generous (``CONT_TOL``).
+
+    Returns the new mask and the carved pixels.
+    """
+    product = mask >= 0.5
+    cand = product & undecided & ~edges
+    carved = np.zeros(product.shape, bool)
+    n, labels = cv2.connectedComponents(cand.astype(np.uint8), connectivity=4)
+    if n <= 1 or product.all():
+        return mask, carved
+    bb = np.maximum(_dot(B, B), 1.0)
+    k = _dot(work, B) / bb
+    chroma = work - k[..., None] * B
+    chroma_d = np.sqrt(_dot(chroma, chroma))
+    hp = np.abs(work - cv2.GaussianBlur(work, (5, 5), 1.0)).max(2)
+    ids = labels.ravel()
+    stats = _region_means(ids, n, [k, chroma_d, hp])
+    depth, chroma_m, tex = 1.0 - stats[:, 0], stats[:, 1], stats[:, 2]
+    bg_px = ~product & ~_dilate(product, 2)
+    ref_tex = max(float(np.median(hp[bg_px])) if bg_px.any() else sigma, 0.5)
+    ref_chroma = float(np.median(chroma_d[bg_px])) if bg_px.any() else sigma
+    size = np.bincount(ids, minlength=n)
+    plausible = (
+        (size >= 8)
+        & (depth > SHADOW_DEPTH_MIN)
+        & (depth < SHADOW_MAX)
+        & (chroma_m < ref_chroma + max(3.0, 1.5 * sigma) + 0.08 * depth * 255.0)
+        & (tex < FILL_TEX * ref_tex)
+    )
+    plausible[0] = False
+    # an opening is framed by product parts (legs, shelves: markers before the watershed);
+    # a face of a white or grey product meets its own shadow at a bare outline
+    framed = _dilate(product & ~undecided, CONT_FRAME)
+    hole = np.zeros(n, bool)
+    # an opening between two others only sees the open shadow once they are carved
+    for _ in range(CONT_ROUNDS):
+        outside = ~product | hole[labels]
+        k_out, sup = _normconv(k[..., None], outside.astype(np.float32), CONT_SIGMA)
+        new = _continuous(
+            k, k_out[..., 0], sup, cand & plausible[labels] & ~hole[labels], framed, labels, n
+        )
+        if not (new & ~hole).any():
+            break
+        hole |= new
+    carved = hole[labels]
+    out = mask.copy()
+    out[carved] = 0.0
+    return out, carved
+
+
+def _continuous(
+    k: np.ndarray,
+    k_out: np.ndarray,
+    sup: np.ndarray,
+    cand: np.ndarray,
+    framed: np.ndarray,
+    labels: np.ndarray,
+    n: int,
+) -> np.ndarray:
+    """Per label: does ``k`` at the region's rim continue the outside shadow ``k_out``?"""
+    rim = cand & (sup > CONT_SUPPORT)
+    ids_rim = np.where(rim, labels, 0).ravel()
+    n_rim = np.bincount(ids_rim, minlength=n)
+    dk = np.abs(k - k_out)
+    d_rim = np.bincount(ids_rim, dk.ravel(), n) / np.maximum(n_rim, 1)
+    # a face's outline breaks continuity somewhere; a shadow across thin legs nowhere
+    bad_rim = np.bincount(ids_rim, (dk > CONT_BAD).ravel(), n) / np.maximum(n_rim, 1)
+    depth_out = np.bincount(ids_rim, (1.0 - k_out).ravel(), n) / np.maximum(n_rim, 1)
+    n_framed = np.bincount(np.where(rim & framed, labels, 0).ravel(), minlength=n)
+    ok = (
+        (n_rim >= 6)
+        & (n_framed >= CONT_FRAMED * n_rim)
+        & (d_rim < CONT_TOL)
+        & (bad_rim < CONT_BAD_FRAC)
+        & (depth_out > CONT_DEPTH_OUT)
+    )
+    ok[0] = False
+    return ok
+
+
+SHADOW_MAX = 0.85  # studio shadows never darken the backdrop more than this
 
 
 def _soft_alpha(
