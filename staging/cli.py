@@ -154,6 +154,110 @@ def _expand(inputs: list[Path], list_images) -> list[Path]:
     return files
 
 
+# -- catalog index and retrieval ----------------------------------------------------------------
+@app.command("index")
+def index_catalog(
+    catalog: Path = typer.Argument(..., help="Folder of catalog images (searched recursively)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Index folder (created if needed)."),
+    csv_file: Path = typer.Option(
+        None, "--csv", help="id,image,category,title,... CSV (default: the previous run's)."
+    ),
+    embedder: str = typer.Option(None, help="Embedder (default: the index's, else handcrafted)."),
+    category_column: str = typer.Option(None, help="CSV column used as category."),
+    rebuild: bool = typer.Option(False, help="Delete the existing index first."),
+    workers: int = typer.Option(None, help="Worker threads (default: up to 4)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Index a catalog: staged flag, product mask and embedding per image, for `search`.
+
+    Re-running adds new or changed images and drops deleted ones; a killed run resumes.
+    """
+    from staging.catalog import CatalogIndex
+
+    engine = _engine()
+    index = CatalogIndex.open(out, create=True, rebuild=rebuild)
+    report = index.update(
+        engine,
+        catalog,
+        csv=csv_file,
+        embedder=embedder,
+        progress=not as_json,
+        category_column=category_column,
+        workers=workers,
+    )
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    for path, reason in report.failed:
+        typer.echo(f"skipped {path}: {reason}", err=True)
+    typer.echo(
+        f"{report.added} added, {report.changed} changed, {report.removed} removed, "
+        f"{report.unchanged} unchanged, {len(report.failed)} failed; {report.total} items in "
+        f"{report.index} (embedder {report.embedder}, {report.dim}-d)"
+    )
+    if report.processed:
+        typer.echo(
+            f"{report.processed} images in {report.processing_seconds:.1f} s: "
+            f"{report.images_per_second:.1f} images/s"
+        )
+
+
+@app.command("search")
+def search(
+    image: Path = typer.Argument(..., help="Query image (its product is segmented first)."),
+    index: Path = typer.Option(..., "--index", help="Index folder built by `staging index`."),
+    k: int = typer.Option(5, "-k", "--k", help="Number of results."),
+    category: str = typer.Option(None, help="Only this category."),
+    all_items: bool = typer.Option(
+        False, "--all", help="Search every item, not only staged images."
+    ),
+    index_type: str = typer.Option(None, help="auto, exact or hnsw (default: auto)."),
+    embedder: str = typer.Option(None, help="Must match the index's embedder if given."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The k catalog images whose product looks most like the query's (cosine similarity)."""
+    engine = _engine()
+    catalog = engine.index(index)
+    hits = engine.search(
+        image,
+        k=k,
+        index=catalog,
+        staged_only=not all_items,
+        category=category,
+        index_type=index_type,
+        embedder=embedder,
+    )
+    if as_json:
+        rows = [
+            {
+                "rank": rank,
+                "id": h.id,
+                "score": round(h.score, 6),
+                "staged": h.staged,
+                "category": h.category,
+                "title": h.title,
+                "path": str(h.path),
+                "mask": str(h.mask) if h.mask else None,
+                "metadata": h.metadata,
+            }
+            for rank, h in enumerate(hits, 1)
+        ]
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not hits:
+        stats = catalog.stats()
+        hint = ""
+        if not all_items and stats["staged"] == 0:
+            hint = " (the index has no staged images: pass --all to search every item)"
+        typer.echo(f"no results{hint}")
+        return
+    typer.echo(f"{'#':>3} {'score':>6}  {'staged':6} {'category':16} {'id':16} path")
+    for rank, h in enumerate(hits, 1):
+        staged = "yes" if h.staged else "no"
+        cat = (h.category or "-")[:16]
+        typer.echo(f"{rank:>3} {h.score:6.3f}  {staged:6} {cat:16} {h.id[:16]:16} {h.path}")
+
+
 # -- evaluation and benchmarks ------------------------------------------------------------------
 @eval_app.command("segment")
 def eval_segment(
@@ -167,6 +271,30 @@ def eval_segment(
     from staging.evaluate.segmentation import evaluate_segmentation
 
     report = evaluate_segmentation(_engine(), images, masks, backend=backend, limit=limit)
+    _print_report(report, as_json)
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    csv_file: Path = typer.Option(..., "--csv", help="CSV with an image column and labels."),
+    root: Path = typer.Option(None, help="Folder image paths are relative to (default: CSV's)."),
+    label: str = typer.Option("type", help="Label column: same label = relevant."),
+    min_count: int = typer.Option(10, help="Only labels with at least this many images."),
+    embedder: str = typer.Option(None, help="Embedder name (default: handcrafted)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Leave-one-out retrieval P@1/3/5 and R@1/3/5 (the paper's Table 1 metrics)."""
+    from staging.evaluate.retrieval import evaluate_retrieval
+
+    report = evaluate_retrieval(
+        _engine(),
+        csv_file,
+        root=root,
+        label=label,
+        min_count=min_count,
+        embedder=embedder,
+        progress=not as_json,
+    )
     _print_report(report, as_json)
 
 
@@ -184,6 +312,63 @@ def bench_segment(
     sizes_px = [int(s) for s in sizes.split(",")]
     report = bench_segmentation(_engine(), names, sizes_px, repeat=repeat)
     _print_report(report, as_json)
+
+
+@bench_app.command("retrieval")
+def bench_retrieval(
+    n: int = typer.Option(1_000_000, "--n", help="Database vectors."),
+    dim: int = typer.Option(512, help="Dimensions."),
+    queries: int = typer.Option(1000, help="Query vectors."),
+    k: int = typer.Option(10, "-k", "--k", help="Neighbours per query."),
+    kinds: str = typer.Option("exact,hnsw", help="Comma-separated: exact, hnsw, hnsw_sq."),
+    m: int = typer.Option(None, "--m", help="HNSW M (links per node)."),
+    ef_construction: int = typer.Option(None, help="HNSW efConstruction."),
+    ef_search: str = typer.Option(None, help="HNSW efSearch value(s), comma-separated."),
+    clusters: int = typer.Option(1000, help="Gaussian cluster centres of the synthetic data."),
+    query_threads: int = typer.Option(1, help="Threads per single query."),
+    seed: int = typer.Option(0, help="Random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Exact vs HNSW search on synthetic clustered unit vectors: build time, memory,
+    p50/p99 single-query latency and recall@k against exact search."""
+    from staging.catalog import index as catalog_index
+    from staging.catalog.bench import bench_retrieval as run
+
+    efs = tuple(int(v) for v in ef_search.split(",")) if ef_search else None
+    report = run(
+        n=n,
+        dim=dim,
+        queries=queries,
+        k=k,
+        kinds=tuple(x.strip() for x in kinds.split(",") if x.strip()),
+        m=m or catalog_index.HNSW_M,
+        ef_construction=ef_construction or catalog_index.HNSW_EF_CONSTRUCTION,
+        ef_search=efs or (catalog_index.HNSW_EF_SEARCH,),
+        clusters=clusters,
+        query_threads=query_threads,
+        seed=seed,
+        progress=not as_json,
+    )
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(
+        f"{report['n']} x {report['dim']}-d, {report['queries']} queries, k={report['k']}, "
+        f"{report['clusters']} clusters; build on {report['build_threads']} threads, "
+        f"queries on {report['query_threads']}"
+    )
+    recall = f"recall@{report['k']}"
+    typer.echo(
+        f"{'index':8} {'M':>3} {'efC':>4} {'efS':>4} {'build s':>8} {'index MiB':>9} "
+        f"{'RSS MiB':>8} {'p50 ms':>7} {'p99 ms':>7} {recall:>9}"
+    )
+    for r in report["results"]:
+        typer.echo(
+            f"{r['index']:8} {r['M'] or '-':>3} {r['efConstruction'] or '-':>4} "
+            f"{r['efSearch'] or '-':>4} {r['build_seconds']:8.1f} "
+            f"{r['index_bytes'] / 2**20:9.0f} {r['rss_bytes'] / 2**20:8.0f} "
+            f"{r['p50_ms']:7.3f} {r['p99_ms']:7.3f} {r[recall]:9.4f}"
+        )
 
 
 def _print_report(report: dict, as_json: bool) -> None:

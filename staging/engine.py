@@ -8,19 +8,25 @@ the same code.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from staging.embed.base import Embedder
+from staging.errors import StagingError
 from staging.io import ImageSource, load_image
 from staging.models import ModelStore
 from staging.runtime import Runtime, resolve_device
 from staging.segment import PRETRAINED_PREFERENCE, Segmentation, Segmenter, create_segmenter
 from staging.segment.staged import StagedVerdict, classify_staged
 from staging.settings import Settings
+
+if TYPE_CHECKING:
+    from staging.catalog import CatalogIndex, Hit
 
 T = TypeVar("T")
 
@@ -168,6 +174,51 @@ class StagingEngine:
         if mask is None:
             mask = self.segment(rgb).mask
         return self.embedder(embedder).embed(rgb, mask)
+
+    # -- catalog index and retrieval -----------------------------------------------------------
+    def index(self, path: str | os.PathLike | CatalogIndex) -> CatalogIndex:
+        """The catalog index in folder ``path`` (built by ``staging index``), opened once and
+        reused; it notices later updates by itself."""
+        from staging.catalog import CatalogIndex
+
+        if isinstance(path, CatalogIndex):
+            return path
+        key = str(Path(os.fspath(path)).expanduser().resolve())
+        return self._cached("index", key, lambda: CatalogIndex.open(key))
+
+    def search(
+        self,
+        image: ImageSource,
+        k: int = 5,
+        index: str | os.PathLike | CatalogIndex | None = None,
+        staged_only: bool = True,
+        category: str | None = None,
+        index_type: str | None = None,
+        embedder: str | None = None,
+        mask: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """The ``k`` catalog items most similar to the product in ``image`` (paper §5.3).
+
+        The query product is segmented (or ``mask`` is used) and embedded, background removed,
+        with the index's own embedder; the score is the cosine similarity.
+
+        Args:
+            index: an index folder or an open :class:`~staging.catalog.CatalogIndex`.
+            staged_only: only staged catalog images (the scenes copy-paste staging reuses).
+            category: only items of this category.
+            index_type: ``exact``, ``hnsw`` or ``auto`` (exact below 50k vectors).
+            embedder: must be the index's embedder if given (otherwise an error).
+        """
+        if index is None:
+            raise StagingError("search needs an index: pass index='path/to/index-folder'.")
+        catalog = self.index(index)
+        catalog.check_embedder(embedder)
+        if catalog.embedder_name is None:
+            return []
+        vector = self.embed(image, embedder=catalog.embedder_name, mask=mask)
+        return catalog.search(
+            vector, k=k, staged_only=staged_only, category=category, index_type=index_type
+        )
 
     def is_staged(self, image: ImageSource) -> StagedVerdict:
         """Is the product shown in a scene (staged) rather than on a plain background?

@@ -1,0 +1,15 @@
+"""A searchable product catalog: ``staging index`` builds it, ``staging search`` queries it.
+
+See :mod:`staging.catalog.index` for the on-disk layout and how a killed run resumes, and
+:mod:`staging.catalog.bench` for the vector-search benchmark.
+"""
+
+from staging.catalog.index import (
+    EXACT_MAX,
+    INDEX_TYPES,
+    CatalogIndex,
+    Hit,
+    UpdateReport,
+)
+
+__all__ = ["EXACT_MAX", "INDEX_TYPES", "CatalogIndex", "Hit", "UpdateReport"]
