@@ -199,3 +199,74 @@ def test_shadowed_openings_of_a_shelf_unit_stay_background(seg):
     assert np.mean(prob[openings] < 0.5) > 0.9
     # the legs and shelves themselves are kept
     assert np.mean(prob[60:200, 97:100] >= 0.5) > 0.9
+
+
+# ------------------------------------------------------------------ explicit shadow model
+
+
+def _table_silhouette(h: int = 64, w: int = 64) -> np.ndarray:
+    """A table: a top and two legs, with a wide opening between them (float32 0/1)."""
+    m = np.zeros((h, w), np.float32)
+    m[16:20, 12:52] = 1.0
+    m[20:50, 12:15] = 1.0
+    m[20:50, 49:52] = 1.0
+    return m
+
+
+def test_shadow_model_recovers_a_drop_shadow():
+    from staging.segment import catalog as cat
+
+    mask = _table_silhouette()
+    truth = 0.3 * cat._shift(cat._blur(mask, 1.2), 3, 2)
+    weight = (cv2.dilate(mask, np.ones((3, 3), np.uint8)) == 0).astype(np.float32)
+    model = cat._fit_shadow_model(truth, mask, weight, cat._shadow_candidates(mask))
+    drop = [(p, a) for kind, p, a in model.terms if kind == "drop"]
+    assert drop, model.terms
+    (sigma, dx, dy), strength = drop[0]
+    assert (dx, dy) == (3, 2)
+    assert abs(strength - 0.3) < 0.06
+    assert model.explained > 0.95
+    # the prediction is linear in the silhouette: with no product there is no drop shadow
+    assert model.predict(np.zeros_like(mask)).max() <= float(model.fixed.max()) + 1e-6
+
+
+def _table_scene(face_k: float | None):
+    """Working-resolution inputs for ``_model_shadows``: a dark table on a white backdrop
+    whose drop shadow falls into the opening between its legs; the watershed handed the
+    whole opening to the product (unmarked pixels). With ``face_k`` the opening is instead
+    a grey product face (uniformly ``face_k`` times the backdrop) that no shadow explains."""
+    from staging.segment import catalog as cat
+
+    sil = cv2.resize(_table_silhouette(), (256, 256), interpolation=cv2.INTER_NEAREST)
+    shade = 0.35 * cat._shift(cat._blur(sil, 5.0), 12, 8)
+    B = np.full((256, 256, 3), 240.0, np.float32)
+    work = B * (1.0 - shade[..., None])
+    opening = np.zeros(sil.shape, bool)
+    opening[80:200, 60:196] = True
+    if face_k is None:
+        opening &= shade > 0.05  # the shadowed part: the rest matches the backdrop
+    else:
+        work[opening] = face_k * 240.0
+    work[sil > 0] = 40.0
+    rng = np.random.default_rng(0)
+    work = (work + rng.normal(0, 1.0, work.shape)).astype(np.float32)
+    mask = np.maximum(sil, opening.astype(np.float32))
+    grad = cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).max(2)
+    edges = cat._outline_edges(work, grad, 1.0)  # the legs' outlines
+    return cat, work, B, mask, opening & ~edges, edges
+
+
+def test_shadow_in_an_opening_explained_by_the_model_is_removed():
+    cat, work, B, mask, opening, edges = _table_scene(face_k=None)
+    out, removed, model = cat._model_shadows(work, B, mask, opening, 1.0, edges)
+    assert model.explained > 0.8
+    assert np.mean(out[opening] < 0.5) > 0.9
+    assert opening.sum() > 2000
+    assert np.all(out[80:200, 48:60] == 1.0)  # the legs are kept
+
+
+def test_grey_face_the_shadow_model_does_not_predict_stays_product():
+    cat, work, B, mask, opening, edges = _table_scene(face_k=0.7)
+    out, removed, _ = cat._model_shadows(work, B, mask, opening, 1.0, edges)
+    assert not removed.any()
+    assert np.all(out[opening] == 1.0)

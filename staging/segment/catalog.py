@@ -26,6 +26,14 @@ shadows, with the product in front of it:
    not too deep) whose factor ``k`` at the rim continues the shadow on the open backdrop just
    across the thin wall, and the wall is made of marked product parts (not a bare outline,
    where a shaded white or grey face meets its own shadow).
+3a'. **Explicit shadow model.** On a 64 px thumbnail the darkening ``1 - I/B`` of the open
+   backdrop is fitted as drop (offset, blurred copy of the silhouette), cast (squashed and
+   sheared onto the floor from the base) and contact (band under the base) shadows: a small
+   grid per family, closed-form least squares for every offset at once. The silhouette is
+   the mask or, when the watershed let shadows into it, its marked core. A shadow-like
+   region of the mask goes to the background when the model, with the region cut out of the
+   silhouette, predicts its darkening pixel by pixel; shading it does not predict (a white
+   or grey product's face) stays product.
 3b. **Enclosed regions.** Regions the classifier left as background but that are enclosed by
    the product or its (gap-closed) sharp edges are filled when they do not look like the
    backdrop: a mean residual or fine texture beyond the open backdrop's, not explained by a
@@ -148,7 +156,7 @@ def _fit_background(small: np.ndarray) -> tuple[np.ndarray, float, int, np.ndarr
     # flood for the polynomial, a looser one for the residual correction).
     region = sel.reshape(h, w).copy()
     if min(h, w) >= 8:
-        grad = cv2.morphologyEx(small, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).max(2)
+        grad = _max3(cv2.morphologyEx(small, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
         g0 = 3.0 * float(np.median(grad[sel.reshape(h, w)]))
         for limit, loose in ((12.0, False),):
             smooth = grad < max(limit, g0)
@@ -207,6 +215,16 @@ def _eval_poly(coef: np.ndarray, degree: int, h: int, w: int) -> np.ndarray:
     return cv2.merge(planes).reshape(h, w, 3)
 
 
+def _max3(a: np.ndarray) -> np.ndarray:
+    """Per-pixel maximum over the 3 channels (numpy's ``.max(2)`` is slow on a size-3 axis)."""
+    return cv2.max(cv2.max(a[..., 0], a[..., 1]), a[..., 2])
+
+
+def _highpass(work: np.ndarray) -> np.ndarray:
+    """Fine texture: what is left after a small blur (a smooth shadow gradient is not)."""
+    return _max3(cv2.absdiff(work, cv2.GaussianBlur(work, (5, 5), 1.0)))
+
+
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-pixel dot product of two HxWx3 float32 images (HxW)."""
     return cv2.transform(cv2.multiply(a, b), np.ones((1, 3), np.float32))
@@ -257,10 +275,12 @@ def _matte(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     B = _eval_poly(coef, degree, wh, ww) + _resize(B_s - poly_s, ww, wh).reshape(wh, ww, 3)
     B = np.clip(B, 1.0, 255.0)
     sigma = _noise_sigma(work, _resize(region.astype(np.float32), ww, wh) > 0.5)
-    grad = cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).max(2)
+    grad = _max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
     edges = _outline_edges(work, grad, sigma)
     mask, undecided = _classify(work, B, sigma, grad, edges)
     mask, carved = _carve_shadows(work, B, mask, undecided, sigma, edges)
+    mask, explained, _ = _model_shadows(work, B, mask, undecided, sigma, edges)
+    carved |= explained
     mask = _fill_enclosed(work, B, mask, sigma, edges, keep=carved)
 
     # 3. soft alpha at full resolution
@@ -269,7 +289,7 @@ def _matte(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _noise_sigma(work: np.ndarray, region: np.ndarray) -> float:
     """Per-channel pixel noise on the backdrop, from the high-pass residual (robust)."""
-    hp = np.abs(work - cv2.GaussianBlur(work, (5, 5), 1.0)).max(2)
+    hp = _highpass(work)
     vals = hp[region] if region.sum() > 32 else hp.ravel()
     return float(np.clip(1.4826 * np.median(vals) * 1.1, 0.5, 8.0))
 
@@ -283,7 +303,7 @@ def _refine_background(
     s = max(1.5, 0.06 * max(small.shape[:2]))
     for _ in range(2):
         diff = small - B
-        res = np.abs(diff).max(2)
+        res = _max3(np.abs(diff))
         # the flood may also cover soft shadows: from it take only pixels not darker than B
         lighter = diff.mean(2) > -tol
         inl = (region & ((res < tol + 2.0) | (lighter & (res < 30.0)))).astype(np.float32)
@@ -346,7 +366,7 @@ def _outline_edges(work: np.ndarray, grad: np.ndarray, sigma: float) -> np.ndarr
     across 3x3. A shadow is blurred, so its 3x3 contrast is a fraction of the 7x7 one.
     """
     t_edge = max(8.0, 5.0 * sigma)
-    wide = cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((7, 7), np.uint8)).max(2)
+    wide = _max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((7, 7), np.uint8)))
     edge = (grad > t_edge) & (grad > EDGE_SHARPNESS * wide)
     return _dilate(edge, EDGE_CLOSE)
 
@@ -383,7 +403,7 @@ def _edge_enclosed(
     opened[border] = True
     opened[0] = True  # label 0: edges and sure product
     open_px = opened[labels]
-    hp = np.abs(work - cv2.GaussianBlur(work, (5, 5), 1.0)).max(2)
+    hp = _highpass(work)
     hp = np.where(_dilate(edge, 1), 0.0, hp)  # texture away from the outline
     stats = _region_means(ids, n, [k, chroma_d, hp])
     k_mean, chroma_m, tex = stats[:, 0], stats[:, 1], stats[:, 2]
@@ -459,7 +479,7 @@ def _fill_enclosed(
     chroma_d = np.sqrt(_dot(chroma, chroma))
     diff = work - B
     # fine texture: what is left after a small blur (a smooth shadow gradient is not texture)
-    hp = np.abs(work - cv2.GaussianBlur(work, (5, 5), 1.0)).max(2)
+    hp = _highpass(work)
     # statistics away from the product's outline (its blur would read as texture); tiny
     # regions with no such pixels use all of theirs
     core = ~_dilate(product, 2)
@@ -558,7 +578,7 @@ def _carve_shadows(
     k = _dot(work, B) / bb
     chroma = work - k[..., None] * B
     chroma_d = np.sqrt(_dot(chroma, chroma))
-    hp = np.abs(work - cv2.GaussianBlur(work, (5, 5), 1.0)).max(2)
+    hp = _highpass(work)
     ids = labels.ravel()
     stats = _region_means(ids, n, [k, chroma_d, hp])
     depth, chroma_m, tex = 1.0 - stats[:, 0], stats[:, 1], stats[:, 2]
@@ -625,6 +645,345 @@ def _continuous(
 
 
 SHADOW_MAX = 0.85  # studio shadows never darken the backdrop more than this
+
+# ---------------------------------------------------------------------- explicit shadow model
+
+SHADOW_SIDE = 64  # shadow-fit thumbnail (longer side)
+DROP_SIGMAS = (0.6, 1.2, 2.0, 3.2)  # blur of a drop shadow (fraction of SHADOW_SIDE / 64)
+DROP_DX = 0.07  # max sideways offset of a drop shadow (fraction of the longer side)
+DROP_DY = (-0.01, 0.06)  # vertical offset range (down is positive)
+CAST_SQUASH = (0.15, 0.3, 0.45, -0.15, -0.3)  # floor projection: height scale (< 0: in front)
+CAST_SHEAR = (-1.0, 0.0, 1.0)
+CAST_SIGMA = 1.5  # penumbra far from the contact line (the near one is ~sharp)
+CAST_SHIFT = 0.02  # free offset of a cast shadow (fraction of the longer side)
+
+
+class _ShadowModel:
+    """Backdrop darkening ``1 - I/B`` explained as a sum of linear images of the silhouette.
+
+    Studio shadows are copies of the product's silhouette: a drop shadow is an offset,
+    blurred copy; a cast shadow a copy squashed and sheared onto the floor from the
+    product's base; a contact shadow a blurred band under the base. Each term ``j`` is
+    ``strength_j * L_j(mask)`` with ``L_j`` linear (warp, blur, shift), so the shadow the
+    model predicts for any other mask -- e.g. the product with an opening removed -- is one
+    cheap re-application. Fitted on a thumbnail, only over pixels known to be backdrop or
+    shadow (outside the product), by least squares per candidate over a small grid.
+    """
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
+        self.terms: list[tuple[str, tuple, float]] = []  # (kind, params, strength)
+        self.fixed = np.zeros(shape, np.float32)  # the contact term: not linear in the mask
+        self.rms = 1.0  # residual on the fit pixels
+        self.explained = 0.0  # share of the observed darkening's energy it explains
+
+    def predict(self, mask_t: np.ndarray) -> np.ndarray:
+        out = self.fixed.copy()
+        for kind, params, a in self.terms:
+            out += a * _shadow_basis(kind, params, mask_t)
+        return np.clip(out, 0.0, SHADOW_MAX)
+
+
+def _shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    m = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+    h, w = img.shape
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma <= 0.3:
+        return img
+    return cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+
+
+def _cast_warp(mask_t: np.ndarray, squash: float, shear: float, sigma: float) -> np.ndarray:
+    """The silhouette projected on the floor from its base line, softer further from it."""
+    h, w = mask_t.shape
+    rows = np.nonzero(mask_t.max(1) > 0.5)[0]
+    if not rows.size:
+        return np.zeros_like(mask_t)
+    top, base = float(rows[0]), float(rows[-1])
+    m = np.array(
+        [[1.0, -shear * squash, shear * squash * base], [0.0, squash, base * (1 - squash)]],
+        np.float32,
+    )
+    proj = cv2.warpAffine(mask_t, m, (w, h), flags=cv2.INTER_LINEAR)
+    near, far = proj, _blur(proj, sigma)
+    reach = max(2.0, abs(squash) * (base - top))
+    t = np.clip(np.abs(np.arange(h, dtype=np.float32) - base) / reach, 0, 1)[:, None]
+    return (near * (1 - t) + far * t) * (1 - 0.4 * t)
+
+
+def _shadow_basis(kind: str, params: tuple, mask_t: np.ndarray) -> np.ndarray:
+    if kind == "drop":
+        sigma, dx, dy = params
+        return _shift(_blur(mask_t, sigma), dx, dy)
+    squash, shear, sigma, dx, dy = params
+    return _shift(_cast_warp(mask_t, squash, shear, sigma), dx, dy)
+
+
+def _offset_windows(img: np.ndarray, rx: int, ry: tuple[int, int]) -> np.ndarray:
+    """Every integer offset ``d`` of ``img`` as a row: ``out[d, p] = img(p + d)``, zero outside.
+
+    Rows run over ``dy`` in ``ry[0]..ry[1]`` then ``dx`` in ``-rx..rx``."""
+    h, w = img.shape
+    top, bot = max(0, -ry[0]), max(0, ry[1])
+    pad = cv2.copyMakeBorder(img, top, bot, rx, rx, cv2.BORDER_CONSTANT, value=0)
+    win = np.lib.stride_tricks.sliding_window_view(pad, (h, w))
+    return win.reshape(-1, h * w)
+
+
+def _best_offsets(
+    resid: np.ndarray, weight: np.ndarray, bases: np.ndarray, den: np.ndarray, rx: int, ry: tuple
+) -> tuple[int, float, float, int, int]:
+    """The candidate basis and integer offset that best explain ``resid``.
+
+    Closed-form least squares for every (basis ``j``, offset ``d``) pair at once: the
+    strength is ``sum(w r B_j(p - d)) / sum(w B_j(p - d)^2)``, both sums correlations,
+    computed as small matrix products over the offset windows (``den``, which does not
+    depend on the residual, once per fit: :func:`_offset_energy`); the drop in squared
+    residual is ``num * strength``. ``bases`` is (n, h*w). Returns (j, gain, strength, dx, dy).
+    """
+    # cv2.gemm, not numpy's BLAS: no thread spin-up for these small products
+    wins = _offset_windows(resid * weight, rx, ry)
+    num = cv2.gemm(wins, bases, 1.0, None, 0.0, flags=cv2.GEMM_2_T)  # (offsets, n)
+    a = num / np.maximum(den, 1e-6)
+    gain = np.where(a > 0, num * a, 0.0)
+    i, j = np.unravel_index(int(np.argmax(gain)), gain.shape)
+    nx = 2 * rx + 1
+    dy, dx = i // nx + min(0, ry[0]), i % nx - rx
+    return int(j), float(gain[i, j]), float(a[i, j]), int(dx), int(dy)
+
+
+def _offset_energy(weight: np.ndarray, bases: np.ndarray, rx: int, ry: tuple) -> np.ndarray:
+    """``sum(w B_j(p - d)^2)`` for every offset ``d`` and basis ``j`` (offsets, n)."""
+    wins = _offset_windows(weight, rx, ry)
+    return cv2.gemm(wins, bases * bases, 1.0, None, 0.0, flags=cv2.GEMM_2_T)
+
+
+def _shadow_candidates(mask_t: np.ndarray) -> dict:
+    """The candidate terms for a silhouette: per family (params, bases, x range, y range),
+    and the contact basis. Built once per silhouette, shared by its fits."""
+    h, w = mask_t.shape
+    side = max(h, w)
+    scale = side / 64.0
+    rx = int(round(DROP_DX * side))
+    ry = (int(np.floor(DROP_DY[0] * side)), int(np.ceil(DROP_DY[1] * side)))
+    rc = max(1, int(round(CAST_SHIFT * side)))
+    drop_p = [s * scale for s in DROP_SIGMAS]
+    cast_p = [(q, sh, CAST_SIGMA * scale) for q in CAST_SQUASH for sh in CAST_SHEAR]
+    drops = np.stack([_blur(mask_t, s).ravel() for s in drop_p])
+    casts = np.stack([_cast_warp(mask_t, *p).ravel() for p in cast_p])
+    return {
+        "drop": (drop_p, drops, rx, ry),
+        "cast": (cast_p, casts, rc, (-rc, rc)),
+        "contact": _contact_basis(mask_t),
+    }
+
+
+def _fit_shadow_model(
+    depth_t: np.ndarray, mask_t: np.ndarray, weight: np.ndarray, cands: dict
+) -> _ShadowModel:
+    """Fit drop, cast and contact terms to the observed darkening ``depth_t`` (thumbnail).
+
+    ``weight`` selects the pixels known to be backdrop or shadow; ``cands`` comes from
+    :func:`_shadow_candidates` for ``mask_t``. Each family (drop, cast) picks its best
+    candidate and offset against what the others leave, then the chosen strengths and the
+    contact term are refitted jointly (non-negative); two rounds.
+    """
+    h, w = mask_t.shape
+    model = _ShadowModel((h, w))
+    wsum = float(weight.sum())
+    if wsum < 16 or mask_t.max() < 0.5:
+        return model
+    contact = cands["contact"]
+    families = {
+        name: (params, bases, _offset_energy(weight, bases, ox, oy), ox, oy)
+        for name, (params, bases, ox, oy) in ((k, cands[k]) for k in ("drop", "cast"))
+    }
+    chosen: dict[str, tuple[str, tuple]] = {}
+    strength: dict[str, float] = {}
+    contact_a = 0.0
+    for _ in range(2):
+        for name, (params, bases, den, ox, oy) in families.items():
+            others = contact_a * contact
+            for other, (kind, p) in chosen.items():
+                if other != name:
+                    others = others + strength[other] * _shadow_basis(kind, p, mask_t)
+            j, gain, a, dx, dy = _best_offsets(depth_t - others, weight, bases, den, ox, oy)
+            if gain > 0:
+                p = params[j]
+                chosen[name] = (name, (p, dx, dy) if name == "drop" else (*p, dx, dy))
+                strength[name] = a
+        names = list(chosen)
+        cols = [_shadow_basis(*chosen[n], mask_t) for n in names] + [contact]
+        coef = _nnls(cols, depth_t, weight)
+        strength = {n: float(coef[i]) for i, n in enumerate(names)}
+        contact_a = float(coef[-1])
+    model.terms = [(*chosen[n], strength[n]) for n in chosen if strength[n] > 0]
+    model.fixed = (contact_a * contact).astype(np.float32)
+    res = (depth_t - model.predict(mask_t)) * np.sqrt(weight)
+    sq = float((res * res).sum())
+    model.rms = float(np.sqrt(sq / wsum))
+    model.explained = 1.0 - sq / max(float((depth_t * depth_t * weight).sum()), 1e-6)
+    return model
+
+
+def _rms(res: np.ndarray, weight: np.ndarray) -> float:
+    return float(np.sqrt((res * res * weight).sum() / max(float(weight.sum()), 1.0)))
+
+
+def _nnls(cols: list[np.ndarray], target: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Weighted least squares with non-negative coefficients (a handful of columns)."""
+    A = np.stack([c.ravel() for c in cols], 1).astype(np.float64)
+    wv = weight.ravel().astype(np.float64)
+    b = target.ravel().astype(np.float64)
+    active = np.ones(A.shape[1], bool)
+    coef = np.zeros(A.shape[1])
+    for _ in range(A.shape[1]):
+        Aa = A[:, active]
+        ata = Aa.T @ (Aa * wv[:, None]) + 1e-6 * np.eye(int(active.sum()))
+        sol = np.linalg.solve(ata, Aa.T @ (b * wv))
+        coef[:] = 0.0
+        coef[active] = sol
+        if (sol >= 0).all():
+            break
+        active[np.nonzero(active)[0][sol < 0]] = False
+        if not active.any():
+            break
+    return np.clip(coef, 0.0, None)
+
+
+def _contact_basis(mask_t: np.ndarray) -> np.ndarray:
+    """A blurred band under the product's footprint (where it touches the floor)."""
+    h, w = mask_t.shape
+    rows = np.nonzero(mask_t.max(1) > 0.5)[0]
+    out = np.zeros_like(mask_t)
+    if not rows.size:
+        return out
+    top, base = int(rows[0]), int(rows[-1])
+    foot_rows = mask_t[max(top, base - max(1, int(0.06 * (base - top + 1)))) : base + 1]
+    foot = cv2.dilate(foot_rows.max(0).reshape(1, -1), np.ones((1, 3), np.uint8)).ravel()
+    out[max(0, base - 1) : base + 2] = foot
+    return _blur(out, 1.2 * max(h, w) / 64.0)
+
+
+SM_FIT_MIN = 0.0  # min share of the darkening the fit explains (0: the per-region tests decide)
+SM_TOL = 0.04  # mean |observed - predicted| darkening over a region explained by the model
+SM_BAD = 0.08  # a pixel this far off the prediction is not explained ...
+SM_BAD_FRAC = 0.25  # ... and at most this share of an explained region is
+SM_MIN_PRED = 0.04  # the model must predict at least this much shadow over the region
+SM_ROUNDS = 3  # self-consistency passes
+SM_CORE_SLACK = 0.003  # the core model may fit the open backdrop this much worse (rms)
+
+
+def _model_shadows(
+    work: np.ndarray,
+    B: np.ndarray,
+    mask: np.ndarray,
+    undecided: np.ndarray,
+    sigma: float,
+    edges: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, _ShadowModel]:
+    """Shadow-like regions the product mask claims that the fitted shadow model explains.
+
+    The model is fitted on the darkening of the open backdrop around the product; a region
+    of the mask (an opening between legs, a soft shadow the watershed attached to an
+    outline) goes to the background when, with the region removed from the silhouette,
+    the model still predicts its darkening pixel by pixel. A white or grey product face
+    whose shading the model does not predict stays product.
+
+    Returns the new mask, the removed pixels and the model.
+    """
+    product = mask >= 0.5
+    wh, ww = product.shape
+    bb = np.maximum(_dot(B, B), 1.0)
+    k = _dot(work, B) / bb
+    chroma = work - k[..., None] * B
+    chroma_d = np.sqrt(_dot(chroma, chroma))
+    depth = np.clip(1.0 - k, 0.0, 1.0).astype(np.float32)
+    outside = ~_dilate(product, 2)
+    ref_chroma = float(np.median(chroma_d[outside])) if outside.any() else sigma
+    neutral = chroma_d < ref_chroma + max(3.0, 1.5 * sigma) + 0.08 * depth * 255.0
+    fit_px = outside & neutral & (k < 1.05)
+
+    th, tw = _fit_size(wh, ww, SHADOW_SIDE)
+    mask_t = _resize(mask.astype(np.float32), tw, th)
+    depth_t = _resize(depth, tw, th)
+    weight = (_resize(fit_px.astype(np.float32), tw, th) > 0.99).astype(np.float32)
+    # The silhouette casting the shadows: the mask, or -- when the watershed let shadows
+    # into it (they hug the legs that cast them) -- only its marked core (certain and step
+    # pixels), fitted also over the unmarked pixels around it, robustly (a grey product's
+    # face is an outlier). Whichever predicts the open backdrop about as well and is simpler
+    # to trust: the core model must not do worse there.
+    model = _fit_shadow_model(depth_t, mask_t, weight, _shadow_candidates(mask_t))
+    core = product & ~undecided
+    if core.any() and (core != product).any():
+        core_t = _resize(core.astype(np.float32), tw, th)
+        fit_core = ~_dilate(core, 1) & neutral & (k < 1.05)
+        w_core = (_resize(fit_core.astype(np.float32), tw, th) > 0.99).astype(np.float32)
+        cands = _shadow_candidates(core_t)
+        alt = _fit_shadow_model(depth_t, core_t, w_core, cands)
+        if alt.terms:
+            res = np.abs(depth_t - alt.predict(core_t))
+            w_core *= res < max(SM_BAD, 3.0 * alt.rms)
+            alt = _fit_shadow_model(depth_t, core_t, w_core, cands)
+            if _rms(depth_t - alt.predict(core_t), weight) < model.rms + SM_CORE_SLACK:
+                model, mask_t, fit_px = alt, core_t, fit_core
+    removed = np.zeros(product.shape, bool)
+    if model.explained < SM_FIT_MIN or not model.terms:
+        return mask, removed, model
+
+    cand = product & undecided & ~edges
+    n, labels = cv2.connectedComponents(cand.astype(np.uint8), connectivity=4)
+    if n <= 1:
+        return mask, removed, model
+    hp = _highpass(work)
+    ref_tex = max(float(np.median(hp[outside])) if outside.any() else sigma, 0.5)
+    # a saturated white backdrop has no noise; shadows on it do (JPEG, sensor): compare
+    # with the texture of the open backdrop's own shadows when there are enough
+    shaded = fit_px & (depth > SHADOW_DEPTH_MIN + 0.02)
+    if shaded.sum() >= 32:
+        ref_tex = max(ref_tex, float(np.median(hp[shaded])))
+    ids = labels.ravel()
+    size = np.bincount(ids, minlength=n)
+    stats = _region_means(ids, n, [chroma_d, hp, depth])
+    chroma_m, tex, depth_m = stats[:, 0], stats[:, 1], stats[:, 2]
+    plausible = (
+        (size >= 8)
+        & (chroma_m < ref_chroma + max(3.0, 1.5 * sigma) + 0.08 * depth_m * 255.0)
+        & (tex < FILL_TEX * ref_tex)
+    )
+    plausible[0] = False
+
+    def without(removal: np.ndarray) -> np.ndarray:
+        # the predicted shadow with ``removal`` cut out of the silhouette (a no-op where
+        # the silhouette is the core, which never contains the candidates)
+        sil = np.maximum(mask_t - _resize(removal, tw, th), 0.0)
+        return _resize(model.predict(sil), ww, wh)
+
+    def explained(removal: np.ndarray, lo_removal: np.ndarray | None) -> np.ndarray:
+        hi = without(removal)
+        lo = hi if lo_removal is None else without(lo_removal)
+        err = np.maximum(np.maximum(lo - depth, depth - hi), 0.0)
+        bad = np.bincount(ids, (err > SM_BAD).ravel(), n) / np.maximum(size, 1)
+        e_m = np.bincount(ids, err.ravel(), n) / np.maximum(size, 1)
+        pred = np.bincount(ids, lo.ravel(), n) / np.maximum(size, 1)
+        return plausible & (e_m < SM_TOL) & (bad < SM_BAD_FRAC) & (pred > SM_MIN_PRED)
+
+    # The shadow a region receives depends on which other regions are openings too. First
+    # a bracket (the prediction with every candidate removed, and with none), then the
+    # self-consistent set: each region must be explained with itself and the others removed.
+    ok = explained(np.zeros_like(mask), cand.astype(np.float32))
+    for _ in range(SM_ROUNDS):
+        new = ok & explained(ok[labels].astype(np.float32), None)
+        if (new == ok).all():
+            break
+        ok = new
+    removed = ok[labels]
+    out = mask.copy()
+    out[removed] = 0.0
+    return out, removed, model
 
 
 def _soft_alpha(
