@@ -298,6 +298,43 @@ def eval_retrieval(
     _print_report(report, as_json)
 
 
+@eval_app.command("inpaint")
+def eval_inpaint(
+    images: Path = typer.Option(..., help="Folder of room photos (their pixels are the truth)."),
+    backend: str = typer.Option(None, help="Backend name (default: structure)."),
+    products: Path = typer.Option(
+        None,
+        help="Product shots on white whose silhouettes make the holes (default: a 'products' "
+        "folder beside the images, else procedural shapes).",
+    ),
+    reference: str = typer.Option(
+        "telea", help="Backend run on the same holes for comparison ('none' to skip)."
+    ),
+    width: int = typer.Option(512, help="Rooms are resized to this width first."),
+    seed: int = typer.Option(0, help="Seed of the hole shapes and positions."),
+    limit: int = typer.Option(0, help="Use only the first N images (0: all)."),
+    save: Path = typer.Option(None, help="Save each room with its hole and the result here."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Product-shaped holes in room photos: hole PSNR, SSIM over the hole's box, boundary-
+    weighted L1 (0.9/0.1, the paper's WBL weights) and seconds per image, beside Telea."""
+    from staging.evaluate.inpaint import evaluate_inpainting
+
+    report = evaluate_inpainting(
+        _engine(),
+        images,
+        backend=backend,
+        products=products,
+        width=width,
+        seed=seed,
+        limit=limit,
+        reference=None if reference.lower() == "none" else reference,
+        save_dir=save,
+        progress=not as_json,
+    )
+    _print_report(report, as_json)
+
+
 @bench_app.command("segment")
 def bench_segment(
     backends: str = typer.Option(None, help="Comma-separated names (default: all available)."),

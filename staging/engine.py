@@ -27,6 +27,7 @@ from staging.settings import Settings
 
 if TYPE_CHECKING:
     from staging.catalog import CatalogIndex, Hit
+    from staging.inpaint.base import Inpainter
 
 T = TypeVar("T")
 
@@ -174,6 +175,36 @@ class StagingEngine:
         if mask is None:
             mask = self.segment(rgb).mask
         return self.embedder(embedder).embed(rgb, mask)
+
+    # -- inpainting -----------------------------------------------------------------------------
+    def inpainter(self, backend: str | None = None) -> Inpainter:
+        """The loaded inpainting backend called ``backend`` (None: the weights-free default)."""
+        from staging.inpaint import DEFAULT, create_inpainter
+
+        name = backend or DEFAULT
+        return self._cached("inpaint", name, lambda: create_inpainter(name, self.runtime))
+
+    def inpaint(
+        self,
+        image: ImageSource,
+        hole: np.ndarray | ImageSource,
+        backend: str | None = None,
+    ) -> np.ndarray:
+        """``image`` with the ``hole`` filled; every pixel outside the hole comes back bit-exact.
+
+        Args:
+            image: path, bytes, PIL image or RGB array.
+            hole: bool HxW mask (True = fill; 0/255 or float masks work too), or a mask file.
+            backend: a name from :data:`staging.inpaint.BACKENDS` (``structure``, ``telea``,
+                ``ns``, ``lama``, ``sd``); None: the weights-free default, ``structure``.
+        """
+        from staging.io import load_mask
+
+        rgb = self.load_image(image)
+        if not isinstance(hole, np.ndarray):
+            size = (rgb.shape[1], rgb.shape[0])
+            hole = load_mask(hole, size=size, max_pixels=self.settings.max_pixels) >= 0.5
+        return self.inpainter(backend).inpaint(rgb, hole)
 
     # -- catalog index and retrieval -----------------------------------------------------------
     def index(self, path: str | os.PathLike | CatalogIndex) -> CatalogIndex:

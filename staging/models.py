@@ -152,6 +152,74 @@ register(
         {"mobilenetv2-12-int8.onnx": _MOBILENET_V2_SHA256},
     )
 )
+# torchvision's IMAGENET1K_V1 Inception-V3 (the paper's embedder). torchvision publishes only the
+# first 8 hex digits of the SHA-256, in the file name; torch.hub checks that prefix, so do we.
+_INCEPTION_V3_FILE = "inception_v3_google-0cc3c7bd.pth"
+register(
+    ModelSpec(
+        "inception_v3",
+        "embed",
+        "https://download.pytorch.org/models/" + _INCEPTION_V3_FILE,
+        (_INCEPTION_V3_FILE,),
+        "BSD-3-Clause",
+        103.9,
+        "Inception-V3 ImageNet classifier (torchvision IMAGENET1K_V1 state dict); its pooled "
+        "2048-d features are the paper's product embedding (needs torch + torchvision)",
+        {_INCEPTION_V3_FILE: "sha256:0cc3c7bd"},
+    )
+)
+register(
+    ModelSpec(
+        "clip-vit-base-patch32",
+        "embed",
+        "hf://openai/clip-vit-base-patch32",
+        ("config.json", "preprocessor_config.json", "model.safetensors"),
+        "MIT",
+        605.2,
+        "OpenAI CLIP ViT-B/32; its image tower's 512-d projected embedding is the `clip` "
+        "embedder (needs torch + transformers)",
+    )
+)
+
+
+# --- inpainting -----------------------------------------------------------------------------
+register(
+    ModelSpec(
+        "lama",
+        "inpaint",
+        "https://huggingface.co/Carve/LaMa-ONNX/resolve/main/lama_fp32.onnx",
+        ("lama_fp32.onnx",),
+        "Apache-2.0",
+        208.0,
+        "LaMa big-lama (Suvorov et al. 2022) large-mask inpainting, community ONNX export "
+        "(Carve/LaMa-ONNX; inputs image 1x3x512x512 in 0..1 and mask 1x1x512x512)",
+    )
+)
+register(
+    ModelSpec(
+        "sd-inpainting",
+        "inpaint",
+        "hf://stable-diffusion-v1-5/stable-diffusion-inpainting",
+        (
+            "model_index.json",
+            "scheduler/scheduler_config.json",
+            "text_encoder/config.json",
+            "text_encoder/model.safetensors",
+            "tokenizer/merges.txt",
+            "tokenizer/special_tokens_map.json",
+            "tokenizer/tokenizer_config.json",
+            "tokenizer/vocab.json",
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.safetensors",
+            "vae/config.json",
+            "vae/diffusion_pytorch_model.safetensors",
+            "feature_extractor/preprocessor_config.json",
+        ),
+        "CreativeML-OpenRAIL-M",
+        4270.0,
+        "Stable Diffusion 1.5 inpainting (diffusers pipeline; needs torch + diffusers)",
+    )
+)
 
 
 def _hash_file(path: Path, algorithm: str) -> str:
@@ -162,10 +230,20 @@ def _hash_file(path: Path, algorithm: str) -> str:
     return digest.hexdigest()
 
 
+MIN_PREFIX_HEX = 8
+"""A shorter expected digest is a prefix of the real one (torch.hub's file-name convention)."""
+
+
 def checksum_matches(path: Path, expected: str) -> bool:
-    """``expected`` is ``"sha256:<hex>"`` or ``"md5:<hex>"`` (pooch's convention)."""
+    """``expected`` is ``"sha256:<hex>"`` or ``"md5:<hex>"`` (pooch's convention). A digest of at
+    least :data:`MIN_PREFIX_HEX` digits but shorter than the algorithm's is matched as a prefix,
+    as torch.hub does for ``name-<sha256 prefix>.pth`` files."""
     algorithm, _, hexdigest = expected.partition(":")
-    return _hash_file(path, algorithm) == hexdigest.lower()
+    hexdigest = hexdigest.lower()
+    actual = _hash_file(path, algorithm)
+    if MIN_PREFIX_HEX <= len(hexdigest) < len(actual):
+        return actual.startswith(hexdigest)
+    return actual == hexdigest
 
 
 @dataclass

@@ -135,3 +135,13 @@ def test_embed_is_unit_norm_and_cached(studio_shot):
     assert engine.embedder() is engine.embedder("handcrafted")
     with pytest.raises(UnknownNameError):
         engine.embed(image, embedder="nope", mask=truth)
+
+
+def test_inpaint_keeps_pixels_outside_the_hole(studio_shot):
+    image, truth = studio_shot
+    engine = StagingEngine(device="cpu")
+    filled = engine.inpaint(image, truth)
+    assert filled.shape == image.shape and filled.dtype == np.uint8
+    assert (filled[~truth] == image[~truth]).all()
+    assert np.abs(filled[truth].astype(int) - 245).mean() < 10  # backdrop colour fills it
+    assert "inpaint:structure" in engine.loaded_models()

@@ -127,3 +127,12 @@ def test_models_dir_search_path(tmp_path, monkeypatch):
 
     monkeypatch.setenv("STAGING_MODELS_DIR", f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}")
     assert Settings().model_dirs == [tmp_path / "a", tmp_path / "b"]
+
+
+def test_checksum_prefix_as_in_torch_hub_file_names(tmp_path):
+    f = tmp_path / "w.pth"
+    f.write_bytes(b"abc")
+    full = hashlib.sha256(b"abc").hexdigest()
+    assert checksum_matches(f, "sha256:" + full[:8])  # torchvision's name-<8 hex>.pth
+    assert not checksum_matches(f, "sha256:" + ("0" * 8 if full[0] != "0" else "1" * 8))
+    assert not checksum_matches(f, "sha256:" + full[:4])  # too short to be trusted as a prefix

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from staging.embed.base import WHITE, Embedder, l2_normalize, product_crop
+from staging.embed.base import WHITE, Embedder, _check_masks, l2_normalize, product_crop
 from staging.errors import StagingError
 
 
@@ -21,18 +21,35 @@ def require(module: str, install: str, what: str):
     except ImportError as exc:
         raise StagingError(
             f"The {what} embedder needs the {module.split('.')[0]} package, which is not "
-            f"installed. Install it with:\n    pip install {install}\n"
+            f"installed (or does not import: {exc}). Install it with:\n"
+            f"    pip install {install}\n"
             "or use the weights-free default (--embedder handcrafted)."
         ) from exc
 
 
 def torch_device(runtime) -> str:
+    """The runtime's device as torch names it; an unusable CUDA/MPS device falls back to CPU."""
     device = getattr(runtime, "device", "cpu") or "cpu"
-    return device if device in ("cpu", "mps") or device.startswith("cuda") else "cpu"
+    if device.startswith("cuda"):
+        import torch
+
+        return device if torch.cuda.is_available() else "cpu"
+    if device == "mps":
+        import torch
+
+        mps = getattr(torch.backends, "mps", None)
+        return device if mps is not None and mps.is_available() else "cpu"
+    return "cpu"
 
 
 class TorchImageEmbedder(Embedder):
-    """A torch module mapping ``(N, 3, S, S)`` normalised RGB to ``(N, dim)`` features."""
+    """A torch module mapping ``(N, 3, S, S)`` normalised RGB to ``(N, dim)`` features.
+
+    Every image is first reduced to its masked, squared product crop on :attr:`fill`
+    (:func:`~staging.embed.base.product_crop`); :meth:`preprocess` turns a list of crops into
+    the network's input. Inference runs in batches of :attr:`batch_size` under
+    ``torch.inference_mode``, in half precision when ``fp16`` and the device is CUDA.
+    """
 
     def __init__(
         self,
@@ -44,23 +61,33 @@ class TorchImageEmbedder(Embedder):
         device: str = "cpu",
         batch_size: int = 16,
         fill: tuple[int, int, int] = WHITE,
+        fp16: bool = False,
     ):
         self.torch = require("torch", "torch", self.name)
-        self.module = module.eval().to(device)
+        self.device = device
+        self.dtype = (
+            self.torch.float16 if fp16 and device.startswith("cuda") else self.torch.float32
+        )
+        self.module = module.eval().to(device=device, dtype=self.dtype)
         self.dim = int(dim)
         self.size = int(size)
         self.mean = np.asarray(mean, dtype=np.float32)
         self.std = np.asarray(std, dtype=np.float32)
-        self.device = device
         self.batch_size = max(1, int(batch_size))
         self.fill = fill
 
-    def preprocess(self, image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        crop = product_crop(image, mask, fill=self.fill)
-        interp = cv2.INTER_AREA if crop.image.shape[0] > self.size else cv2.INTER_CUBIC
-        rgb = cv2.resize(crop.image, (self.size, self.size), interpolation=interp)
-        x = (rgb.astype(np.float32) / 255.0 - self.mean) / self.std
-        return np.ascontiguousarray(x.transpose(2, 0, 1))
+    def crop(self, image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """The product on :attr:`fill`, squared (RGB uint8)."""
+        return product_crop(image, mask, fill=self.fill).image
+
+    def preprocess(self, crops: Sequence[np.ndarray]):
+        """Square RGB uint8 crops -> ``(N, 3, size, size)`` float32 tensor (mean/std)."""
+        out = np.empty((len(crops), 3, self.size, self.size), dtype=np.float32)
+        for i, crop in enumerate(crops):
+            interp = cv2.INTER_AREA if crop.shape[0] > self.size else cv2.INTER_CUBIC
+            rgb = cv2.resize(crop, (self.size, self.size), interpolation=interp)
+            out[i] = ((rgb.astype(np.float32) / 255.0 - self.mean) / self.std).transpose(2, 0, 1)
+        return self.torch.from_numpy(out)
 
     def forward(self, batch):
         return self.module(batch)
@@ -70,15 +97,14 @@ class TorchImageEmbedder(Embedder):
         images: Sequence[np.ndarray],
         masks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
-        masks = [None] * len(images) if masks is None else list(masks)
-        if len(masks) != len(images):
-            raise ValueError(f"{len(images)} images but {len(masks)} masks")
+        masks = _check_masks(images, masks)
         out = np.zeros((len(images), self.dim), dtype=np.float32)
         torch = self.torch
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                idx = range(start, min(start + self.batch_size, len(images)))
-                batch = np.stack([self.preprocess(images[i], masks[i]) for i in idx])
-                feats = self.forward(torch.from_numpy(batch).to(self.device))
-                out[start : start + len(idx)] = feats.float().cpu().numpy().reshape(len(idx), -1)
+                stop = min(start + self.batch_size, len(images))
+                crops = [self.crop(images[i], masks[i]) for i in range(start, stop)]
+                batch = self.preprocess(crops).to(device=self.device, dtype=self.dtype)
+                feats = self.forward(batch)
+                out[start:stop] = feats.float().cpu().numpy().reshape(stop - start, -1)
         return l2_normalize(out)

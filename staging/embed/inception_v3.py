@@ -1,69 +1,79 @@
 """``inception_v3``: the paper's embedder (Sec. 5.3), Inception-V3's 2048-d pooled features.
 
-Needs torch plus torchvision (``IMAGENET1K_V1`` weights) or timm (``inception_v3.tv_in1k``);
-both are imported lazily. Weights come from those libraries' caches: offline (``STAGING_OFFLINE``
-/ ``HF_HUB_OFFLINE``) nothing is downloaded and a missing cache is a clear error. Input: the
-masked product crop on white, 299 x 299, ImageNet mean/std.
+The network is torchvision's ``Inception3``; its weights are the registry model
+``inception_v3`` (torchvision's ``IMAGENET1K_V1`` state dict,
+``inception_v3_google-0cc3c7bd.pth``), read from the models directory: fetch it once with
+``staging models pull inception_v3``. Nothing is downloaded behind the user's back.
+
+As torchvision does for these weights, ``transform_input`` is on (the Google weights expect
+``[-1, 1]`` inputs; the module maps ImageNet-normalised input to that), the auxiliary classifier
+is dropped and ``fc`` is replaced by ``Identity``, so the output is the 2048-d global-average
+pool (after dropout, a no-op in eval mode). Input: the masked product crop on white, resized to
+299 x 299, ImageNet mean/std.
 """
 
 from __future__ import annotations
 
 from staging.embed._torch import TorchImageEmbedder, require, torch_device
-from staging.errors import ModelNotAvailableError
+from staging.errors import StagingError
 
+MODEL = "inception_v3"
+"""The registry entry holding the weights."""
+DIM = 2048
+SIZE = 299
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-INSTALL = "torch torchvision   (or: pip install torch timm)"
+INSTALL = "torch torchvision   (tested: pip install -r requirements-torch.txt)"
 
 
 class InceptionV3Embedder(TorchImageEmbedder):
     name = "inception_v3"
 
 
-def _load_torchvision(offline: bool):
-    models = require("torchvision.models", INSTALL, "inception_v3")
-    weights = models.Inception_V3_Weights.IMAGENET1K_V1
-    if offline:
-        import os
-
-        torch = require("torch", INSTALL, "inception_v3")
-        cached = os.path.join(torch.hub.get_dir(), "checkpoints", weights.url.rsplit("/", 1)[-1])
-        if not os.path.exists(cached):
-            raise ModelNotAvailableError(
-                f"Inception-V3 weights are not in torch's cache ({cached}) and offline mode "
-                f"forbids downloading them from {weights.url}."
-            )
-    model = models.inception_v3(weights=weights, aux_logits=True)
-    model.fc = require("torch.nn", INSTALL, "inception_v3").Identity()
+def build_module(state_dict: dict, torchvision_models, nn):
+    """torchvision ``Inception3`` with ``state_dict`` loaded (strictly), aux head dropped and
+    ``fc`` = Identity. Accepts state dicts with or without ``AuxLogits.*`` / ``fc.*``."""
+    state = {}
+    for key, value in state_dict.items():
+        key = key.removeprefix("module.")  # saved from a DataParallel wrapper
+        if not key.startswith(("AuxLogits.", "fc.")):
+            state[key] = value
+    model = torchvision_models.Inception3(
+        num_classes=1000, aux_logits=False, transform_input=True, init_weights=False
+    )
+    model.fc = nn.Identity()
+    model.load_state_dict(state, strict=True)
     return model
 
 
-def _load_timm(offline: bool):
-    timm = require("timm", INSTALL, "inception_v3")
-    if offline:
-        import os
+def create(runtime, batch_size: int = 8, fp16: bool = False) -> InceptionV3Embedder:
+    """Load Inception-V3 from the models directory onto ``runtime.device``.
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return timm.create_model("inception_v3.tv_in1k", pretrained=True, num_classes=0)
-
-
-def create(runtime, batch_size: int = 16) -> InceptionV3Embedder:
-    require("torch", INSTALL, "inception_v3")
-    offline = bool(getattr(runtime.store, "offline", False))
+    Raises :class:`~staging.errors.StagingError` naming the pip command when torch or
+    torchvision is missing, and :class:`~staging.errors.ModelNotAvailableError` naming
+    ``staging models pull inception_v3`` when the weights are not on disk.
+    """
+    torch = require("torch", INSTALL, "inception_v3")
+    models = require("torchvision.models", INSTALL, "inception_v3")
+    path = runtime.store.path(MODEL)  # ModelNotAvailableError names the pull command
     try:
-        model = _load_torchvision(offline)
-    except ModelNotAvailableError:
-        raise
-    except Exception as first:  # noqa: BLE001 - torchvision missing or broken: try timm
-        try:
-            model = _load_timm(offline)
-        except ModelNotAvailableError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise ModelNotAvailableError(
-                f"Could not load Inception-V3 weights (torchvision: {first}; timm: {exc}). "
-                f"Install with: pip install {INSTALL}"
-            ) from exc
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state_dict, dict) and isinstance(state_dict.get("state_dict"), dict):
+            state_dict = state_dict["state_dict"]
+        model = build_module(state_dict, models, torch.nn)
+    except Exception as exc:  # noqa: BLE001 - unpickling / shape errors of a bad file
+        raise StagingError(
+            f"Could not load the Inception-V3 weights from {path}: {exc}\n"
+            f"The file may be damaged or not torchvision's Inception-V3 state dict; fetch it "
+            f"again with:\n    staging models pull {MODEL} --force"
+        ) from exc
     return InceptionV3Embedder(
-        model, 2048, 299, IMAGENET_MEAN, IMAGENET_STD, torch_device(runtime), batch_size
+        model,
+        DIM,
+        SIZE,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        device=torch_device(runtime),
+        batch_size=batch_size,
+        fp16=fp16,
     )

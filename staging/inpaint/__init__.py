@@ -1,0 +1,74 @@
+"""Inpainting backends, chosen by name.
+
+==========================  ===============================================================
+name                        what runs
+==========================  ===============================================================
+``structure`` (default)     weights-free structure-guided anisotropic diffusion: carries the
+                            lines entering the hole across it, smooth elsewhere (measured
+                            best of the weights-free methods on holes in room photos)
+``telea``, ``ns``           OpenCV's fast marching (Telea 2004) / Navier-Stokes: baselines
+``lama``                    LaMa (Suvorov et al. 2022), big-lama exported to ONNX, from the
+                            model registry
+``sd``                      Stable Diffusion inpainting (diffusers; needs torch + weights)
+==========================  ===============================================================
+
+Every backend keeps the pixels outside the hole bit-exact (:class:`Inpainter` composites).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from staging.errors import UnknownNameError
+from staging.inpaint.base import Inpainter
+from staging.runtime import Runtime
+
+DEFAULT = "structure"
+
+
+def _opencv(method: str) -> Callable[[Runtime], Inpainter]:
+    def factory(runtime: Runtime) -> Inpainter:
+        from staging.inpaint.opencv import OpenCVInpainter
+
+        return OpenCVInpainter(method)
+
+    return factory
+
+
+def _structure(runtime: Runtime) -> Inpainter:
+    from staging.inpaint.structure import StructureInpainter
+
+    return StructureInpainter()
+
+
+def _lama(runtime: Runtime) -> Inpainter:
+    from staging.inpaint.lama import LamaInpainter
+
+    return LamaInpainter(runtime.onnx_session(runtime.store.path("lama")))
+
+
+def _sd(runtime: Runtime) -> Inpainter:
+    from staging.inpaint.sd import StableDiffusionInpainter
+
+    return StableDiffusionInpainter.from_store(runtime)
+
+
+BACKENDS: dict[str, Callable[[Runtime], Inpainter]] = {
+    "structure": _structure,
+    "telea": _opencv("telea"),
+    "ns": _opencv("ns"),
+    "lama": _lama,
+    "sd": _sd,
+}
+
+
+def create_inpainter(name: str, runtime: Runtime) -> Inpainter:
+    """Build the backend called ``name`` (loading its weights: call once, then reuse)."""
+    if name in BACKENDS:
+        return BACKENDS[name](runtime)
+    raise UnknownNameError(
+        f"Unknown inpainting backend {name!r}. Use one of: {', '.join(BACKENDS)}."
+    )
+
+
+__all__ = ["BACKENDS", "DEFAULT", "Inpainter", "create_inpainter"]

@@ -1,0 +1,140 @@
+"""The inpainting interface: one small class per backend, one contract for all.
+
+A backend fills the pixels of a *hole* (bool HxW mask, True = unknown) in an RGB uint8 image.
+The contract every caller relies on is kept here, once, not in each backend:
+
+* pixels outside the hole come back **bit-exact** (the backend's output is composited into a
+  copy of the input, so a network that re-renders the whole frame cannot shift a colour);
+* shapes and dtypes are validated with messages a user can act on;
+* an empty hole returns a copy of the image without calling the backend;
+* a hole that covers the whole image is an error: there is nothing to fill it from.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import cv2
+import numpy as np
+
+from staging.errors import StagingError
+
+
+class Inpainter(ABC):
+    """An inpainting backend. Subclasses implement :meth:`fill` and set :attr:`name`."""
+
+    name: str = "?"
+
+    def inpaint(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """``image`` with the ``hole`` filled; every pixel outside the hole is unchanged.
+
+        Args:
+            image: RGB ``uint8`` array ``(H, W, 3)``.
+            hole: ``(H, W)`` mask of the pixels to fill: bool, or 0/1 / 0/255 integers, or
+                floats (``>= 0.5`` is hole).
+        """
+        image = check_image(image)
+        hole = as_hole(hole, image.shape[:2])
+        if not hole.any():
+            return image.copy()
+        if hole.all():
+            raise StagingError(
+                "The hole covers the whole image: there is no known pixel to inpaint from."
+            )
+        filled = self.fill(image, hole)
+        if filled.shape != image.shape:
+            raise StagingError(
+                f"Inpainting backend {self.name!r} returned shape {filled.shape}, "
+                f"expected {image.shape}."
+            )
+        if filled.dtype != np.uint8:
+            filled = np.clip(np.rint(filled), 0, 255).astype(np.uint8)
+        out = image.copy()
+        out[hole] = filled[hole]
+        return out
+
+    @abstractmethod
+    def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """The backend's fill: RGB uint8 (H, W, 3), same shape as ``image``.
+
+        Called only with a validated image and a bool hole that is neither empty nor full.
+        Pixels outside the hole may be anything: :meth:`inpaint` keeps the original ones.
+        """
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise StagingError(
+            f"inpaint needs an RGB uint8 numpy array, not {type(image).__name__} "
+            "(load files with staging.load_image)."
+        )
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise StagingError(
+            f"inpaint needs an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}."
+        )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise StagingError("inpaint got an empty image.")
+    return image
+
+
+def as_hole(hole: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The hole as a bool (H, W) mask of the image's size, or a clear error."""
+    hole = np.asarray(hole)
+    if hole.ndim == 3 and hole.shape[2] == 1:
+        hole = hole[..., 0]
+    if hole.ndim != 2:
+        raise StagingError(f"The hole must be a 2-D (H, W) mask, got shape {hole.shape}.")
+    if hole.shape != tuple(shape):
+        raise StagingError(
+            f"The hole's shape {hole.shape} does not match the image's {tuple(shape)} (H, W)."
+        )
+    if hole.dtype == np.bool_:
+        return hole
+    if np.issubdtype(hole.dtype, np.integer):
+        # 0/1 masks and 0/255 masks both work: half the maximum value is the threshold.
+        top = 255 if hole.size and int(hole.max()) > 1 else 1
+        return hole.astype(np.int64) * 2 >= top if top > 1 else hole != 0
+    if np.issubdtype(hole.dtype, np.floating):
+        return np.nan_to_num(hole) >= 0.5
+    raise StagingError(f"The hole must be a bool, integer or float mask, not {hole.dtype}.")
+
+
+def hole_bbox(hole: np.ndarray, margin: int = 0) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)`` of the hole's bounding box grown by ``margin``, clipped."""
+    ys = np.flatnonzero(hole.any(axis=1))
+    xs = np.flatnonzero(hole.any(axis=0))
+    h, w = hole.shape
+    return (
+        max(0, int(ys[0]) - margin),
+        min(h, int(ys[-1]) + 1 + margin),
+        max(0, int(xs[0]) - margin),
+        min(w, int(xs[-1]) + 1 + margin),
+    )
+
+
+def context_window(hole: np.ndarray, min_side: int = 512, context: float = 2.0):
+    """``(y0, y1, x0, x1)``: a window around the hole for networks that run at a fixed size.
+
+    A square of ``context`` times the hole's longer side (at least ``min_side``), centred on the
+    hole and moved inside the image; smaller than that when the image is (then not square).
+    """
+    y0, y1, x0, x1 = hole_bbox(hole)
+    h, w = hole.shape
+    side = max(int(round(context * max(y1 - y0, x1 - x0))), min_side)
+
+    def span(lo: int, hi: int, limit: int) -> tuple[int, int]:
+        length = min(side, limit)
+        start = int(round((lo + hi - length) / 2))
+        start = min(max(start, 0), limit - length)
+        return start, start + length
+
+    ys = span(y0, y1, h)
+    xs = span(x0, x1, w)
+    return ys[0], ys[1], xs[0], xs[1]
+
+
+def resize_to(array: np.ndarray, width: int, height: int) -> np.ndarray:
+    """cv2.resize with INTER_AREA when shrinking and INTER_CUBIC when enlarging."""
+    shrink = width * height < array.shape[0] * array.shape[1]
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+    return cv2.resize(array, (width, height), interpolation=interp)

@@ -1,0 +1,317 @@
+"""Inpainting backends (staging.inpaint) and their evaluation (staging.evaluate.inpaint)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from staging.errors import StagingError, UnknownNameError
+from staging.evaluate.inpaint import (
+    WBL_BOUNDARY,
+    WBL_INTERIOR,
+    boundary_weights,
+    evaluate_inpainting,
+    inpaint_metrics,
+    make_hole,
+    product_silhouette,
+)
+from staging.inpaint import BACKENDS, DEFAULT, create_inpainter
+from staging.models import ModelStore
+from staging.runtime import Runtime
+
+WEIGHTS_FREE = ("structure", "telea", "ns")
+
+
+@pytest.fixture
+def runtime(tmp_path) -> Runtime:
+    return Runtime(ModelStore([tmp_path]), "cpu")
+
+
+def _textured_room(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    """A wall over a floor, a few vertical edges and noise: something with structure."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w, 3), np.float64)
+    img[: h * 2 // 3] = (200, 190, 170)
+    img[h * 2 // 3 :] = (120, 90, 60)
+    img[:, w // 5 : w // 5 + 3] = (40, 40, 40)
+    img += rng.normal(0, 6, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _blob_hole(h: int = 96, w: int = 128) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return ((yy - h * 0.55) / (h * 0.25)) ** 2 + ((xx - w * 0.55) / (w * 0.15)) ** 2 <= 1
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def test_default_is_registered_and_weights_free(runtime):
+    assert DEFAULT == "structure"
+    assert set(WEIGHTS_FREE) <= set(BACKENDS)
+    assert create_inpainter(DEFAULT, runtime).name == DEFAULT
+
+
+@pytest.mark.parametrize("name", WEIGHTS_FREE)
+def test_bit_exact_outside_hole(name, runtime):
+    image = _textured_room()
+    hole = _blob_hole()
+    out = create_inpainter(name, runtime).inpaint(image, hole)
+    assert out.dtype == np.uint8 and out.shape == image.shape
+    np.testing.assert_array_equal(out[~hole], image[~hole])
+    assert out is not image
+    # the input is never modified
+    np.testing.assert_array_equal(image, _textured_room())
+
+
+@pytest.mark.parametrize("name", WEIGHTS_FREE)
+def test_hole_on_the_image_border(name, runtime):
+    image = _textured_room()
+    hole = np.zeros(image.shape[:2], bool)
+    hole[:30, :20] = True  # touches two sides of the frame
+    hole[-10:, 60:90] = True
+    out = create_inpainter(name, runtime).inpaint(image, hole)
+    np.testing.assert_array_equal(out[~hole], image[~hole])
+
+
+@pytest.mark.parametrize("name", WEIGHTS_FREE)
+def test_smooth_gradient_filled_with_low_error(name, runtime):
+    h, w = 80, 120
+    yy, xx = np.mgrid[:h, :w].astype(np.float64)
+    image = np.dstack([40 + xx, 60 + 1.2 * yy, 200 - 0.5 * xx - 0.4 * yy]).astype(np.uint8)
+    hole = np.zeros((h, w), bool)
+    hole[25:55, 40:80] = True
+    out = create_inpainter(name, runtime).inpaint(image, hole)
+    err = np.abs(out[hole].astype(float) - image[hole].astype(float)).mean()
+    limit = 3.0 if name == "structure" else 8.0
+    assert err < limit, f"{name}: mean abs error {err:.2f}"
+
+
+def test_structure_carries_a_horizontal_edge_across_the_hole(runtime):
+    """A wall/floor junction crossing the hole stays sharp (the reason for the default)."""
+    image = np.full((60, 100, 3), 220, np.uint8)
+    image[30:] = 60
+    hole = np.zeros((60, 100), bool)
+    hole[10:50, 35:65] = True
+    out = create_inpainter("structure", runtime).inpaint(image, hole)
+    assert out[20, 50].min() > 200 and out[40, 50].max() < 80
+    telea = create_inpainter("telea", runtime).inpaint(image, hole)
+    ours = inpaint_metrics(out, image, hole)["hole_psnr"]
+    assert ours > 24 and ours > inpaint_metrics(telea, image, hole)["hole_psnr"] + 3
+
+
+def test_empty_hole_returns_a_copy(runtime):
+    image = _textured_room()
+    for name in WEIGHTS_FREE:
+        out = create_inpainter(name, runtime).inpaint(image, np.zeros(image.shape[:2], bool))
+        np.testing.assert_array_equal(out, image)
+        assert out is not image
+
+
+def test_full_hole_is_a_clear_error(runtime):
+    image = _textured_room()
+    with pytest.raises(StagingError, match="whole image"):
+        create_inpainter("structure", runtime).inpaint(image, np.ones(image.shape[:2], bool))
+
+
+def test_mismatched_and_malformed_inputs(runtime):
+    inp = create_inpainter("telea", runtime)
+    image = _textured_room()
+    with pytest.raises(StagingError, match="does not match"):
+        inp.inpaint(image, np.zeros((10, 10), bool))
+    with pytest.raises(StagingError, match="2-D"):
+        inp.inpaint(image, np.zeros((*image.shape[:2], 3), bool))
+    with pytest.raises(StagingError, match="uint8"):
+        inp.inpaint(image.astype(np.float32), _blob_hole())
+    with pytest.raises(StagingError, match="numpy"):
+        inp.inpaint("room.jpg", _blob_hole())
+
+
+def test_integer_and_float_holes_are_accepted(runtime):
+    image = _textured_room()
+    hole = _blob_hole()
+    inp = create_inpainter("telea", runtime)
+    expected = inp.inpaint(image, hole)
+    for variant in (hole.astype(np.uint8) * 255, hole.astype(np.uint8), hole.astype(np.float32)):
+        np.testing.assert_array_equal(inp.inpaint(image, variant), expected)
+
+
+def test_unknown_backend_lists_the_names(runtime):
+    with pytest.raises(UnknownNameError, match="structure"):
+        create_inpainter("nope", runtime)
+
+
+def test_sd_without_diffusers_or_weights_is_a_clear_error(runtime):
+    with pytest.raises(StagingError, match="pip install|staging models pull"):
+        create_inpainter("sd", runtime)
+
+
+# --------------------------------------------------------------------------- LaMa (tiny ONNX)
+
+
+def _tiny_lama(path, layout: str = "image+mask", size: int = 512) -> None:
+    """An ONNX file with LaMa's signature whose 'inpainting' paints the hole mid-grey."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = []
+    if layout == "image+mask":
+        inputs = [
+            helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size]),
+            helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, size, size]),
+        ]
+        scale = 255.0  # Carve's export returns 0..255
+    else:
+        inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, size, size])]
+        nodes.append(helper.make_node("Split", ["input", "split"], ["image", "mask"], axis=1))
+        scale = 1.0
+    consts = {
+        "one": np.array(1.0, np.float32),
+        "grey": np.array(0.5, np.float32),
+        "scale": np.array(scale, np.float32),
+        "split": np.array([3, 1], np.int64),
+    }
+    inits = [onnx.numpy_helper.from_array(v, k) for k, v in consts.items()]
+    nodes += [
+        helper.make_node("Sub", ["one", "mask"], ["keep"]),
+        helper.make_node("Mul", ["image", "keep"], ["kept"]),
+        helper.make_node("Mul", ["mask", "grey"], ["painted"]),
+        helper.make_node("Add", ["kept", "painted"], ["sum"]),
+        helper.make_node("Mul", ["sum", "scale"], ["output"]),
+    ]
+    output = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, size, size])
+    graph = helper.make_graph(nodes, "tiny_lama", inputs, [output], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("layout", ["image+mask", "rgbm"])
+def test_lama_onnx_through_the_registry(tmp_path, layout):
+    _tiny_lama(tmp_path / "lama_fp32.onnx", layout)
+    runtime = Runtime(ModelStore([tmp_path]), "cpu")
+    inp = create_inpainter("lama", runtime)
+    assert inp.name == "lama" and inp.size == 512
+    image = _textured_room(300, 400)
+    hole = np.zeros((300, 400), bool)
+    hole[100:200, 150:260] = True
+    out = inp.inpaint(image, hole)
+    np.testing.assert_array_equal(out[~hole], image[~hole])
+    inner = out[110:190, 160:250].astype(float)
+    assert abs(inner.mean() - 127.5) < 2 and inner.std() < 2
+
+
+def test_lama_missing_weights_names_the_pull_command(runtime):
+    from staging.errors import ModelNotAvailableError
+
+    with pytest.raises(ModelNotAvailableError, match="staging models pull lama"):
+        create_inpainter("lama", runtime)
+
+
+def test_lama_rejects_a_model_with_another_signature(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "lama_fp32.onnx"))
+    with pytest.raises(StagingError, match="Not a LaMa ONNX model"):
+        create_inpainter("lama", Runtime(ModelStore([tmp_path]), "cpu"))
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_metrics_on_known_cases():
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    hole = np.zeros((40, 50), bool)
+    hole[10:30, 15:35] = True
+    perfect = inpaint_metrics(truth, truth, hole)
+    assert perfect["hole_psnr"] == 100.0 and perfect["wbl"] == 0.0
+    assert perfect["hole_ssim"] == pytest.approx(1.0)
+    # a constant error of 10 levels inside the hole: PSNR = 10 log10(255^2 / 100), L1 = 10/255
+    pred = truth.astype(np.int16)
+    pred[hole] = np.clip(pred[hole], 10, 255) - 10
+    pred = pred.astype(np.uint8)
+    diff = truth.astype(float) - pred.astype(float)
+    mse = np.mean(diff[hole] ** 2)
+    m = inpaint_metrics(pred, truth, hole)
+    assert m["hole_psnr"] == pytest.approx(10 * np.log10(255**2 / mse))
+    weights = boundary_weights(hole, band=3)
+    expected_wbl = (weights * np.abs(diff).mean(axis=2)).sum() / weights.sum() / 255
+    assert inpaint_metrics(pred, truth, hole, band=3)["wbl"] == pytest.approx(expected_wbl)
+    assert m["hole_ssim"] < 1.0
+
+
+def test_boundary_weights_are_the_papers():
+    hole = np.zeros((50, 50), bool)
+    hole[5:45, 5:45] = True
+    w = boundary_weights(hole, band=4)
+    assert w[~hole].max() == 0
+    assert w[5, 20] == pytest.approx(WBL_BOUNDARY)  # on the edge
+    assert w[25, 25] == pytest.approx(WBL_INTERIOR)  # deep inside
+    np.testing.assert_allclose(np.unique(w[hole]), [WBL_INTERIOR, WBL_BOUNDARY], rtol=1e-6)
+
+
+def test_silhouette_of_a_product_on_white():
+    shot = np.full((100, 100, 3), 250, np.uint8)
+    shot[20:80, 30:70] = (90, 60, 40)
+    shot[40:50, 45:55] = 255  # white detail inside the product stays product
+    sil = product_silhouette(shot)
+    assert sil is not None and sil[20:80, 30:70].all() and sil.sum() == 60 * 40
+    assert product_silhouette(np.full((100, 100, 3), 30, np.uint8)) is None  # not on white
+
+
+def test_holes_are_deterministic_and_sized():
+    sil = np.ones((60, 30), bool)
+    a = make_hole((300, 512), [sil], np.random.default_rng(3))
+    b = make_hole((300, 512), [sil], np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+    rows = np.flatnonzero(a.any(axis=1))
+    height = (rows[-1] - rows[0] + 1) / 300
+    assert 0.19 <= height <= 0.41
+    assert rows[-1] >= 0.7 * 300  # standing on the floor
+
+
+class _FakeEngine:
+    """What evaluate_inpainting needs from an engine (engine.inpaint)."""
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+
+    def inpaint(self, image, hole, backend=None):
+        return create_inpainter(backend or DEFAULT, self.runtime).inpaint(image, hole)
+
+
+def test_evaluate_inpainting_on_a_small_folder(tmp_path, runtime):
+    from staging.io import save_image
+
+    rooms = tmp_path / "rooms"
+    for i in range(3):
+        save_image(rooms / f"room{i}.png", _textured_room(150, 200, seed=i))
+    report = evaluate_inpainting(_FakeEngine(runtime), rooms, backend="structure", width=128)
+    assert report["backend"] == "structure" and report["images"] == 3
+    for key in ("hole_psnr", "hole_ssim", "wbl", "seconds_per_image"):
+        assert np.isfinite(report[key])
+    assert report["reference"]["backend"] == "telea"
+    assert report["reference"]["delta_hole_psnr"] == pytest.approx(
+        report["hole_psnr"] - report["reference"]["hole_psnr"]
+    )
+    assert len(report["per_image"]) == 3
+    again = evaluate_inpainting(_FakeEngine(runtime), rooms, backend="structure", width=128)
+    assert again["hole_psnr"] == report["hole_psnr"]  # same seed, same holes
+
+
+@pytest.mark.shared_data
+def test_structure_beats_telea_on_ikea_rooms(runtime):
+    from conftest import require_shared
+
+    rooms = require_shared("data", "ikea", "rooms")
+    report = evaluate_inpainting(
+        _FakeEngine(runtime), rooms, backend="structure", limit=8, progress=False
+    )
+    assert report["reference"]["delta_hole_psnr"] > 0.5
