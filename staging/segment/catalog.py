@@ -66,6 +66,13 @@ WORK_SIDE = 256  # classification resolution (longer side)
 FIT_SIDE = 64  # background-fit thumbnail (longer side)
 
 
+def _median(values: np.ndarray, axis=None):
+    """Median of a large sample from an evenly strided subset (a few thousand values are plenty
+    for a robust level estimate, and a full partition of every pixel costs milliseconds)."""
+    step = max(1, len(values) // 8192)
+    return np.median(values[::step], axis=axis)
+
+
 class CatalogSegmenter(Segmenter):
     """Background-model matting for studio shots; no weights."""
 
@@ -145,9 +152,9 @@ def _fit_background(small: np.ndarray) -> tuple[np.ndarray, float, int, np.ndarr
     border = border.ravel()
 
     # Start: the border's dominant colour (a product touching the frame is a minority).
-    med = np.median(vals[border], axis=0)
+    med = _median(vals[border], axis=0)
     res = np.abs(vals - med).max(1)
-    tol = max(12.0, float(np.percentile(res[border], 50)) * 3.0)
+    tol = max(12.0, float(_median(res[border])) * 3.0)
     sel = border & (res < tol)
     if sel.sum() < 3:
         sel = border
@@ -157,7 +164,7 @@ def _fit_background(small: np.ndarray) -> tuple[np.ndarray, float, int, np.ndarr
     region = sel.reshape(h, w).copy()
     if min(h, w) >= 8:
         grad = _max3(cv2.morphologyEx(small, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
-        g0 = 3.0 * float(np.median(grad[sel.reshape(h, w)]))
+        g0 = 3.0 * float(_median(grad[sel.reshape(h, w)]))
         for limit, loose in ((12.0, False),):
             smooth = grad < max(limit, g0)
             n, lab = cv2.connectedComponents(smooth.astype(np.uint8), connectivity=4)
@@ -174,7 +181,7 @@ def _fit_background(small: np.ndarray) -> tuple[np.ndarray, float, int, np.ndarr
     max_degree = 3 if min(h, w) >= 16 else (1 if min(h, w) >= 4 else 0)
     terms_full = _poly_terms(h, w, max_degree)
     coef = np.zeros((_n_terms(max_degree), 3), np.float32)
-    coef[0] = np.median(vals[sel], axis=0)
+    coef[0] = _median(vals[sel], axis=0)
     sigma = 2.0
     # (degree, where new inliers may come from): border first, then the whole thumbnail.
     schedule = ((1, sel.copy()), (2, sel.copy()), (2, None), (3, None), (3, None))
@@ -186,7 +193,7 @@ def _fit_background(small: np.ndarray) -> tuple[np.ndarray, float, int, np.ndarr
         terms = terms_full[:, :n]
         c = _solve(terms, vals, sel)
         res = np.abs(vals - terms @ c).max(1)
-        sigma = max(1.0, 1.4826 * float(np.median(res[sel])))
+        sigma = max(1.0, 1.4826 * float(_median(res[sel])))
         new = res < max(4.0 * sigma, 5.0)
         if pool is not None:
             new &= pool
@@ -291,7 +298,7 @@ def _noise_sigma(work: np.ndarray, region: np.ndarray) -> float:
     """Per-channel pixel noise on the backdrop, from the high-pass residual (robust)."""
     hp = _highpass(work)
     vals = hp[region] if region.sum() > 32 else hp.ravel()
-    return float(np.clip(1.4826 * np.median(vals) * 1.1, 0.5, 8.0))
+    return float(np.clip(1.4826 * _median(vals) * 1.1, 0.5, 8.0))
 
 
 def _refine_background(
@@ -407,8 +414,8 @@ def _edge_enclosed(
     hp = np.where(_dilate(edge, 1), 0.0, hp)  # texture away from the outline
     stats = _region_means(ids, n, [k, chroma_d, hp])
     k_mean, chroma_m, tex = stats[:, 0], stats[:, 1], stats[:, 2]
-    ref_tex = max(float(np.median(hp[bg0])) if bg0.any() else sigma, 0.5)
-    ref_chroma = float(np.median(chroma_d[bg0])) if bg0.any() else sigma
+    ref_tex = max(float(_median(hp[bg0])) if bg0.any() else sigma, 0.5)
+    ref_chroma = float(_median(chroma_d[bg0])) if bg0.any() else sigma
     h, w = bg0.shape
     depth = np.where(open_px & ~bg0 & free, np.clip(1.0 - k, 0.0, 1.0), 0.0).astype(np.float32)
     r = max(1, int(round(SHADOW_REACH * max(h, w))))
@@ -494,9 +501,9 @@ def _fill_enclosed(
     mean_abs = np.abs(stats[:, :3]).max(1)
     tex, chroma_m, k_mean = stats[:, 3], stats[:, 4], stats[:, 5]
     open_bg = is_open[labels]
-    ref_tex = float(np.median(hp[open_bg])) if open_bg.any() else sigma
+    ref_tex = float(_median(hp[open_bg])) if open_bg.any() else sigma
     ref_tex = max(ref_tex, 0.5)
-    ref_chroma = float(np.median(chroma_d[open_bg])) if open_bg.any() else sigma
+    ref_chroma = float(_median(chroma_d[open_bg])) if open_bg.any() else sigma
 
     # deepest shadow on the open backdrop within reach of each pixel
     depth = np.where(open_bg, np.clip(1.0 - k, 0.0, 1.0), 0.0).astype(np.float32)
@@ -583,8 +590,8 @@ def _carve_shadows(
     stats = _region_means(ids, n, [k, chroma_d, hp])
     depth, chroma_m, tex = 1.0 - stats[:, 0], stats[:, 1], stats[:, 2]
     bg_px = ~product & ~_dilate(product, 2)
-    ref_tex = max(float(np.median(hp[bg_px])) if bg_px.any() else sigma, 0.5)
-    ref_chroma = float(np.median(chroma_d[bg_px])) if bg_px.any() else sigma
+    ref_tex = max(float(_median(hp[bg_px])) if bg_px.any() else sigma, 0.5)
+    ref_chroma = float(_median(chroma_d[bg_px])) if bg_px.any() else sigma
     size = np.bincount(ids, minlength=n)
     plausible = (
         (size >= 8)
@@ -903,7 +910,7 @@ def _model_shadows(
     chroma_d = np.sqrt(_dot(chroma, chroma))
     depth = np.clip(1.0 - k, 0.0, 1.0).astype(np.float32)
     outside = ~_dilate(product, 2)
-    ref_chroma = float(np.median(chroma_d[outside])) if outside.any() else sigma
+    ref_chroma = float(_median(chroma_d[outside])) if outside.any() else sigma
     neutral = chroma_d < ref_chroma + max(3.0, 1.5 * sigma) + 0.08 * depth * 255.0
     fit_px = outside & neutral & (k < 1.05)
 
@@ -939,12 +946,12 @@ def _model_shadows(
     if n <= 1:
         return mask, removed, model
     hp = _highpass(work)
-    ref_tex = max(float(np.median(hp[outside])) if outside.any() else sigma, 0.5)
+    ref_tex = max(float(_median(hp[outside])) if outside.any() else sigma, 0.5)
     # a saturated white backdrop has no noise; shadows on it do (JPEG, sensor): compare
     # with the texture of the open backdrop's own shadows when there are enough
     shaded = fit_px & (depth > SHADOW_DEPTH_MIN + 0.02)
     if shaded.sum() >= 32:
-        ref_tex = max(ref_tex, float(np.median(hp[shaded])))
+        ref_tex = max(ref_tex, float(_median(hp[shaded])))
     ids = labels.ravel()
     size = np.bincount(ids, minlength=n)
     stats = _region_means(ids, n, [chroma_d, hp, depth])
