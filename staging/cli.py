@@ -408,6 +408,77 @@ def bench_retrieval(
         )
 
 
+@app.command("parallax")
+def parallax_command(
+    image: Path = typer.Argument(..., help="Product photo."),
+    out: Path = typer.Option(..., "--out", "-o", help="Video file: .mp4, .webm or .gif."),
+    mask: Path = typer.Option(None, help="Product mask image (default: segment the photo)."),
+    motion: str = typer.Option("pan", help="pan, zoom or orbit."),
+    size: str = typer.Option(None, help="WxH (1080x1350) or 1:1, 4:5, 9:16, 16:9."),
+    seconds: float = typer.Option(3.0, help="Clip length."),
+    fps: float = typer.Option(30.0, help="Frames per second."),
+    strength: float = typer.Option(None, help="Product shift, share of the short side (0.04)."),
+    fit: str = typer.Option("auto", help="cover (crop), pad (blurred background) or auto."),
+    loop: bool = typer.Option(True, "--loop/--no-loop", help="Seamless loop or one sweep."),
+    inpaint_backend: str = typer.Option(None, "--inpaint", help="Inpainting backend."),
+    backend: str = typer.Option(None, help="Segmentation backend when no --mask."),
+) -> None:
+    """Animate the product with a parallax effect: the product moves, the background less."""
+    clip = _engine().parallax(
+        image,
+        out,
+        mask=mask,
+        seconds=seconds,
+        fps=fps,
+        motion=motion,
+        strength=strength,
+        size=size,
+        loop=loop,
+        fit=fit,
+        inpaint_backend=inpaint_backend,
+        segment_backend=backend,
+    )
+    width, height = clip.size
+    typer.echo(
+        f"{clip.path}: {clip.frames} frames, {width}x{height} at {clip.fps:g} fps, "
+        f"{clip.motion}, {clip.fit}{', loop' if clip.loop else ''}"
+    )
+
+
+@bench_app.command("parallax")
+def bench_parallax_command(
+    sizes: str = typer.Option("720,1080", help="Square sizes to time."),
+    seconds: float = typer.Option(3.0, help="Clip length per size."),
+    fps: float = typer.Option(30.0, help="Frames per second of the clip."),
+    motion: str = typer.Option("orbit", help="pan, zoom or orbit."),
+    inpaint_backend: str = typer.Option(None, "--inpaint", help="Inpainting backend."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Parallax frames per second, render only and render + H.264 encode, at 720² and 1080²."""
+    from staging.evaluate.bench_parallax import bench_parallax
+
+    report = bench_parallax(
+        _engine().inpainter(inpaint_backend),
+        sizes=tuple(int(s) for s in sizes.split(",")),
+        seconds=seconds,
+        fps=fps,
+        motion=motion,
+    )
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(
+        f"{report['frames']} frames, {report['motion']}, inpainter {report['inpainter']}, "
+        f"{report['cpus']} CPUs"
+    )
+    typer.echo(f"{'size':>10} {'prepare s':>9} {'render fps':>10} {'+encode fps':>11} {'KiB':>7}")
+    for name, r in report["sizes"].items():
+        typer.echo(
+            f"{name:>10} {r['prepare_s']:9.2f} {r['render_fps']:10.1f} "
+            f"{r['render_encode_fps']:11.1f} {r['file_kib']:7.0f}"
+        )
+
+
 def _print_report(report: dict, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(report, indent=2))

@@ -26,6 +26,7 @@ from staging.segment.staged import StagedVerdict, classify_staged
 from staging.settings import Settings
 
 if TYPE_CHECKING:
+    from staging.animate import ParallaxClip
     from staging.catalog import CatalogIndex, Hit
     from staging.inpaint.base import Inpainter
 
@@ -257,3 +258,60 @@ class StagingEngine:
         Returns a verdict that is truthy when staged and carries ``.confidence``.
         """
         return classify_staged(self.load_image(image))
+
+    # -- parallax animation ---------------------------------------------------------------------
+    def parallax(
+        self,
+        image: ImageSource,
+        out: str | os.PathLike,
+        mask: np.ndarray | ImageSource | None = None,
+        seconds: float = 3.0,
+        fps: float = 30.0,
+        motion: str = "pan",
+        strength: float | None = None,
+        size: str | tuple[int, int] | None = None,
+        loop: bool = True,
+        fit: str = "auto",
+        inpaint_backend: str | None = None,
+        segment_backend: str | None = None,
+    ) -> ParallaxClip:
+        """Write a parallax video of the product in ``image`` to ``out`` (paper §5.4).
+
+        The product layer comes from ``mask`` (bool HxW, a float alpha, or a mask file), or
+        from :meth:`segment` when none is given; the background behind it is inpainted once
+        and reused by every frame. The format follows the extension: ``.mp4`` (H.264,
+        yuv420p, faststart), ``.webm`` (VP9) or ``.gif``.
+
+        Args:
+            seconds, fps: clip length (``round(seconds * fps)`` frames).
+            motion: ``pan``, ``zoom`` or ``orbit``.
+            strength: product shift amplitude, share of the output's short side (0.04).
+            size: ``"WxH"``, ``1:1``, ``4:5``, ``9:16``, ``16:9`` or None (photo's aspect,
+                long side at most 1080).
+            loop: one full period (seamless loop) or one sweep.
+            fit: ``cover`` (crop around the product), ``pad`` (blurred background), ``auto``.
+            inpaint_backend: default ``structure``.
+        """
+        from staging.animate import DEFAULT_STRENGTH
+        from staging.animate import parallax as render_parallax
+        from staging.io import load_mask
+
+        rgb = self.load_image(image)
+        if mask is None:
+            alpha = self.segment(rgb, backend=segment_backend).mask
+        else:  # arrays or files; float masks are used as soft alpha
+            size_wh = (rgb.shape[1], rgb.shape[0])
+            alpha = load_mask(mask, size=size_wh, max_pixels=self.settings.max_pixels)
+        return render_parallax(
+            rgb,
+            out,
+            alpha,
+            self.inpainter(inpaint_backend).inpaint,
+            seconds=seconds,
+            fps=fps,
+            motion=motion,
+            strength=DEFAULT_STRENGTH if strength is None else strength,
+            size=size,
+            loop=loop,
+            fit=fit,
+        )

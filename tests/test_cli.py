@@ -130,3 +130,44 @@ def test_bench_segment_reports_each_size():
     report = json.loads(result.output[result.output.index("{") :])
     assert set(report["catalog"]) == {"64px_ms", "96px_ms"}
     assert report["u2netp"] == "weights not present"
+
+
+def test_parallax_command_writes_a_playable_mp4(tmp_path, studio_shot):
+    import imageio_ffmpeg
+
+    image, truth = studio_shot
+    save_image(tmp_path / "p.png", image)
+    out = tmp_path / "clip.mp4"
+    result = runner.invoke(
+        app,
+        [
+            "parallax",
+            str(tmp_path / "p.png"),
+            "--out",
+            str(out),
+            "--seconds",
+            "0.5",
+            "--fps",
+            "12",
+            "--size",
+            "1:1",
+            "--inpaint",
+            "telea",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "6 frames" in result.output
+    reader = imageio_ffmpeg.read_frames(str(out))
+    meta = next(reader)
+    assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p")
+    assert sum(1 for _ in reader) == 6
+
+
+def test_bench_parallax_reports_fps():
+    result = runner.invoke(
+        app,
+        ["bench", "parallax", "--sizes", "96", "--seconds", "0.3", "--inpaint", "telea", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    assert report["sizes"]["96x96"]["render_encode_fps"] > 0
