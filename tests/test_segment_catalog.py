@@ -270,3 +270,21 @@ def test_grey_face_the_shadow_model_does_not_predict_stays_product():
     out, removed, _ = cat._model_shadows(work, B, mask, opening, 1.0, edges)
     assert not removed.any()
     assert np.all(out[opening] == 1.0)
+
+
+def test_inside_of_a_sharp_outline_never_feeds_the_backdrop_fit():
+    # A face inside a closed outline that blends smoothly into the backdrop at the
+    # thumbnail scale (a white-to-grey clock face) is walled off by the outline: it is not
+    # open backdrop, and the polynomial fit takes no pixel from it.
+    from staging.segment.catalog import _fit_background, _open_backdrop
+
+    yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
+    r = np.hypot(xx - 32, yy - 32)
+    edges = (r >= 18) & (r < 20)
+    open_bg = _open_backdrop(edges)
+    assert not open_bg[r < 18].any() and open_bg[r > 21].all()
+    small = np.full((64, 64, 3), 150.0, np.float32)
+    small[r < 18] += (np.clip((yy - 14) / 36.0, 0, 1) * 100.0)[r < 18][:, None]
+    small += np.random.default_rng(0).normal(0, 1.0, small.shape).astype(np.float32)
+    _, _, _, region = _fit_background(small, open_bg.ravel())
+    assert not region[r < 18].any() and region[r > 22].mean() > 0.9

@@ -140,7 +140,9 @@ def _solve(terms: np.ndarray, values: np.ndarray, sel: np.ndarray) -> np.ndarray
     return np.linalg.solve(ata.astype(np.float64), (a.T @ b).astype(np.float64)).astype(np.float32)
 
 
-def _fit_background(small: np.ndarray) -> tuple[np.ndarray, float, int, np.ndarray]:
+def _fit_background(
+    small: np.ndarray, allowed: np.ndarray | None = None
+) -> tuple[np.ndarray, float, int, np.ndarray]:
     """Robust polynomial background on a thumbnail: (coefficients, noise sigma, degree, the
     smooth border-connected region it was fitted to)."""
     h, w = small.shape[:2]
@@ -158,6 +160,8 @@ def _fit_background(small: np.ndarray) -> tuple[np.ndarray, float, int, np.ndarr
     sel = border & (res < tol)
     if sel.sum() < 3:
         sel = border
+    if allowed is not None and (sel & allowed).sum() >= 3:
+        sel = sel & allowed
     # The backdrop is smooth: flood from those border pixels through low-gradient pixels so
     # a spotlight or sweep far from the frame takes part in the fit from the start (a strict
     # flood for the polynomial, a looser one for the residual correction).
@@ -167,6 +171,8 @@ def _fit_background(small: np.ndarray) -> tuple[np.ndarray, float, int, np.ndarr
         g0 = 3.0 * float(_median(grad[sel.reshape(h, w)]))
         for limit, loose in ((12.0, False),):
             smooth = grad < max(limit, g0)
+            if allowed is not None:
+                smooth &= allowed.reshape(h, w)
             n, lab = cv2.connectedComponents(smooth.astype(np.uint8), connectivity=4)
             seeds = np.unique(lab.ravel()[sel & smooth.ravel()])
             seeds = seeds[seeds > 0]
@@ -197,6 +203,8 @@ def _fit_background(small: np.ndarray) -> tuple[np.ndarray, float, int, np.ndarr
         new = res < max(4.0 * sigma, 5.0)
         if pool is not None:
             new &= pool
+        if allowed is not None:
+            new &= allowed
         coef = np.zeros_like(coef)
         coef[:n] = c
 
@@ -272,18 +280,27 @@ def _matte(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     #    interpolated from the background pixels (radial spotlights, sweeps, vignettes)
     fh, fw = _fit_size(H, W, FIT_SIDE)
     small = _resize(img, fw, fh)
-    coef, sigma, degree, region = _fit_background(small)
+    #    (sharp outlines, found first, wall the product's inside off from the fit: a bright
+    #    or backdrop-coloured product must not feed the backdrop, nor halo around it)
+    wh, ww = _fit_size(H, W, WORK_SIDE)
+    work = _resize(img, ww, wh)
+    grad = _max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
+    edges = _outline_edges(work, grad, _noise_sigma(work, _frame_ring(wh, ww)))
+    open_s = _resize(_open_backdrop(edges).astype(np.float32), fw, fh) > OPEN_FRAC
+    coef, sigma, degree, region = _fit_background(
+        small, open_s.ravel() if open_s.sum() >= OPEN_MIN else None
+    )
     poly_s = _eval_poly(coef, degree, fh, fw)
+    # enclosed, edge-free pixels that match the fit (holes showing the backdrop) may steer
+    # the residual correction too; a product's face that does not match may not
+    inner = ~open_s & (_resize(edges.astype(np.float32), fw, fh) < 0.01)
+    region = region | (inner & (_max3(np.abs(small - poly_s)) < max(4.0 * sigma, 5.0)))
     B_s = _refine_background(small, poly_s, sigma, region)
 
     # 2. evidence at working resolution
-    wh, ww = _fit_size(H, W, WORK_SIDE)
-    work = _resize(img, ww, wh)
     B = _eval_poly(coef, degree, wh, ww) + _resize(B_s - poly_s, ww, wh).reshape(wh, ww, 3)
     B = np.clip(B, 1.0, 255.0)
     sigma = _noise_sigma(work, _resize(region.astype(np.float32), ww, wh) > 0.5)
-    grad = _max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
-    edges = _outline_edges(work, grad, sigma)
     mask, undecided = _classify(work, B, sigma, grad, edges)
     mask, carved = _carve_shadows(work, B, mask, undecided, sigma, edges)
     mask, explained, _ = _model_shadows(work, B, mask, undecided, sigma, edges)
@@ -292,6 +309,28 @@ def _matte(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     # 3. soft alpha at full resolution
     return _soft_alpha(img, work, mask, B)
+
+
+OPEN_FRAC = 0.99  # a thumbnail pixel is open backdrop when this share of it is
+OPEN_MIN = 64  # fewer open thumbnail pixels than this: fit without the walls
+
+
+def _frame_ring(h: int, w: int) -> np.ndarray:
+    ring = max(1, int(round(0.05 * min(h, w))))
+    m = np.zeros((h, w), bool)
+    m[:ring] = m[-ring:] = True
+    m[:, :ring] = m[:, -ring:] = True
+    return m
+
+
+def _open_backdrop(edges: np.ndarray) -> np.ndarray:
+    """Pixels reachable from the frame without crossing a sharp edge (the open backdrop)."""
+    n, lab = cv2.connectedComponents((~edges).astype(np.uint8), connectivity=4)
+    border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    keep = np.zeros(n, bool)
+    keep[border] = True
+    keep[0] = False
+    return keep[lab]
 
 
 def _noise_sigma(work: np.ndarray, region: np.ndarray) -> float:
