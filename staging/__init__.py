@@ -14,6 +14,7 @@ small backend classes chosen by name.
 from staging.engine import StagingEngine
 from staging.errors import ImageLoadError, ModelNotAvailableError, StagingError
 from staging.io import load_image
+from staging.result import Staged
 from staging.segment.base import Segmentation
 from staging.settings import Settings
 
@@ -22,6 +23,7 @@ __all__ = [
     "ModelNotAvailableError",
     "Segmentation",
     "Settings",
+    "Staged",
     "StagingEngine",
     "StagingError",
     "load_image",

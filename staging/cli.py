@@ -24,9 +24,13 @@ app = typer.Typer(
 models_app = typer.Typer(help="List, download and locate pretrained models.", no_args_is_help=True)
 eval_app = typer.Typer(help="Quality metrics on labelled data.", no_args_is_help=True)
 bench_app = typer.Typer(help="Speed benchmarks.", no_args_is_help=True)
+stage_app = typer.Typer(
+    help="Stage products: copy-paste (retrieval), vanilla and prompt-based.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 app.add_typer(bench_app, name="bench")
+app.add_typer(stage_app, name="stage")
 
 _overrides: dict = {}
 
