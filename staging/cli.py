@@ -449,6 +449,63 @@ def parallax_command(
     )
 
 
+@stage_app.command("copy-paste")
+def stage_copy_paste_command(
+    inputs: list[Path] = typer.Argument(..., help="Product photos or folders of them."),
+    index: Path = typer.Option(..., "--index", "-i", help="Catalog index folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    k: int = typer.Option(3, "-k", help="Candidates per product (one per retrieved scene)."),
+    mask: Path = typer.Option(None, help="Product mask image (one input only)."),
+    category: str = typer.Option(None, help="Only scenes of this catalog category."),
+    shadow: bool = typer.Option(True, "--shadow/--no-shadow", help="Contact shadow."),
+    harmonize: bool = typer.Option(False, help="Nudge the product's colour to the scene."),
+    inpaint_backend: str = typer.Option(None, "--inpaint", help="Inpainting backend."),
+    fmt: str = typer.Option("png", "--format", help="png, jpg or webp."),
+) -> None:
+    """Copy-paste staging (paper §5.3): the product pasted into its k most similar scenes.
+
+    Writes <name>.cp<N>.<format> per candidate and <name>.copy-paste.json with provenance
+    (catalog id, retrieval score), product SSIM and alignment figures.
+    """
+    import json
+
+    from staging.io import list_images
+
+    engine = _engine()
+    files = _expand(inputs, list_images)
+    if mask is not None and len(files) != 1:
+        raise StagingError("--mask applies to a single input image.")
+    out.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    written = 0
+    for path in tqdm(files, desc="copy-paste", unit="img", disable=len(files) < 2):
+        try:
+            results = engine.stage_copy_paste(
+                path,
+                k=k,
+                index=index,
+                mask=mask,
+                category=category,
+                shadow=shadow,
+                harmonize=harmonize,
+                inpaint_backend=inpaint_backend,
+            )
+        except StagingError as exc:
+            failures.append(f"{path}: {exc}")
+            continue
+        summary = []
+        for number, staged in enumerate(results, start=1):
+            target = staged.save(out / f"{path.stem}.cp{number}.{fmt.lstrip('.')}")
+            summary.append({"file": target.name, **staged.describe()})
+            written += 1
+        report = out / f"{path.stem}.copy-paste.json"
+        report.write_text(json.dumps(summary, indent=2, default=str))
+    typer.echo(f"{written} staged images from {len(files) - len(failures)} products in {out}")
+    if failures:
+        typer.echo("failed:\n  " + "\n  ".join(failures), err=True)
+        raise typer.Exit(1)
+
+
 @bench_app.command("parallax")
 def bench_parallax_command(
     sizes: str = typer.Option("720,1080", help="Square sizes to time."),
@@ -481,6 +538,36 @@ def bench_parallax_command(
             f"{name:>10} {r['prepare_s']:9.2f} {r['render_fps']:10.1f} "
             f"{r['render_encode_fps']:11.1f} {r['file_kib']:7.0f}"
         )
+
+
+@bench_app.command("buckets")
+def bench_buckets_command(
+    products: int = typer.Option(1000, help="Synthetic products (aspect 1:4 to 4:1)."),
+    sizes: str = typer.Option(None, help="Comma-separated placements (default: 10 standard)."),
+    r: float = typer.Option(1.2, "--r", help="Bucket increment ratio (seed: 1.2)."),
+    fill: float = typer.Option(0.6, help="Product share of the canvas's limiting side."),
+    align: str = typer.Option("center", help="center, bottom, bottom-left, ..."),
+    margin: float = typer.Option(0.05, help="Safe margin, share of the short side."),
+    merge: float = typer.Option(1.5, help="Max canvas growth when a bucket serves another."),
+    variants: int = typer.Option(100, help="Near-duplicate siblings per size (0: skip)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Background generations for N products x ad sizes, with and without buckets."""
+    from staging.compose.placement import STANDARD_SIZES
+    from staging.evaluate.bench_buckets import bench_buckets
+
+    names = [s.strip() for s in sizes.split(",") if s.strip()] if sizes else STANDARD_SIZES
+    report = bench_buckets(
+        products=products,
+        sizes=names,
+        r=r,
+        fill=fill,
+        align=align,
+        margin=margin,
+        merge=merge,
+        variants=variants,
+    )
+    _print_report(report, as_json)
 
 
 def _print_report(report: dict, as_json: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,6 +21,7 @@ from staging.embed.base import Embedder
 from staging.errors import StagingError
 from staging.io import ImageSource, load_image
 from staging.models import ModelStore
+from staging.result import Staged
 from staging.runtime import Runtime, resolve_device
 from staging.segment import PRETRAINED_PREFERENCE, Segmentation, Segmenter, create_segmenter
 from staging.segment.staged import StagedVerdict, classify_staged
@@ -59,6 +61,7 @@ class StagingEngine:
         self._models: dict[tuple[str, str], Any] = {}
         self._cache_lock = threading.Lock()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._plates: OrderedDict[tuple, tuple] = OrderedDict()
 
     # -- runtime --------------------------------------------------------------------------------
     @property
@@ -251,6 +254,173 @@ class StagingEngine:
         return catalog.search(
             vector, k=k, staged_only=staged_only, category=category, index_type=index_type
         )
+
+    # -- copy-paste staging ----------------------------------------------------------------------
+    def stage_copy_paste(
+        self,
+        product_image: ImageSource,
+        k: int = 3,
+        index: str | os.PathLike | CatalogIndex | None = None,
+        mask: np.ndarray | ImageSource | None = None,
+        category: str | None = None,
+        shadow: bool = True,
+        harmonize: bool = False,
+        inpaint_backend: str | None = None,
+        segment_backend: str | None = None,
+        max_side: int = 1024,
+        inpaint_side: int = 512,
+        progress: Callable[[float, str], None] | None = None,
+    ) -> list[Staged]:
+        """Stage the product into the ``k`` most similar staged catalog scenes (paper §5.3).
+
+        For each retrieved scene: its product is removed (dilated mask plus its floor shadow)
+        and the hole inpainted — once per scene, cached for the next products — then the input
+        product is pasted where the old one stood: scaled to its size, centre of mass aligned,
+        bottom on its floor line, aspect never distorted, soft edges, an optional contact
+        shadow and an optional bounded colour harmonisation.
+
+        Args:
+            product_image: the un-staged product photo.
+            k: how many candidates (one per retrieved scene).
+            index: a catalog index folder (``staging index``) or an open index.
+            mask: the product mask to use (bool, float alpha or a mask file), e.g. one
+                corrected by hand; default: :meth:`segment`.
+            category: only retrieve scenes of this category.
+            shadow, harmonize: see :func:`staging.compose.copy_paste.paste_product`.
+            inpaint_backend: default ``structure`` (weights-free).
+            max_side: scenes larger than this are worked on (and returned) at this size.
+            inpaint_side: the hole is filled at this long side and scaled back up (with
+                matched grain): background fills are low-frequency and this is much faster.
+            progress: called as ``progress(fraction, message)``.
+
+        Returns:
+            :class:`~staging.result.Staged` results, best retrieval score first; ``source``
+            holds the catalog ``id``, ``path``, ``category``, ``title`` and ``score``.
+        """
+        from staging.compose.copy_paste import paste_product
+
+        report = progress or (lambda fraction, message: None)
+        if k < 1:
+            raise StagingError(f"k must be at least 1, got {k}.")
+        rgb = self.load_image(product_image)
+        report(0.0, "segmenting the product")
+        product = self._product_layer(rgb, mask, segment_backend)
+        report(0.1, "retrieving similar staged scenes")
+        # Ask for spare hits: scenes whose product hangs on a wall, or fills the frame, are
+        # skipped (see scene_problem) and the next most similar scene is used instead.
+        hits = self.search(
+            rgb, k=4 * k, index=index, staged_only=True, category=category, mask=product.mask
+        )
+        if not hits:
+            where = f" of category {category!r}" if category else ""
+            raise StagingError(
+                f"The catalog index has no staged images{where} to copy a background from. "
+                "Index a catalog that includes photos of products in rooms (staging index)."
+            )
+        results: list[Staged] = []
+        skipped: list[str] = []
+        for hit in hits:
+            if len(results) == k:
+                break
+            report(0.2 + 0.8 * len(results) / k, f"staging into {hit.id}")
+            scene_mask, plate, problem = self._clean_plate(
+                hit, inpaint_backend, max_side, inpaint_side
+            )
+            if problem is not None:
+                skipped.append(f"{hit.id}: {problem}")
+                continue
+            pasted = paste_product(
+                plate, scene_mask, product.foreground, product.prob, shadow, harmonize
+            )
+            results.append(
+                Staged(
+                    image=pasted.image,
+                    alpha=pasted.alpha,
+                    mode="copy-paste",
+                    ssim=pasted.ssim,
+                    source={
+                        "id": hit.id,
+                        "path": str(hit.path),
+                        "category": hit.category,
+                        "title": hit.title,
+                        "score": round(float(hit.score), 4),
+                        "segment_backend": product.backend,
+                        "inpaint_backend": inpaint_backend or "structure",
+                    },
+                    scores=pasted.scores,
+                )
+            )
+        if not results:
+            raise StagingError(
+                "None of the similar catalog scenes can take the product: "
+                + "; ".join(skipped[:3])
+                + ". Index more staged photos of products standing in rooms."
+            )
+        report(1.0, "done")
+        return results
+
+    def _product_layer(
+        self, rgb: np.ndarray, mask: np.ndarray | ImageSource | None, backend: str | None
+    ) -> Segmentation:
+        """The product's segmentation: computed, or built from a given (corrected) mask."""
+        if mask is None:
+            return self.segment(rgb, backend=backend)
+        from staging.io import load_mask
+
+        size = (rgb.shape[1], rgb.shape[0])
+        alpha = load_mask(mask, size=size, max_pixels=self.settings.max_pixels)
+        if not (alpha >= self.settings.threshold).any():
+            raise StagingError("The product mask is empty: mark the product before staging.")
+        return Segmentation(rgb, alpha.astype(np.float32), "mask", self.settings.threshold)
+
+    def _clean_plate(
+        self, hit: Hit, inpaint_backend: str | None, max_side: int, inpaint_side: int
+    ) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+        """``(product mask, clean plate, problem)`` of a catalog hit.
+
+        The plate is the scene with its main product inpainted away (None when the scene is
+        unsuitable; ``problem`` says why). Plates depend only on the scene, so they are kept
+        in a small LRU: staging a whole catalog into the same few scenes inpaints each once.
+        """
+        from staging.compose.copy_paste import main_object, removal_hole, scene_problem
+        from staging.inpaint.base import inpaint_downscaled
+        from staging.io import load_mask
+
+        path = Path(hit.path)
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError as exc:
+            raise StagingError(f"Catalog image {path} is missing: re-run staging index.") from exc
+        key = (str(path), stamp, inpaint_backend or "", max_side, inpaint_side)
+        with self._cache_lock:
+            if key in self._plates:
+                self._plates.move_to_end(key)
+                return self._plates[key]
+        scene = self.load_image(path)
+        h, w = scene.shape[:2]
+        if max(h, w) > max_side:
+            import cv2
+
+            factor = max_side / max(h, w)
+            size = (max(1, round(w * factor)), max(1, round(h * factor)))
+            scene = cv2.resize(scene, size, interpolation=cv2.INTER_AREA)
+        size = (scene.shape[1], scene.shape[0])
+        if hit.mask is not None and Path(hit.mask).is_file():
+            scene_mask = load_mask(hit.mask, size=size) >= 0.5
+        else:
+            scene_mask = self.segment(scene).mask
+        scene_mask = main_object(scene_mask)
+        problem = scene_problem(scene_mask)
+        plate = None
+        if problem is None:
+            hole = removal_hole(scene_mask)
+            plate = inpaint_downscaled(self.inpainter(inpaint_backend), scene, hole, inpaint_side)
+        entry = (scene_mask, plate, problem)
+        with self._cache_lock:
+            self._plates[key] = entry
+            while len(self._plates) > 16:
+                self._plates.popitem(last=False)
+        return entry
 
     def is_staged(self, image: ImageSource) -> StagedVerdict:
         """Is the product shown in a scene (staged) rather than on a plain background?

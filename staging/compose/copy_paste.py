@@ -1,0 +1,148 @@
+"""Copy-paste staging of one product into one retrieved scene (paper §5.3, Figs. 5-6).
+
+    scene + its product mask ──remove (dilated mask + old shadow)──▶ inpaint ──▶ clean plate
+    clean plate + input product ──align (scale, centre of mass, floor)──▶ shadow ──▶ paste
+
+:func:`removal_hole` and :func:`paste_product` are separate so a caller can inpaint a scene once
+and paste many products into the same clean plate (batch staging of a catalog does exactly
+that; the engine caches plates). The inpainter is passed in — any ``(rgb, hole) -> rgb``
+function — so this module stays free of model loading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from staging.compose.align import align_product, crop_to_content, mask_geometry, warp_product
+from staging.compose.blend import (
+    composite,
+    contact_shadow,
+    feather,
+    harmonise,
+    product_ssim,
+)
+from staging.errors import StagingError
+
+
+@dataclass
+class Pasted:
+    """The result of pasting one product into one clean plate."""
+
+    image: np.ndarray  # RGB uint8, the plate's size
+    alpha: np.ndarray  # float32, the product's coverage in ``image``
+    ssim: float  # product region against the (scaled) input product
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def main_object(mask: np.ndarray) -> np.ndarray:
+    """The largest connected part of ``mask`` (bool), with its holes kept as they are.
+
+    A staged photo's saliency mask can include a second, smaller object (a vase on the
+    table, a cushion); the product we replace is the biggest one, the rest stays scenery.
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    if count <= 1:
+        return mask.astype(bool)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return labels == largest
+
+
+def removal_hole(scene_mask: np.ndarray, grow: float = 0.04, shadow: float = 0.06) -> np.ndarray:
+    """The pixels to inpaint to remove the old product: its mask, grown, plus its shadow.
+
+    The mask is dilated by ``grow`` of the product's size (segmentation edges are never exact,
+    and a one-pixel rim of the old product is the most visible artefact copy-paste can make),
+    and extended below the product's lowest band by ``shadow`` of its height, where its cast
+    shadow lies on the floor.
+    """
+    mask = scene_mask.astype(bool)
+    if not mask.any():
+        raise StagingError("The scene's product mask is empty: nothing to remove.")
+    _, _, _, (x0, y0, x1, y1) = mask_geometry(mask)
+    size = max(x1 - x0, y1 - y0)
+    radius = max(2, int(round(grow * size)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    hole = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+    drop = int(round(shadow * (y1 - y0)))
+    if drop > 0:
+        base = np.zeros_like(hole, dtype=np.uint8)
+        bottom = int(np.flatnonzero(hole.any(axis=1))[-1]) + 1
+        band_top = bottom - max(1, int(round(0.15 * (y1 - y0))))
+        base[band_top:bottom] = hole[band_top:bottom]
+        # Slide the footprint down by up to ``drop`` rows (a kernel anchored at its bottom).
+        down = np.ones((drop + 1, 1), np.uint8)
+        base = cv2.dilate(base, down, anchor=(0, drop)).astype(bool)
+        hole |= base
+    return hole
+
+
+def paste_product(
+    plate: np.ndarray,
+    scene_mask: np.ndarray,
+    product_rgb: np.ndarray,
+    product_alpha: np.ndarray,
+    shadow: bool = True,
+    harmonize: bool = False,
+    shadow_strength: float = 0.45,
+) -> Pasted:
+    """Paste the product (RGB + alpha, any size) into ``plate`` where ``scene_mask`` was.
+
+    Args:
+        plate: the scene with its old product removed (RGB uint8).
+        scene_mask: the old product's mask in the scene (bool, plate-sized).
+        product_rgb: the input product's decontaminated colours (uint8 HxWx3).
+        product_alpha: its alpha (float32 HxW; a bool mask works too).
+        shadow: add a contact shadow under the product.
+        harmonize: shift the product's colour a little towards the scene (bounded).
+    """
+    rgb, alpha = crop_to_content(product_rgb, product_alpha.astype(np.float32))
+    alignment = align_product(alpha, scene_mask)
+    colour, placed_alpha = warp_product(rgb, alpha, alignment, plate.shape[:2])
+    placed_alpha = feather(placed_alpha)
+    background = plate.astype(np.float32)
+    if shadow:
+        darkness = contact_shadow(placed_alpha, strength=shadow_strength)
+        background *= (1.0 - darkness * (1.0 - placed_alpha))[..., None]
+    reference = colour
+    if harmonize:
+        colour = harmonise(colour, placed_alpha, plate)
+    image = composite(background, colour, placed_alpha)
+    old_area, _, _, (_, oy0, _, oy1) = mask_geometry(scene_mask)
+    new_mask = placed_alpha >= 0.5
+    _, _, _, (_, ny0, _, ny1) = mask_geometry(new_mask)
+    scores = {
+        "scale": alignment.scale,
+        "area_ratio": float(new_mask.sum()) / old_area,
+        "height_ratio": (ny1 - ny0) / max(1, oy1 - oy0),
+        "floor_offset_px": float(ny1 - oy1),
+    }
+    return Pasted(image, placed_alpha, product_ssim(image, reference, placed_alpha), scores)
+
+
+def scene_problem(
+    scene_mask: np.ndarray,
+    min_area: float = 0.005,
+    max_area: float = 0.5,
+    min_floor: float = 0.5,
+) -> str | None:
+    """Why a retrieved scene cannot take a pasted product, or None if it can.
+
+    * a product under ``min_area`` of the frame is too small to stand in for the input;
+    * over ``max_area`` there is too little room left to inpaint from;
+    * a product whose lowest point is above ``min_floor`` of the frame's height hangs on a
+      wall or sits on a shelf; a floor-standing product pasted there would float.
+    """
+    if not scene_mask.any():
+        return "no product found in the scene"
+    share = float(scene_mask.mean())
+    if share < min_area:
+        return f"its product covers only {share:.1%} of the frame"
+    if share > max_area:
+        return f"its product covers {share:.0%} of the frame, too little background is left"
+    bottom = int(np.flatnonzero(scene_mask.any(axis=1))[-1]) + 1
+    if bottom < min_floor * scene_mask.shape[0]:
+        return "its product does not stand on the floor (it would float)"
+    return None
