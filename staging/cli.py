@@ -506,6 +506,24 @@ def stage_copy_paste_command(
         raise typer.Exit(1)
 
 
+@bench_app.command("copy-paste")
+def bench_copy_paste_command(
+    inputs: list[Path] = typer.Argument(..., help="Product photos or folders of them."),
+    index: Path = typer.Option(..., "--index", "-i", help="Catalog index folder."),
+    k: int = typer.Option(3, "-k", help="Candidates per product."),
+    limit: int = typer.Option(20, help="At most this many products."),
+    inpaint_backend: str = typer.Option(None, "--inpaint", help="Inpainting backend."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Seconds per copy-paste candidate end to end, cold (scene not yet inpainted) and warm."""
+    from staging.evaluate.bench_copy_paste import bench_copy_paste
+    from staging.io import list_images
+
+    files = _expand(inputs, list_images)[:limit]
+    report = bench_copy_paste(_engine(), index, files, k=k, inpaint_backend=inpaint_backend)
+    _print_report(report, as_json)
+
+
 @bench_app.command("parallax")
 def bench_parallax_command(
     sizes: str = typer.Option("720,1080", help="Square sizes to time."),

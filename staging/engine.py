@@ -297,7 +297,8 @@ class StagingEngine:
             :class:`~staging.result.Staged` results, best retrieval score first; ``source``
             holds the catalog ``id``, ``path``, ``category``, ``title`` and ``score``.
         """
-        from staging.compose.copy_paste import paste_product
+        from staging.compose.align import mask_geometry
+        from staging.compose.copy_paste import paste_product, scene_problem
 
         report = progress or (lambda fraction, message: None)
         if k < 1:
@@ -305,6 +306,13 @@ class StagingEngine:
         rgb = self.load_image(product_image)
         report(0.0, "segmenting the product")
         product = self._product_layer(rgb, mask, segment_backend)
+        if not product.mask.any():
+            raise StagingError(
+                "No product was found in the image: draw its mask by hand (Product tab) or "
+                "pass mask=."
+            )
+        _, _, _, (px0, py0, px1, py1) = mask_geometry(product.mask)
+        product_aspect = (py1 - py0) / (px1 - px0)
         report(0.1, "retrieving similar staged scenes")
         # Ask for spare hits: scenes whose product hangs on a wall, or fills the frame, are
         # skipped (see scene_problem) and the next most similar scene is used instead.
@@ -326,6 +334,7 @@ class StagingEngine:
             scene_mask, plate, problem = self._clean_plate(
                 hit, inpaint_backend, max_side, inpaint_side
             )
+            problem = problem or scene_problem(scene_mask, product_aspect)
             if problem is not None:
                 skipped.append(f"{hit.id}: {problem}")
                 continue

@@ -124,16 +124,21 @@ def paste_product(
 
 def scene_problem(
     scene_mask: np.ndarray,
+    product_aspect: float | None = None,
     min_area: float = 0.005,
     max_area: float = 0.5,
-    min_floor: float = 0.5,
+    min_floor: float = 0.65,
+    max_aspect_change: float = 2.5,
 ) -> str | None:
     """Why a retrieved scene cannot take a pasted product, or None if it can.
 
     * a product under ``min_area`` of the frame is too small to stand in for the input;
     * over ``max_area`` there is too little room left to inpaint from;
     * a product whose lowest point is above ``min_floor`` of the frame's height hangs on a
-      wall or sits on a shelf; a floor-standing product pasted there would float.
+      wall or sits on a shelf; a floor-standing product pasted there would float;
+    * when the old product's height/width ratio and the new one's (``product_aspect``)
+      differ by more than ``max_aspect_change`` times, the shapes do not match (a bed is
+      no place for a stool): the paper aligns by shape as well as by centre of mass.
     """
     if not scene_mask.any():
         return "no product found in the scene"
@@ -142,7 +147,13 @@ def scene_problem(
         return f"its product covers only {share:.1%} of the frame"
     if share > max_area:
         return f"its product covers {share:.0%} of the frame, too little background is left"
-    bottom = int(np.flatnonzero(scene_mask.any(axis=1))[-1]) + 1
-    if bottom < min_floor * scene_mask.shape[0]:
+    rows = np.flatnonzero(scene_mask.any(axis=1))
+    cols = np.flatnonzero(scene_mask.any(axis=0))
+    if rows[-1] + 1 < min_floor * scene_mask.shape[0]:
         return "its product does not stand on the floor (it would float)"
+    if product_aspect is not None:
+        aspect = (rows[-1] + 1 - rows[0]) / (cols[-1] + 1 - cols[0])
+        change = max(aspect / product_aspect, product_aspect / aspect)
+        if change > max_aspect_change:
+            return f"its product's shape differs too much (aspect ratio {change:.1f}x)"
     return None
