@@ -41,3 +41,23 @@ def studio_shot() -> tuple[np.ndarray, np.ndarray]:
     mask[130:180, 80:84] = True
     img[mask] = (150, 30, 40)
     return img, mask
+
+
+def save_char_clip_tokenizer(folder) -> dict[str, int]:
+    """Save a character-level CLIP tokenizer (no merges) into ``folder``; return its vocab.
+
+    Registry folders of CLIP include the tokenizer (``clip-score`` reads prompts), so tiny
+    test checkpoints need one too; a real BPE vocabulary would be a download.
+    """
+    import string
+
+    import transformers
+
+    vocab: dict[str, int] = {}
+    for ch in string.ascii_lowercase + string.digits + ",.-'":
+        vocab[ch] = len(vocab)
+        vocab[ch + "</w>"] = len(vocab)
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    transformers.CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
+    return vocab

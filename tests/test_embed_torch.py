@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import save_char_clip_tokenizer
 
 from staging.embed import create_embedder
 from staging.errors import ModelNotAvailableError, StagingError
@@ -210,6 +211,7 @@ def clip_folder(tmp_path_factory):
     model = tiny_clip_vision()
     model.save_pretrained(root / CLIP)
     tiny_processor().save_pretrained(root / CLIP)
+    save_char_clip_tokenizer(root / CLIP)
     assert all((root / CLIP / f).is_file() for f in get_spec(CLIP).files)
     return root, model
 
@@ -266,6 +268,7 @@ def test_clip_loads_a_full_clip_model_checkpoint(tmp_path):
     full = CLIPModel(config).eval()
     full.save_pretrained(tmp_path / CLIP)
     tiny_processor(32).save_pretrained(tmp_path / CLIP)
+    save_char_clip_tokenizer(tmp_path / CLIP)
     embedder = create_embedder("clip", Runtime(ModelStore([tmp_path])))
     assert embedder.dim == 12 and embedder.size == 32
     image, mask = product((255, 255, 255))
