@@ -588,6 +588,213 @@ def bench_buckets_command(
     _print_report(report, as_json)
 
 
+@bench_app.command("bandit")
+def bench_bandit_command(
+    rounds: int = typer.Option(5000, help="Simulated ad requests per run."),
+    seed: int = typer.Option(0, help="Seed of the simulated worlds."),
+    repeats: int = typer.Option(3, help="Simulated worlds (seeds seed, seed+1, ...) averaged."),
+    alpha: float = typer.Option(None, help="LinUCB exploration weight (default 0.25)."),
+    epsilon: float = typer.Option(0.1, help="Exploration rate of epsilon-greedy."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Click simulator: cumulative regret of LinUCB vs epsilon-greedy vs random theme choice."""
+    from staging.evaluate.bench_bandit import bench_bandit
+    from staging.generate.bandit import DEFAULT_ALPHA
+
+    report = bench_bandit(
+        rounds=rounds,
+        seed=seed,
+        repeats=repeats,
+        alpha=DEFAULT_ALPHA if alpha is None else alpha,
+        epsilon=epsilon,
+    )
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(
+        f"{report['rounds']} rounds x {report['repeats']} worlds, {len(report['arms'])} themes, "
+        f"{report['features']} features, alpha {report['alpha']:g}, eps {report['epsilon']:g}"
+    )
+    marks = report["checkpoints"]
+    header = "".join(f"{m:>9}" for m in marks)
+    typer.echo(f"{'cumulative regret':18}{header}{'CTR':>8}{'best %':>8}")
+    for policy, curve in report["regret"].items():
+        name = policy + (" *" if policy == "best-fixed" else "")
+        typer.echo(
+            f"{name:18}"
+            + "".join(f"{v:9.1f}" for v in curve)
+            + f"{report['ctr'][policy]:8.4f}{100 * report['last_share_best'][policy]:7.0f}%"
+        )
+    typer.echo(
+        f"winner: {report['winner']} (final regret {report['regret_vs_random']:.2f} x random's)"
+        "\n* oracle reference: the single best theme, known in advance; 'best %': share of the "
+        "last 10% of rounds that chose the truly best theme"
+    )
+
+
+@eval_app.command("clip-score")
+def eval_clip_score(
+    images: Path = typer.Option(..., help="Folder of generated images."),
+    prompts: Path = typer.Option(
+        None, help="Prompts: .json {image: prompt}, .csv image,prompt, or one line per image."
+    ),
+    prompt: str = typer.Option(None, help="One prompt for every image."),
+    limit: int = typer.Option(0, help="Use only the first N images (0: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """CLIP image-text similarity of images and their prompts (AdBooster's measure)."""
+    from staging.evaluate.clip_score import evaluate_clip_score
+
+    report = evaluate_clip_score(_engine(), images, prompts=prompts, prompt=prompt, limit=limit)
+    _print_report(report, as_json)
+
+
+# -- prompt-based and vanilla staging ------------------------------------------------------------
+_GEN_BACKEND_HELP = "auto (best on disk, else studio), studio, sd, sd2, sdxl, controlnet."
+
+
+def _write_generated(mode: str, files: list[Path], out: Path, fmt: str, run) -> None:
+    """Run ``run(path)`` per product, write ``<name>.<mode><N>.<fmt>`` and a JSON summary."""
+    from staging.io import list_images
+
+    files = _expand(files, list_images)
+    out.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    written = 0
+    hint_shown = False
+    for path in tqdm(files, desc=mode, unit="img", disable=len(files) < 2):
+        try:
+            results = run(path)
+        except StagingError as exc:
+            if len(files) == 1:
+                raise
+            failures.append(f"{path}: {exc}")
+            continue
+        summary = []
+        for number, staged in enumerate(results, start=1):
+            target = staged.save(out / f"{path.stem}.{mode}{number}.{fmt.lstrip('.')}")
+            info = staged.describe()
+            hint = info["source"].pop("hint", None)
+            if hint and not hint_shown:
+                typer.echo(hint, err=True)
+                hint_shown = True
+            summary.append({"file": target.name, **info})
+            written += 1
+        (out / f"{path.stem}.{mode}.json").write_text(json.dumps(summary, indent=2, default=str))
+    typer.echo(f"{written} staged images from {len(files) - len(failures)} products in {out}")
+    if failures:
+        typer.echo("failed:\n  " + "\n  ".join(failures), err=True)
+        raise typer.Exit(1)
+
+
+def _placements(placement: list[str] | None) -> list[str] | None:
+    if not placement:
+        return None
+    return [p.strip() for item in placement for p in item.split(",") if p.strip()]
+
+
+@stage_app.command("prompt")
+def stage_prompt_command(
+    inputs: list[Path] = typer.Argument(..., help="Product photos or folders of them."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    prompt: str = typer.Option(None, help="Scene prompt, used as it is."),
+    theme: str = typer.Option(None, help="Library theme of the category, interest or scene."),
+    category: str = typer.Option(None, help="Product category (picks the themes)."),
+    placement: list[str] = typer.Option(
+        None, help="square, portrait, story, leaderboard, WxH or W:H; repeat or comma-separate."
+    ),
+    fill: float = typer.Option(0.6, help="Product share of the canvas's limiting side."),
+    align: str = typer.Option("center", help="center, bottom, bottom-left, ..."),
+    margin: float = typer.Option(0.05, help="Safe margin, share of the short side."),
+    seed: int = typer.Option(0, help="First seed."),
+    num_images: int = typer.Option(1, "--num-images", "-n", help="Images per placement."),
+    backend: str = typer.Option(None, help=_GEN_BACKEND_HELP),
+    steps: int = typer.Option(None, help="Denoising steps (backend default)."),
+    guidance: float = typer.Option(None, help="Guidance scale (backend default)."),
+    mask: Path = typer.Option(None, help="Product mask image (one input only)."),
+    cache: Path = typer.Option(None, help="Generation cache folder (reused across runs)."),
+    fmt: str = typer.Option("png", "--format", help="png, jpg or webp."),
+) -> None:
+    """Prompt-based staging (Taboola): a generated scene around the product, per placement.
+
+    Writes <name>.prompt<N>.<format> and <name>.prompt.json (provenance, SSIM, expansion).
+    """
+    engine = _engine()
+    if mask is not None and len(inputs) != 1:
+        raise StagingError("--mask applies to a single input image.")
+    _write_generated(
+        "prompt",
+        inputs,
+        out,
+        fmt,
+        lambda path: engine.stage_prompt(
+            path,
+            prompt=prompt,
+            theme=theme,
+            category=category,
+            placement=_placements(placement),
+            fill=fill,
+            align=align,
+            margin=margin,
+            seed=seed,
+            num_images=num_images,
+            backend=backend,
+            mask=mask,
+            steps=steps,
+            guidance=guidance,
+            cache=cache,
+        ),
+    )
+
+
+@stage_app.command("vanilla")
+def stage_vanilla_command(
+    inputs: list[Path] = typer.Argument(..., help="Product photos or folders of them."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    category: str = typer.Option(None, help="Product category: the only prompt ('a photo of')."),
+    placement: list[str] = typer.Option(
+        None, help="square, portrait, story, leaderboard, WxH or W:H; repeat or comma-separate."
+    ),
+    fill: float = typer.Option(0.6, help="Product share of the canvas's limiting side."),
+    align: str = typer.Option("center", help="center, bottom, bottom-left, ..."),
+    margin: float = typer.Option(0.05, help="Safe margin, share of the short side."),
+    seed: int = typer.Option(0, help="First seed."),
+    num_images: int = typer.Option(1, "--num-images", "-n", help="Images per placement."),
+    backend: str = typer.Option(None, help=_GEN_BACKEND_HELP + " pix2pix: not available yet."),
+    steps: int = typer.Option(None, help="Denoising steps (backend default)."),
+    mask: Path = typer.Option(None, help="Product mask image (one input only)."),
+    cache: Path = typer.Option(None, help="Generation cache folder (reused across runs)."),
+    fmt: str = typer.Option("png", "--format", help="png, jpg or webp."),
+) -> None:
+    """Vanilla staging: the background generated around the product, no scene prompt.
+
+    Writes <name>.vanilla<N>.<format> and <name>.vanilla.json (provenance, SSIM, expansion).
+    """
+    engine = _engine()
+    if mask is not None and len(inputs) != 1:
+        raise StagingError("--mask applies to a single input image.")
+    _write_generated(
+        "vanilla",
+        inputs,
+        out,
+        fmt,
+        lambda path: engine.stage_vanilla(
+            path,
+            category=category,
+            placement=_placements(placement),
+            fill=fill,
+            align=align,
+            margin=margin,
+            seed=seed,
+            num_images=num_images,
+            backend=backend,
+            mask=mask,
+            steps=steps,
+            cache=cache,
+        ),
+    )
+
+
 def _print_report(report: dict, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(report, indent=2))

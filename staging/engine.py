@@ -30,6 +30,10 @@ from staging.settings import Settings
 if TYPE_CHECKING:
     from staging.animate import ParallaxClip
     from staging.catalog import CatalogIndex, Hit
+    from staging.generate.bandit import BanditRegistry, Suggestion
+    from staging.generate.base import Generator
+    from staging.generate.cache import GenerationCache
+    from staging.generate.prompts import PromptLibrary
     from staging.inpaint.base import Inpainter
 
 T = TypeVar("T")
@@ -179,6 +183,55 @@ class StagingEngine:
         if mask is None:
             mask = self.segment(rgb).mask
         return self.embedder(embedder).embed(rgb, mask)
+
+    # -- prompts and the prompt bandit ---------------------------------------------------------
+    def prompt_library(self, path: str | os.PathLike | None = None) -> PromptLibrary:
+        """The background themes: ``path``, else ``<state_dir>/prompts.yaml`` if the user made
+        one, else the bundled ``assets/prompts.yaml``. Cached per file version, so an edited
+        file is picked up by the next call."""
+        from staging.generate.prompts import library_path, load_library
+
+        file = library_path(path, self.settings.state_dir)
+        stamp = file.stat().st_mtime_ns if file.is_file() else 0
+        return self._cached("prompts", f"{file}@{stamp}", lambda: load_library(file))
+
+    def prompt_bandits(self) -> BanditRegistry:
+        """One LinUCB bandit per category, saved in ``<state_dir>/bandits/``."""
+        from staging.generate.bandit import BanditRegistry
+
+        folder = Path(os.fspath(self.settings.state_dir)).expanduser() / "bandits"
+        return self._cached("bandits", str(folder), lambda: BanditRegistry(folder))
+
+    def suggest_prompt(
+        self,
+        category: str | None,
+        context: dict[str, Any] | None = None,
+        interests: dict[str, float] | list[str] | str | None = None,
+        *,
+        seed: int | None = None,
+    ) -> Suggestion:
+        """The bandit's suggestion: a theme of ``category`` chosen for ``context`` (location,
+        gender, interests, category, colour, placement), its prompt filled and personalised
+        with ``interests`` (AdBooster; sampled by weight when ``seed`` is given), plus every
+        theme's UCB score. Unknown categories use the ``default`` themes."""
+        from staging.generate.bandit import suggest
+
+        library = self.prompt_library()
+        return suggest(library, self.prompt_bandits(), category, context, interests, seed=seed)
+
+    def record_feedback(
+        self,
+        category: str | None,
+        theme: str | int,
+        context: dict[str, Any] | None,
+        reward: float,
+    ) -> None:
+        """Teach ``category``'s bandit that ``theme`` earned ``reward`` (1 click, 0 none) in
+        ``context`` (pass ``suggestion.context``), and save its state."""
+        from staging.generate.bandit import record_feedback
+
+        library, bandits = self.prompt_library(), self.prompt_bandits()
+        record_feedback(library, bandits, category, theme, context, reward)
 
     # -- inpainting -----------------------------------------------------------------------------
     def inpainter(self, backend: str | None = None) -> Inpainter:
@@ -437,6 +490,170 @@ class StagingEngine:
         Returns a verdict that is truthy when staged and carries ``.confidence``.
         """
         return classify_staged(self.load_image(image))
+
+    # -- prompt-based and vanilla staging (generated backgrounds) -------------------------------
+    def generator(self, name: str | None = None) -> Generator:
+        """The loaded background generator ``name`` (see :data:`staging.generate.BACKENDS`);
+        None or ``auto``: the best diffusion backend whose weights are on disk, else the
+        weights-free ``studio``. Loaded once per engine and reused by every call."""
+        from staging.generate import create_generator, resolve
+
+        resolved = resolve(name, self.runtime)
+        return self._cached("generate", resolved, lambda: create_generator(resolved, self.runtime))
+
+    def generation_hint(self) -> str | None:
+        """For UIs: which diffusion model to pull, and how, when none is on disk (else None)."""
+        from staging.generate import missing_weights_hint
+
+        return missing_weights_hint(self.runtime)
+
+    def generation_cache(self, folder: str | os.PathLike | bool | None = True) -> GenerationCache:
+        """The generation cache in ``folder`` (True: ``<user cache>/generations``), opened once."""
+        from staging.generate.cache import GenerationCache
+
+        if folder is True or folder is None:
+            import platformdirs
+
+            folder = Path(platformdirs.user_cache_dir("product-staging-studio")) / "generations"
+        key = str(Path(os.fspath(folder)).expanduser().resolve())
+        return self._cached("generation-cache", key, lambda: GenerationCache(key))
+
+    def stage_prompt(
+        self,
+        product_image: ImageSource,
+        prompt: str | None = None,
+        theme: str | int | None = None,
+        category: str | None = None,
+        placement: Any = None,
+        fill: float = 0.6,
+        align: str = "center",
+        margin: float = 0.05,
+        seed: int = 0,
+        num_images: int = 1,
+        backend: str | None = None,
+        mask: np.ndarray | ImageSource | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        negative_prompt: str | None = None,
+        interests: Any = None,
+        cache: GenerationCache | str | os.PathLike | bool | None = None,
+        progress: Callable[[float, str], None] | None = None,
+        segment_backend: str | None = None,
+    ) -> list[Staged]:
+        """Prompt-based staging (Taboola's pipeline): a generated scene around the product.
+
+        Steps: (1) the product mask (``mask`` or :meth:`segment`); (2) the product positioned
+        and scaled for each placement (``fill``, ``align``, ``margin``); (3) Canny edges plus
+        the mask contour; (4) the background generated (ControlNet backends condition on the
+        edges); (5) the original product cut back on top, feathered by about a pixel.
+
+        Args:
+            product_image: the product photo (path, bytes, PIL or RGB array).
+            prompt: the scene prompt as it is; default: from ``theme`` and ``category``.
+            theme: a theme name (or index) of the category in the prompt library, an
+                interest such as ``beach``, or free scene text; default: the first theme.
+            category: the product's catalog category ("Three-seat sofa" works).
+            placement: a placement name (``square``, ``story``, ``leaderboard``...),
+                ``"WxH"``, a ratio (``"4:5"``), a ``(w, h)`` pair, or a list of them;
+                default ``square`` (1080x1080).
+            seed, num_images: seeds ``seed .. seed + num_images - 1``.
+            backend: ``studio``, ``sd``, ``sd2``, ``sdxl``, ``controlnet`` or None/``auto``.
+            steps, guidance: diffusion settings (None: the backend's defaults).
+            interests: an AdBooster interest distribution added to the prompt.
+            cache: a :class:`~staging.generate.cache.GenerationCache`, a folder, True (the
+                default folder) or None (no cache).
+            progress: ``progress(fraction, message)``.
+
+        Returns:
+            One :class:`~staging.result.Staged` per placement and seed (placements outer),
+            ``mode="prompt"``; ``source`` names the backend, model, prompt, seed, placement,
+            bucket and whether the generation came from the cache.
+        """
+        from staging.generate.personalize import personalize
+        from staging.generate.pipeline import choose_prompt
+
+        library = self.prompt_library()
+        extra = personalize(interests, library.interests).fragment if interests else None
+        choice = choose_prompt(
+            "prompt", prompt, theme, category, negative_prompt, library=library, extra=extra
+        )
+        return self._stage_generated(
+            "prompt", product_image, choice, placement, fill, align, margin, seed, num_images,
+            backend, mask, steps, guidance, cache, progress, segment_backend,
+        )  # fmt: skip
+
+    def stage_vanilla(
+        self,
+        product_image: ImageSource,
+        category: str | None = None,
+        prompt: str | None = None,
+        placement: Any = None,
+        fill: float = 0.6,
+        align: str = "center",
+        margin: float = 0.05,
+        seed: int = 0,
+        num_images: int = 1,
+        backend: str | None = None,
+        mask: np.ndarray | ImageSource | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        cache: GenerationCache | str | os.PathLike | bool | None = None,
+        progress: Callable[[float, str], None] | None = None,
+        segment_backend: str | None = None,
+    ) -> list[Staged]:
+        """Vanilla staging: the whole background generated around the product, no retrieval
+        and no scene prompt — ``"a photo of a <category>"`` or, without a category, nothing
+        (``prompt`` overrides). Same pipeline, arguments and results as :meth:`stage_prompt`
+        (``mode="vanilla"``). The AdKDD paper's pix2pix baseline is the ``pix2pix`` backend,
+        reserved until trained weights exist (it raises an error that says so).
+        """
+        from staging.generate.pipeline import choose_prompt
+
+        choice = choose_prompt("vanilla", prompt, None, category, library=self.prompt_library())
+        return self._stage_generated(
+            "vanilla", product_image, choice, placement, fill, align, margin, seed, num_images,
+            backend, mask, steps, guidance, cache, progress, segment_backend,
+        )  # fmt: skip
+
+    def _stage_generated(
+        self, mode, product_image, choice, placement, fill, align, margin, seed, num_images,
+        backend, mask, steps, guidance, cache, progress, segment_backend,
+    ) -> list[Staged]:  # fmt: skip
+        from staging.generate import resolve
+        from staging.generate.pipeline import stage
+
+        if num_images < 1:
+            raise StagingError(f"num_images must be at least 1, got {num_images}.")
+        say = progress or (lambda fraction, message: None)
+        rgb = self.load_image(product_image)
+        name = resolve(backend, self.runtime)
+        say(0.0, f"loading the {name!r} generator")
+        generator = self.generator(name)  # before segmenting: a missing model fails fast
+        say(0.02, "segmenting the product")
+        product = self._product_layer(rgb, mask, segment_backend)
+        if cache is not None and cache is not False and not hasattr(cache, "get_or_generate"):
+            cache = self.generation_cache(cache)
+        extra: dict[str, Any] = {"segment_backend": product.backend}
+        hint = self.generation_hint() if backend in (None, "", "auto") else None
+        if hint:
+            extra["hint"] = hint
+        return stage(
+            generator,
+            product.foreground,
+            product.prob,
+            choice,
+            mode=mode,
+            placements=placement,
+            fill=fill,
+            align=align,
+            margin=margin,
+            seeds=[int(seed) + i for i in range(num_images)],
+            steps=steps,
+            guidance=guidance,
+            cache=None if cache is None or cache is False else cache,
+            progress=lambda fraction, message: say(0.05 + 0.95 * fraction, message),
+            source=extra,
+        )
 
     # -- parallax animation ---------------------------------------------------------------------
     def parallax(

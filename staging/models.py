@@ -173,7 +173,14 @@ register(
         "clip-vit-base-patch32",
         "embed",
         "hf://openai/clip-vit-base-patch32",
-        ("config.json", "preprocessor_config.json", "model.safetensors"),
+        (
+            "config.json",
+            "preprocessor_config.json",
+            "model.safetensors",
+            # The text tower's tokenizer: `staging eval clip-score` compares images with prompts.
+            "tokenizer.json",
+            "tokenizer_config.json",
+        ),
         "MIT",
         605.2,
         "OpenAI CLIP ViT-B/32; its image tower's 512-d projected embedding is the `clip` "
@@ -218,6 +225,74 @@ register(
         "CreativeML-OpenRAIL-M",
         4270.0,
         "Stable Diffusion 1.5 inpainting (diffusers pipeline; needs torch + diffusers)",
+    )
+)
+
+# --- background generation (prompt and vanilla staging, staging.generate) ---------------------
+_SD_TOKENIZER = (
+    "tokenizer/merges.txt",
+    "tokenizer/special_tokens_map.json",
+    "tokenizer/tokenizer_config.json",
+    "tokenizer/vocab.json",
+)
+register(
+    ModelSpec(
+        "sd2-inpainting",
+        "generate",
+        "hf://stabilityai/stable-diffusion-2-inpainting",
+        (
+            "model_index.json",
+            "scheduler/scheduler_config.json",
+            "text_encoder/config.json",
+            "text_encoder/model.safetensors",
+            *_SD_TOKENIZER,
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.safetensors",
+            "vae/config.json",
+            "vae/diffusion_pytorch_model.safetensors",
+            "feature_extractor/preprocessor_config.json",
+        ),
+        "CreativeML-OpenRAIL++-M",
+        5160.0,
+        "Stable Diffusion 2 inpainting, 512 px (diffusers pipeline; needs torch + diffusers)",
+    )
+)
+# The fp16 files only: half the download; they are upcast to fp32 on CPU.
+register(
+    ModelSpec(
+        "sdxl-inpainting",
+        "generate",
+        "hf://diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
+        (
+            "model_index.json",
+            "scheduler/scheduler_config.json",
+            "text_encoder/config.json",
+            "text_encoder/model.fp16.safetensors",
+            "text_encoder_2/config.json",
+            "text_encoder_2/model.fp16.safetensors",
+            *_SD_TOKENIZER,
+            *(f.replace("tokenizer/", "tokenizer_2/") for f in _SD_TOKENIZER),
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.fp16.safetensors",
+            "vae/config.json",
+            "vae/diffusion_pytorch_model.fp16.safetensors",
+        ),
+        "CreativeML-OpenRAIL++-M",
+        6940.0,
+        "Stable Diffusion XL 1.0 inpainting, 1024 px, fp16 files (diffusers; needs torch + "
+        "diffusers)",
+    )
+)
+register(
+    ModelSpec(
+        "controlnet-canny-sd15",
+        "generate",
+        "hf://lllyasviel/control_v11p_sd15_canny",
+        ("config.json", "diffusion_pytorch_model.safetensors"),
+        "CreativeML-OpenRAIL-M",
+        1445.0,
+        "ControlNet 1.1 Canny for SD 1.5: steers sd-inpainting with the product's edges "
+        "(the 'controlnet' generator; needs torch + diffusers and sd-inpainting)",
     )
 )
 

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     threads: int | None = Field(
         None, ge=1, description="CPU threads for ONNX Runtime; default: all cores."
     )
+    state_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("product-staging-studio")),
+        description=(
+            "Folder for what the app learns and the user edits: the prompt bandits' state "
+            "(bandits/<category>.json) and an optional own prompts.yaml. Default: a per-user "
+            "data folder."
+        ),
+    )
 
     @field_validator("device")
     @classmethod

@@ -1,7 +1,8 @@
 """``sd``: Stable Diffusion 1.5 inpainting through diffusers' ``StableDiffusionInpaintPipeline``.
 
 Heavy and optional: torch and diffusers are imported only when the backend is created, and a
-clear :class:`~staging.errors.StagingError` names the pip command when they are missing. The
+clear :class:`~staging.errors.StagingError` names the pip command when they are missing
+(loading is shared with the background generators, :mod:`staging.generate._diffusers`). The
 weights come from the model registry (``sd-inpainting``), loaded from disk only
 (``local_files_only``), never fetched behind the user's back.
 
@@ -14,10 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from staging.errors import StagingError
 from staging.inpaint.base import Inpainter, context_window, resize_to
 
-PIP_COMMAND = "pip install torch diffusers transformers accelerate"
 DEFAULT_PROMPT = "empty room interior, floor and wall, photorealistic, high quality"
 DEFAULT_NEGATIVE = "furniture, object, person, text, watermark, blurry, distorted"
 
@@ -49,31 +48,15 @@ class StableDiffusionInpainter(Inpainter):
     def from_store(
         cls, runtime, model: str = "sd-inpainting", **kwargs
     ) -> StableDiffusionInpainter:
-        """Load the pipeline from the models directory onto the runtime's device."""
-        try:
-            import torch
-            from diffusers import StableDiffusionInpaintPipeline
-        except ImportError as exc:
-            raise StagingError(
-                f"The 'sd' inpainting backend needs torch and diffusers ({exc.name} is missing). "
-                f"Install them with:\n    {PIP_COMMAND}"
-            ) from exc
-        path = runtime.store.path(model)
-        dtype = torch.float16 if runtime.device.startswith("cuda") else torch.float32
-        try:
-            pipeline = StableDiffusionInpaintPipeline.from_pretrained(
-                str(path),
-                torch_dtype=dtype,
-                safety_checker=None,
-                requires_safety_checker=False,
-                local_files_only=True,
-            )
-        except Exception as exc:  # diffusers raises OSError/ValueError/... for a broken folder
-            raise StagingError(
-                f"Could not load the Stable Diffusion pipeline in {path}: {exc}"
-            ) from exc
-        pipeline = pipeline.to(runtime.device)
-        pipeline.set_progress_bar_config(disable=True)
+        """Load the pipeline from the models directory onto the runtime's device.
+
+        The loading rules (local files only, fp16 and memory savers on CUDA, clear errors
+        naming ``pip install`` / ``staging models pull``) are shared with the background
+        generators: :func:`staging.generate._diffusers.load_pipeline`.
+        """
+        from staging.generate._diffusers import load_pipeline
+
+        pipeline = load_pipeline(runtime, "StableDiffusionInpaintPipeline", model)
         return cls(pipeline, device=runtime.device, **kwargs)
 
     def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
