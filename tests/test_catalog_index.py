@@ -18,7 +18,7 @@ from staging.cli import app
 from staging.engine import StagingEngine
 from staging.errors import StagingError
 from staging.evaluate.synth import compose_catalog_shot, procedural_object
-from staging.io import save_image
+from staging.io import save_image, save_mask
 
 runner = CliRunner()
 SIZE = 176
@@ -317,3 +317,29 @@ def test_cli_index_search_eval_and_bench(tmp_path, catalog):
     by_kind = {r["index"]: r for r in bench["results"]}
     assert by_kind["exact"]["recall@10"] == 1.0 and by_kind["hnsw"]["recall@10"] > 0.8
     assert by_kind["hnsw"]["p50_ms"] > 0 and by_kind["hnsw"]["index_bytes"] > 3000 * 32 * 4
+
+
+def test_csv_mask_column_is_used_instead_of_segmenting(tmp_path, engine):
+    """Catalogs often ship product masks: a ``mask`` column is stored as is (staged scenes
+    would otherwise need a pretrained saliency model)."""
+    from staging.io import load_mask
+
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "cat"
+    truth = np.zeros((SIZE, SIZE), bool)
+    truth[40:150, 33:143] = True
+    save_image(folder / "scene.png", _staged_shot("lamp", rng))
+    save_mask(tmp_path / "masks" / "scene.png", truth)  # outside the folder: not an image
+    save_image(folder / "shot.png", _catalog_shot("box", rng))
+    csv_path = folder / "catalog.csv"
+    csv_path.write_text(
+        "id,image,mask\nS1,scene.png,../masks/scene.png\nS2,shot.png,\nS3,shot.png,nope.png\n"
+    )
+    index = CatalogIndex.open(tmp_path / "idx", create=True)
+    report = index.update(engine, folder, csv=csv_path, progress=False)
+    assert ("nope.png", "mask listed in catalog.csv but not found") in report.failed
+    vector = engine.embed(folder / "scene.png")
+    hits = {h.id: h for h in index.search(vector, k=5, staged_only=False)}
+    stored = load_mask(hits["S1"].mask, size=(SIZE, SIZE)) >= 0.5
+    assert np.array_equal(stored, truth)
+    assert "mask" not in hits["S1"].metadata

@@ -87,7 +87,7 @@ SUBSET_EXACT_MAX = 20_000
 """A filtered search whose filter keeps at most this many items is done exactly on them."""
 
 BATCH_SIZE = 32
-_CSV_KNOWN = ("id", "image", "title")
+_CSV_KNOWN = ("id", "image", "title", "mask")
 
 
 @dataclass
@@ -155,6 +155,7 @@ class _CsvRow:
     category: str | None
     title: str | None
     metadata: dict[str, str]
+    mask: Path | None = None  # a known product mask from the CSV's ``mask`` column
 
 
 @dataclass
@@ -408,7 +409,12 @@ class CatalogIndex:
                 for start in range(0, len(todo), max(1, batch_size)):
                     chunk = todo[start : start + max(1, batch_size)]
                     results = list(
-                        pool.map(lambda item: _process(engine, model, *item, batched), chunk)
+                        pool.map(
+                            lambda item: _process(
+                                engine, model, *item, batched, _known_mask(rows, item[0])
+                            ),
+                            chunk,
+                        )
                     )
                     if batched:
                         _embed_batch(model, results)
@@ -836,11 +842,18 @@ def read_catalog_csv(
         if path is None:
             missing.append((name, f"listed in {csv_path.name} but not found"))
             continue
+        mask_name = _blank(row.get("mask"))
+        mask = None
+        if mask_name is not None:
+            mask = _resolve_image(mask_name, csv_path.parent, folder)
+            if mask is None:
+                missing.append((mask_name, f"mask listed in {csv_path.name} but not found"))
         out[path] = _CsvRow(
             item_id=_blank(row.get("id")),
             category=_blank(row.get(category_column)),
             title=_blank(row.get("title")),
             metadata={k: (v or "") for k, v in row.items() if k and k not in known},
+            mask=mask,
         )
     return out, missing
 
@@ -895,10 +908,25 @@ def _mask_backend(engine: StagingEngine, staged: bool) -> str | None:
     return "catalog"
 
 
+def _known_mask(rows: dict[Path, _CsvRow], path: Path) -> Path | None:
+    row = rows.get(path)
+    return None if row is None else row.mask
+
+
 def _process(
-    engine: StagingEngine, model: Embedder, path: Path, st: os.stat_result, batched: bool
+    engine: StagingEngine,
+    model: Embedder,
+    path: Path,
+    st: os.stat_result,
+    batched: bool,
+    mask_path: Path | None = None,
 ) -> _Processed:
-    """Hash, staged test, mask and (unless batched) embedding of one image, in a worker."""
+    """Hash, staged test, mask and (unless batched) embedding of one image, in a worker.
+
+    A mask given by the CSV (``mask`` column) is used as it is instead of segmenting: catalogs
+    often have product masks already, and they beat any segmenter on staged scenes.
+    """
+    from staging.io import load_mask
     from staging.segment.staged import classify_staged
 
     item = _Processed(path, int(st.st_size), int(st.st_mtime_ns))
@@ -907,8 +935,14 @@ def _process(
         rgb = engine.load_image(path)
         verdict = classify_staged(rgb)
         item.staged, item.confidence = bool(verdict.staged), float(verdict.confidence)
-        seg = engine.segment(rgb, backend=_mask_backend(engine, item.staged))
-        item.backend, item.mask = seg.backend, seg.mask
+        if mask_path is not None:
+            size = (rgb.shape[1], rgb.shape[0])
+            item.backend = "csv-mask"
+            item.mask = load_mask(mask_path, size=size, max_pixels=engine.settings.max_pixels)
+            item.mask = item.mask >= 0.5
+        else:
+            seg = engine.segment(rgb, backend=_mask_backend(engine, item.staged))
+            item.backend, item.mask = seg.backend, seg.mask
         item.height, item.width = rgb.shape[:2]
         if batched:
             item.image = rgb
