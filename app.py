@@ -1,75 +1,1071 @@
 """Product Staging Studio — the web app (a thin skin over :class:`staging.StagingEngine`).
 
 Run ``python app.py`` and open http://127.0.0.1:7860. One engine is created at start-up and
-shared by every tab and request; each UI action is one engine call that also works from Python
-(``engine.segment(...)``) and the CLI (``staging segment ...``). No image logic lives here.
+shared by every tab and request. Each UI action is one engine (or library) call that also
+works from Python and the CLI:
+
+* Product — ``engine.segment(image, backend)``, brush corrections with
+  :mod:`staging.segment.edit` (``staging segment``);
+* Catalog — ``CatalogIndex.open(out, create=True).update(engine, folder, csv=...)``
+  (``staging index FOLDER --out DIR``);
+* Copy-paste — ``engine.stage_copy_paste(image, k, index, mask=...)``
+  (``staging stage copy-paste``);
+* Vanilla and Prompt — ``engine.stage_vanilla(...)``, ``engine.stage_prompt(...)`` and the
+  bandit's ``engine.suggest_prompt(category, context, interests)``
+  (``staging stage vanilla|prompt``);
+* Compare — ``Staged.save(path)`` as PNG, JPEG or WebP (``--format``);
+* Parallax — ``engine.parallax(image, out, mask, seconds, motion, size)``
+  (``staging parallax``).
+
+No image logic lives here. User errors become readable messages (``gr.Error``), never
+tracebacks. Settings come from ``STAGING_*`` variables (see the README); the app adds
+``STAGING_MAX_UPLOAD`` (upload size limit, default 25 MB), ``STAGING_APP_CACHE`` (where the
+demo index and indexes built without an index folder go; default the per-user cache folder)
+and ``STAGING_APP_CONCURRENCY`` (heavy steps run at once, default 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
+import inspect
+import logging
 import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
+import platformdirs
 
 from staging import StagingEngine, StagingError
+from staging.animate import MOTIONS
+from staging.catalog import CatalogIndex
+from staging.io import load_image, save_image, save_mask
 from staging.segment import BACKENDS
+from staging.segment import edit as mask_edit
 
-EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "examples" / "products").glob("*.*"))
+log = logging.getLogger("staging.app")
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = sorted(str(p) for p in (ROOT / "examples" / "products").glob("*.*"))
+DEMO_CATALOG = ROOT / "examples" / "catalog"
+DEMO_CSV = DEMO_CATALOG / "catalog.csv"
 MAX_UPLOAD = os.environ.get("STAGING_MAX_UPLOAD", "25mb")
+CACHE = Path(
+    os.environ.get("STAGING_APP_CACHE") or platformdirs.user_cache_dir("product-staging-studio")
+)
+DEMO_INDEX = CACHE / "demo-index"
+FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WebP": ".webp"}
+PARALLAX_SIZES = ["photo", "1:1", "4:5", "9:16", "16:9"]
+PRODUCT_PHOTO = "Product photo (with its mask)"
+HEAVY = "heavy"  # concurrency group of the CPU-bound staging/rendering steps
+HEAVY_LIMIT = int(os.environ.get("STAGING_APP_CONCURRENCY", "1"))
 
 engine = StagingEngine()
 
+# Results (staged images, videos, exports) go to one folder per process, removed at exit;
+# Gradio copies what it serves into its own cache.
+RESULTS = Path(tempfile.mkdtemp(prefix="staging-app-"))
+atexit.register(shutil.rmtree, RESULTS, ignore_errors=True)
+_demo_lock = threading.Lock()
+_demo_checked = False
 
-def _status(step: str, backend: str) -> str:
-    return f"{step}: backend **{backend}** on **{engine.device}**"
+
+# --------------------------------------------------------------------------------------------
+# Plumbing: readable errors, the status line, result files
+# --------------------------------------------------------------------------------------------
 
 
-def segment_product(image, backend: str):
-    """Product tab: probability map, binary mask and cutout of the uploaded image."""
+def readable_errors(fn):
+    """Run a handler; turn every failure into a ``gr.Error`` with a sentence, never a traceback.
+
+    Library errors (:class:`StagingError`, which includes unreadable images and missing
+    models) are already written for people. Anything else is a bug: its message is shown
+    and the traceback goes to the server log.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except StagingError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except (ValueError, OSError) as exc:
+            raise gr.Error(f"That did not work: {exc}", print_exception=False) from None
+        except Exception as exc:
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(
+                f"Unexpected error ({type(exc).__name__}: {exc}). The details are in the "
+                "server log.",
+                print_exception=False,
+            ) from None
+
+    wrapper.__signature__ = inspect.signature(fn)  # gr.Progress defaults must stay visible
+    return wrapper
+
+
+def _need_image(image: Any) -> None:
     if image is None:
-        raise gr.Error("Upload a product image first (or pick an example below).")
+        raise gr.Error("Upload a product photo first (or pick an example in the Product tab).")
+
+
+def status_line(steps: dict[str, str]) -> str:
+    """The status line: which backend each step used, and on which device."""
+    parts = [f"**{step}**: {text}" for step, text in steps.items()]
+    body = " · ".join(parts) if parts else "nothing run yet"
+    return f"Device **{engine.device}** · {body}"
+
+
+def _step(steps: dict | None, step: str, text: str) -> tuple[dict, str]:
+    steps = dict(steps or {})
+    steps[step] = text
+    return steps, status_line(steps)
+
+
+def _result_path(stem: str, suffix: str) -> Path:
+    return RESULTS / f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
+
+
+def _progress(progress: gr.Progress):
+    """Adapt a gr.Progress to the library's ``progress(fraction, message)`` callbacks."""
+
+    def report(fraction: float, message: str = "") -> None:
+        progress(float(fraction), desc=message or None)
+
+    return report
+
+
+def _mask_or_none(mask: str | None) -> str | None:
+    return mask if mask else None
+
+
+# --------------------------------------------------------------------------------------------
+# Product: segmentation and brush corrections
+# --------------------------------------------------------------------------------------------
+
+
+@readable_errors
+def segment_product(image: str | None, backend: str = "auto", steps: dict | None = None):
+    """Probability map, binary mask, cutout and the product's alpha (engine.segment)."""
+    _need_image(image)
+    seg = engine.segment(image, backend=backend)
+    steps, status = _step(steps, "segment", f"`{seg.backend}`")
+    return seg.prob_image, seg.mask_image, seg.cutout, seg.prob_image, steps, status
+
+
+@readable_errors
+def correct_mask(
+    image: str | None, backend: str = "auto", editor: dict | None = None, steps: dict | None = None
+):
+    """Apply the brush strokes to the segmentation (staging.segment.edit)."""
+    _need_image(image)
+    seg = engine.segment(image, backend=backend)
+    layers = (editor or {}).get("layers") or []
+    add, remove = mask_edit.strokes_to_edits(layers, size=(seg.image.shape[1], seg.image.shape[0]))
+    if not add.any() and not remove.any():
+        raise gr.Error(
+            f"No strokes yet: paint with green ({mask_edit.ADD_COLOUR}) to add to the product "
+            f"and red ({mask_edit.REMOVE_COLOUR}) to remove from it, then apply."
+        )
+    fixed = mask_edit.edit_segmentation(seg, add=add, remove=remove)
+    steps, status = _step(steps, "segment", f"`{fixed.backend}`")
+    return fixed.mask_image, fixed.cutout, fixed.prob_image, steps, status
+
+
+def brush_canvas(image: str | None, mask: str | None):
+    """The photo with the background tinted, as the brush editor's background."""
+    if image is None or mask is None:
+        return None
     try:
-        seg = engine.segment(image, backend=backend)
-    except StagingError as exc:
-        raise gr.Error(str(exc)) from None
-    return seg.prob_image, seg.mask_image, seg.cutout, _status("segmentation", seg.backend)
+        rgb = engine.load_image(image)
+        alpha = load_image(mask)[..., 0]
+        return {
+            "background": mask_edit.mask_overlay(rgb, alpha),
+            "layers": [],
+            "composite": None,
+        }
+    except (StagingError, ValueError):
+        return None
+
+
+def _no_alpha():
+    return None
+
+
+def product_changed(image: str | None, backend: str = "auto", steps: dict | None = None):
+    """A new photo (upload, example, clear): segment it at once, or clear the old results."""
+    if image is None:
+        return None, None, None, None, steps or {}, status_line(steps or {})
+    return segment_product(image, backend, steps)
+
+
+# --------------------------------------------------------------------------------------------
+# Catalog: build or update an index, the demo index
+# --------------------------------------------------------------------------------------------
+
+
+def default_index_dir(folder: str | os.PathLike) -> Path:
+    """Where the app keeps the index of ``folder`` when no index folder is given."""
+    path = Path(folder).expanduser().resolve()
+    if path == DEMO_CATALOG.resolve():
+        return DEMO_INDEX
+    digest = uuid.uuid5(uuid.NAMESPACE_URL, str(path)).hex[:8]
+    return CACHE / "indexes" / f"{path.name or 'catalog'}-{digest}"
+
+
+def build_index(folder, csv=None, out=None, progress=None):
+    """``staging index FOLDER --out OUT [--csv CSV]``: build or update, then the open index."""
+    out = Path(out) if out else default_index_dir(folder)
+    CatalogIndex.open(out, create=True).close()
+    index = engine.index(out)  # the engine's shared, cached handle
+    report = index.update(engine, folder, csv=csv or None, progress=progress is not None)
+    return index, report
+
+
+def demo_index(progress=None) -> Path:
+    """The demo catalog's index, built in the cache folder on first use (a few seconds)."""
+    global _demo_checked
+    with _demo_lock:
+        if not _demo_checked:
+            if progress is not None:
+                progress(0.0, desc="indexing the demo catalog (first use)")
+            build_index(DEMO_CATALOG, DEMO_CSV, DEMO_INDEX, progress=progress)
+            _demo_checked = True
+    return DEMO_INDEX
+
+
+def _index_dir(index_dir: str | None, progress=None) -> Path:
+    if index_dir and index_dir.strip():
+        return Path(index_dir.strip()).expanduser()
+    return demo_index(progress)
+
+
+def _catalog_entries(index: Path, image: str | None) -> list[tuple[Any, str]]:
+    """A few catalog entries: the items nearest to the product (engine.search)."""
+    query = image or (EXAMPLES[0] if EXAMPLES else None)
+    if query is None:
+        return []
+    hits = engine.search(query, k=8, index=index, staged_only=False)
+    return [
+        (
+            load_image(hit.path),
+            f"{hit.id} · {hit.category or 'no category'} · "
+            f"{'staged' if hit.staged else 'studio'} · {hit.score:.2f}",
+        )
+        for hit in hits
+    ]
+
+
+def _stats_markdown(stats: dict, report=None) -> str:
+    lines = [
+        f"**{stats['items']} images** in `{stats['path']}`: {stats['staged']} staged "
+        f"(scenes copy-paste can use), {stats['unstaged']} studio shots, "
+        f"{stats['categories']} categories; embedder `{stats['embedder']}` "
+        f"({stats['dim']}-d), {stats['index_type']} search.",
+    ]
+    if report is not None:
+        lines.append(
+            f"This run: {report.added} added, {report.changed} changed, {report.removed} "
+            f"removed, {report.unchanged} unchanged, {len(report.failed)} failed "
+            f"({report.seconds:.1f} s)."
+        )
+        lines += [f"- skipped `{path}`: {why}" for path, why in report.failed[:5]]
+    return "\n\n".join(lines)
+
+
+@readable_errors
+def index_catalog(
+    folder: str,
+    csv: str = "",
+    index_dir: str = "",
+    image: str | None = None,
+    steps: dict | None = None,
+    progress=gr.Progress(track_tqdm=True),
+):
+    """Catalog tab: index a folder (incremental), show counts and a few entries."""
+    if not folder or not folder.strip():
+        raise gr.Error("Enter the folder of your catalog images (on the server running the app).")
+    folder = folder.strip()
+    if not Path(folder).expanduser().is_dir():
+        raise gr.Error(f"No such folder on the server: '{folder}'.")
+    csv = csv.strip() if csv else ""
+    if not csv and Path(folder).expanduser().resolve() == DEMO_CATALOG.resolve():
+        csv = str(DEMO_CSV)
+    progress(0.0, desc="indexing")
+    index, report = build_index(folder, csv or None, index_dir.strip() or None, progress=progress)
+    stats = index.stats()
+    entries = _catalog_entries(index.path, image)
+    steps, status = _step(steps, "index", f"embedder `{stats['embedder']}`")
+    return _stats_markdown(stats, report), entries, str(index.path), steps, status
+
+
+@readable_errors
+def show_catalog(index_dir: str = "", image: str | None = None):
+    """Counts and a few entries of an existing index (the demo index when none is given)."""
+    index = engine.index(_index_dir(index_dir))
+    return _stats_markdown(index.stats()), _catalog_entries(index.path, image), str(index.path)
+
+
+# --------------------------------------------------------------------------------------------
+# Staging modes and results
+# --------------------------------------------------------------------------------------------
+
+
+def _keep(results: list | None, staged: list, label: str) -> tuple[list, list]:
+    """Save staged results as files; add them to the session's results (the Compare tab)."""
+    results = list(results or [])
+    gallery = []
+    for number, item in enumerate(staged, start=1):
+        stem = f"{item.mode}-{number}"
+        image = item.save(_result_path(stem, ".png"))
+        alpha = save_mask(_result_path(f"{stem}-alpha", ".png"), item.alpha)
+        caption = f"{label} #{len(results) + 1}: {_caption(item)}"
+        results.append(
+            {
+                "label": caption,
+                "image": str(image),
+                "alpha": str(alpha),
+                "info": item.describe(),
+            }
+        )
+        gallery.append((str(image), caption))
+    return results, gallery
+
+
+def _details(staged: list) -> list[dict]:
+    """``Staged.describe()`` of each result, for the JSON panel. A ``path`` key is renamed
+    ``file``: API clients take any ``{"path": ...}`` object for a file to download."""
+    details = []
+    for item in staged:
+        info = item.describe()
+        info["source"] = {("file" if k == "path" else k): v for k, v in info["source"].items()}
+        details.append(info)
+    return details
+
+
+def _caption(item) -> str:
+    source = item.source
+    if item.mode == "copy-paste":
+        return f"{source.get('id')} ({source.get('category') or '-'}), score {source.get('score')}"
+    placement = source.get("placement") or {}
+    bits = [
+        placement.get("name"),
+        source.get("theme") or source.get("prompt"),
+        f"seed {source['seed']}" if "seed" in source else None,
+    ]
+    return ", ".join(str(b) for b in bits if b)[:80]
+
+
+@readable_errors
+def copy_paste(
+    image: str | None,
+    mask: str | None = None,
+    k: int = 3,
+    shadow: bool = True,
+    harmonize: bool = False,
+    index_dir: str = "",
+    results: list | None = None,
+    steps: dict | None = None,
+    progress=gr.Progress(),
+):
+    """Copy-paste tab: k candidates, each with the catalog scene it came from."""
+    _need_image(image)
+    index = _index_dir(index_dir, progress)
+    staged = engine.stage_copy_paste(
+        image,
+        k=int(k),
+        index=index,
+        mask=_mask_or_none(mask),
+        shadow=bool(shadow),
+        harmonize=bool(harmonize),
+        progress=_progress(progress),
+    )
+    results, gallery = _keep(results, staged, "copy-paste")
+    sources = [
+        (load_image(s.source["path"]), f"{s.source.get('id')}: {s.source.get('title') or ''}")
+        for s in staged
+    ]
+    details = _details(staged)
+    first = staged[0].source if staged else {}
+    steps, status = _step(
+        steps,
+        "copy-paste",
+        f"segment `{first.get('segment_backend', '?')}`, inpaint "
+        f"`{first.get('inpaint_backend', '?')}`",
+    )
+    return gallery, sources, details, results, steps, status
+
+
+def _placements(placement) -> list[str] | None:
+    if isinstance(placement, str):
+        placement = [placement]
+    chosen = [p.strip() for p in placement or [] if p and p.strip()]
+    return chosen or None
+
+
+def _generated_status(steps, step, staged):
+    source = staged[0].source if staged else {}
+    model = source.get("model")
+    backend = f"`{source.get('backend', '?')}`" + (f" ({model})" if model else "")
+    return _step(steps, step, f"segment `{source.get('segment_backend', '?')}`, generate {backend}")
+
+
+def _interests(text: str | None) -> list[str] | None:
+    return [i.strip() for i in (text or "").split(",") if i.strip()] or None
+
+
+@readable_errors
+def stage_vanilla(
+    image: str | None,
+    mask: str | None = None,
+    category: str = "",
+    prompt: str = "",
+    placement: list[str] | str | None = None,
+    seed: int = 0,
+    backend: str = "auto",
+    results: list | None = None,
+    steps: dict | None = None,
+    progress=gr.Progress(),
+):
+    """Vanilla tab: the whole background generated around the product (engine.stage_vanilla)."""
+    _need_image(image)
+    staged = engine.stage_vanilla(
+        image,
+        category=(category or "").strip() or None,
+        prompt=(prompt or "").strip() or None,
+        placement=_placements(placement),
+        seed=int(seed or 0),
+        backend=backend or None,
+        mask=_mask_or_none(mask),
+        progress=_progress(progress),
+    )
+    results, gallery = _keep(results, staged, "vanilla")
+    steps, status = _generated_status(steps, "vanilla", staged)
+    return gallery, _details(staged), results, steps, status
+
+
+@readable_errors
+def stage_prompt(
+    image: str | None,
+    mask: str | None = None,
+    category: str = "",
+    theme: str = "",
+    prompt: str = "",
+    interests: str = "",
+    placement: list[str] | str | None = None,
+    seed: int = 0,
+    backend: str = "auto",
+    results: list | None = None,
+    steps: dict | None = None,
+    progress=gr.Progress(),
+):
+    """Prompt tab: a generated scene from a prompt, or a theme of the category's library."""
+    _need_image(image)
+    staged = engine.stage_prompt(
+        image,
+        prompt=(prompt or "").strip() or None,
+        theme=(theme or "").strip() or None,
+        category=(category or "").strip() or None,
+        placement=_placements(placement),
+        seed=int(seed or 0),
+        backend=backend or None,
+        mask=_mask_or_none(mask),
+        interests=_interests(interests),
+        progress=_progress(progress),
+    )
+    results, gallery = _keep(results, staged, "prompt")
+    steps, status = _generated_status(steps, "prompt", staged)
+    return gallery, _details(staged), results, steps, status
+
+
+@readable_errors
+def suggest_prompt(category: str = "", location: str = "", interests: str = ""):
+    """The bandit's suggestion (engine.suggest_prompt): a theme, its filled prompt, scores."""
+    context = {"location": location.strip()} if location and location.strip() else None
+    suggestion = engine.suggest_prompt(
+        (category or "").strip() or None, context=context, interests=_interests(interests)
+    )
+    ranked = sorted(suggestion.scores.items(), key=lambda kv: -kv[1])
+    scores = ", ".join(f"{name} {score:.2f}" for name, score in ranked)
+    about = (
+        f"The bandit for **{suggestion.category}** suggests **{suggestion.theme}** "
+        f"(upper confidence bounds: {scores}; {suggestion.updates} feedback updates so far)."
+    )
+    return suggestion.theme, suggestion.prompt, about
+
+
+def placement_choices() -> list[str]:
+    from staging.compose.placement import PLACEMENTS
+
+    return [f"{name}" for name in PLACEMENTS]
+
+
+def category_choices() -> list[str]:
+    """Categories of the prompt library (its themes are what the bandit chooses among)."""
+    try:
+        return list(engine.prompt_library().categories)
+    except StagingError:  # a broken prompts file must not stop the app; staging reports it
+        log.exception("cannot read the prompt library")
+        return []
+
+
+def theme_choices(category: str | None) -> list[str]:
+    try:
+        return [t.name for t in engine.prompt_library().themes((category or "").strip() or None)]
+    except StagingError:
+        return []
+
+
+def themes_for(category: str | None):
+    """New theme choices when the category changes."""
+    return gr.Dropdown(choices=theme_choices(category), value=None)
+
+
+def generation_note() -> str:
+    """Which generator ``auto`` runs, and how to get diffusion weights when there are none."""
+    from staging.generate import resolve
+
+    hint = engine.generation_hint()
+    if hint is None:
+        return f"Generator `auto` = **{resolve(None, engine.runtime)}** (weights found)."
+    lines: list[str] = []
+    for line in hint.splitlines():  # indented command lines become a code block
+        if lines and line.startswith("    ") != lines[-1].startswith("    "):
+            lines.append("")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def generator_title() -> str:
+    from staging.generate import resolve
+
+    name = resolve(None, engine.runtime)
+    if engine.generation_hint() is None:
+        return f"Generator 'auto' = {name}"
+    return f"Generator 'auto' = {name} (weights-free): how to use diffusion models"
+
+
+def generator_choices() -> list[str]:
+    from staging.generate import BACKENDS as GENERATORS
+
+    return ["auto", *GENERATORS]
+
+
+# --------------------------------------------------------------------------------------------
+# Compare and export
+# --------------------------------------------------------------------------------------------
+
+
+def compare_view(results: list | None):
+    """Gallery of every result so far, favourites choices, parallax sources."""
+    results = results or []
+    labels = [r["label"] for r in results]
+    gallery = [(r["image"], r["label"]) for r in results]
+    favourites = gr.CheckboxGroup(choices=labels, value=[])
+    sources = gr.Dropdown(choices=[PRODUCT_PHOTO, *labels], value=PRODUCT_PHOTO)
+    return gallery, favourites, sources
+
+
+@readable_errors
+def export_results(favourites: list[str] | None, fmt: str = "PNG", results: list | None = None):
+    """Compare tab: favourites (or all results) as PNG, JPEG or WebP files, and a zip."""
+    results = results or []
+    if not results:
+        raise gr.Error("No results yet: stage the product (Copy-paste, Vanilla or Prompt tab).")
+    if fmt not in FORMATS:
+        raise gr.Error(f"Unknown format {fmt!r}: choose {', '.join(FORMATS)}.")
+    chosen = [r for r in results if r["label"] in (favourites or [])] or results
+    folder = _result_path("export", "")
+    files = []
+    for number, item in enumerate(chosen, start=1):
+        name = f"staged-{number:02d}-{item['info']['mode']}{FORMATS[fmt]}"
+        files.append(str(save_image(folder / name, load_image(item["image"]), quality=92)))
+    archive = folder / "staged-images.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for file in files:
+            zf.write(file, Path(file).name)
+    return files, str(archive)
+
+
+def clear_results():
+    return [], None, None
+
+
+# --------------------------------------------------------------------------------------------
+# Parallax
+# --------------------------------------------------------------------------------------------
+
+
+@readable_errors
+def render_parallax(
+    image: str | None,
+    mask: str | None = None,
+    source: str = PRODUCT_PHOTO,
+    motion: str = "pan",
+    seconds: float = 3.0,
+    size: str = "photo",
+    results: list | None = None,
+    steps: dict | None = None,
+    progress=gr.Progress(),
+):
+    """Parallax tab: an MP4 of the product photo or of a staged result (engine.parallax)."""
+    picked = next((r for r in results or [] if r["label"] == source), None)
+    if picked is not None:
+        image, mask = picked["image"], picked["alpha"]
+    _need_image(image)
+    progress(0.05, desc="inpainting the background and rendering frames")
+    out = _result_path("parallax", ".mp4")
+    started = time.perf_counter()
+    clip = engine.parallax(
+        image,
+        out,
+        mask=_mask_or_none(mask),
+        seconds=float(seconds),
+        motion=motion,
+        size=None if size in (None, "", "photo") else size,
+    )
+    width, height = clip.size
+    steps, status = _step(
+        steps,
+        "parallax",
+        f"inpaint `{engine.inpainter().name}`, mask `{'given' if mask else 'segment'}`",
+    )
+    info = (
+        f"{clip.frames} frames, {width}x{height} at {clip.fps:g} fps, {clip.motion}, "
+        f"{clip.fit}{', seamless loop' if clip.loop else ''} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    button = gr.DownloadButton(value=str(clip.path), visible=True)
+    return str(clip.path), button, info, steps, status
+
+
+# --------------------------------------------------------------------------------------------
+# The UI
+# --------------------------------------------------------------------------------------------
+
+INTRO = """# Product Staging Studio
+Catalog photo in → staged ad images and parallax videos out. Runs offline on the CPU by default
+(weights-free backends); pretrained models are used when they are in the models folder.
+**Demo data:** the examples and the small demo catalog are procedural renders shipped with the
+project. Real use means indexing **your own catalog** of staged photos (Catalog tab, or
+`staging index`)."""
 
 
 def build_ui() -> gr.Blocks:
-    with gr.Blocks(title="Product Staging Studio") as demo:
-        gr.Markdown(
-            "# Product Staging Studio\n"
-            "Upload a catalog photo of a product. Runs offline on the CPU by default; real use "
-            "means indexing your own catalog (see the README)."
-        )
-        with gr.Tab("Product"):
+    backends = ["auto", *BACKENDS]
+    placements = placement_choices()
+    default_placement = "square"
+    generators = generator_choices()
+    with gr.Blocks(title="Product Staging Studio", delete_cache=(3600, 86400)) as demo:
+        steps = gr.State({})
+        results = gr.State([])
+        gr.Markdown(INTRO)
+        status = gr.Markdown(status_line({}), label="Status", elem_id="status-line")
+
+        # ---------------------------------------------------------------- Product
+        with gr.Tab("Product", id="product"):
             with gr.Row():
-                image = gr.Image(label="Product photo", type="filepath", height=360)
-                with gr.Column():
+                with gr.Column(scale=2):
+                    image = gr.Image(
+                        label="Product photo",
+                        type="filepath",
+                        image_mode=None,
+                        height=320,
+                        elem_id="product-image",
+                    )
+                with gr.Column(scale=1):
                     backend = gr.Dropdown(
-                        ["auto", *BACKENDS],
+                        backends,
                         value="auto",
                         label="Segmentation backend",
                         info="auto: weights-free 'catalog' on plain backgrounds, else the best "
                         "pretrained model on disk",
                     )
-                    run = gr.Button("Segment", variant="primary")
-                    status = gr.Markdown()
+                    run = gr.Button("Segment", variant="primary", elem_id="segment-button")
+                    gr.Markdown(
+                        "The mask is made as soon as a photo is loaded. Every staging mode "
+                        "uses it, including your brush corrections below."
+                    )
+                    if EXAMPLES:
+                        gr.Examples(EXAMPLES, inputs=image, label="Examples (procedural renders)")
             with gr.Row():
-                prob = gr.Image(label="Probability", type="pil", format="png")
-                mask = gr.Image(label="Mask (threshold 0.5)", type="pil", format="png")
-                cutout = gr.Image(label="Cutout", type="pil", format="png")
-            if EXAMPLES:
-                gr.Examples(EXAMPLES, inputs=image)
-            run.click(
-                segment_product,
-                [image, backend],
-                [prob, mask, cutout, status],
-                api_name="segment",
-                concurrency_limit=2,
+                prob = gr.Image(
+                    label="Probability",
+                    type="filepath",
+                    format="png",
+                    height=240,
+                    interactive=False,
+                )
+                mask_view = gr.Image(
+                    label="Mask (threshold 0.5, with corrections)",
+                    type="filepath",
+                    format="png",
+                    height=240,
+                    interactive=False,
+                    elem_id="mask-image",
+                )
+                cutout = gr.Image(
+                    label="Cutout",
+                    type="filepath",
+                    format="png",
+                    height=240,
+                    interactive=False,
+                    elem_id="cutout-image",
+                )
+            # The product's alpha as every mode receives it (hidden; an API input).
+            alpha = gr.Image(
+                label="Product alpha", type="filepath", format="png", image_mode="L", visible=False
             )
+            with gr.Accordion("Correct the mask with a brush", open=False, elem_id="brush"):
+                gr.Markdown(
+                    "The background is tinted blue. Paint **green** over parts of the product "
+                    "the mask missed and **red** over background it kept, then apply."
+                )
+                editor = gr.ImageEditor(
+                    label="Brush",
+                    type="numpy",
+                    format="png",
+                    sources=(),
+                    transforms=(),
+                    layers=False,
+                    brush=gr.Brush(
+                        colors=[mask_edit.ADD_COLOUR, mask_edit.REMOVE_COLOUR],
+                        default_color=mask_edit.ADD_COLOUR,
+                        color_mode="fixed",
+                        default_size=12,
+                    ),
+                    eraser=gr.Eraser(default_size=12),
+                    height=420,
+                    elem_id="brush-editor",
+                )
+                apply_brush = gr.Button("Apply corrections", elem_id="apply-brush")
+
+        # ---------------------------------------------------------------- Catalog
+        with gr.Tab("Catalog", id="catalog"):
+            gr.Markdown(
+                "Copy-paste staging reuses the backgrounds of **staged** catalog photos "
+                "(products in rooms). Index a folder of your catalog on the server "
+                "(incremental: re-running only processes new or changed images). Leave the "
+                "index folder empty to keep it in the app's cache. The demo catalog "
+                f"(`{DEMO_CATALOG.relative_to(ROOT)}`) is indexed automatically on first use."
+            )
+            with gr.Row():
+                folder = gr.Textbox(label="Catalog folder", value=str(DEMO_CATALOG), scale=3)
+                csv = gr.Textbox(
+                    label="CSV (optional: id,image,category,title,...)", value="", scale=2
+                )
+            index_dir = gr.Textbox(
+                label="Index folder (used by Copy-paste; empty = the demo index)",
+                value="",
+                elem_id="index-dir",
+            )
+            with gr.Row():
+                index_button = gr.Button("Index folder", variant="primary", elem_id="index-button")
+                show_button = gr.Button("Show index")
+            catalog_stats = gr.Markdown(label="Index", elem_id="catalog-stats")
+            catalog_gallery = gr.Gallery(
+                label="Catalog items nearest to the product", columns=4, height=300
+            )
+
+        # ---------------------------------------------------------------- Copy-paste
+        with gr.Tab("Copy-paste", id="copy-paste"):
+            gr.Markdown(
+                "Paper §5.3: the product is pasted into the most similar **staged** catalog "
+                "scenes, where the old product stood (removed and inpainted). Uses the product "
+                "and mask of the Product tab and the index of the Catalog tab."
+            )
+            with gr.Row():
+                k = gr.Slider(1, 6, value=3, step=1, label="Candidates (k)", elem_id="copy-paste-k")
+                shadow = gr.Checkbox(value=True, label="Contact shadow")
+                harmonize = gr.Checkbox(value=False, label="Harmonise colours")
+                cp_button = gr.Button("Stage", variant="primary", elem_id="copy-paste-button")
+            with gr.Row():
+                cp_gallery = gr.Gallery(
+                    label="Staged candidates", columns=3, height=230, elem_id="copy-paste-gallery"
+                )
+                cp_sources = gr.Gallery(
+                    label="Catalog scene each came from",
+                    columns=3,
+                    height=230,
+                    elem_id="copy-paste-sources",
+                )
+            cp_details = gr.JSON(label="Details (retrieval score, product SSIM, alignment)")
+
+        # ---------------------------------------------------------------- Vanilla
+        categories = category_choices()
+        with gr.Tab("Vanilla", id="vanilla"):
+            gr.Markdown(
+                "The whole background generated around the product, laid out for each "
+                "placement size; no retrieval, and no scene prompt (`a photo of a <category>`, "
+                "or nothing without a category)."
+            )
+            with gr.Accordion(generator_title(), open=False):
+                gr.Markdown(generation_note())
+            with gr.Row():
+                v_category = gr.Dropdown(
+                    categories,
+                    value=None,
+                    allow_custom_value=True,
+                    label="Product category",
+                    elem_id="vanilla-category",
+                )
+                v_prompt = gr.Textbox(label="Prompt (optional: replaces the default)", scale=2)
+            with gr.Row():
+                v_placement = gr.Dropdown(
+                    placements,
+                    value=[default_placement],
+                    multiselect=True,
+                    allow_custom_value=True,
+                    label="Placement sizes (names, WxH or ratios)",
+                    scale=2,
+                    elem_id="vanilla-placement",
+                )
+                v_seed = gr.Number(value=0, precision=0, label="Seed")
+                v_backend = gr.Dropdown(generators, value="auto", label="Generator")
+            v_button = gr.Button("Stage", variant="primary", elem_id="vanilla-button")
+            v_gallery = gr.Gallery(
+                label="Results",
+                columns=4,
+                height=280,
+                object_fit="contain",
+                elem_id="vanilla-gallery",
+            )
+            v_details = gr.JSON(label="Details")
+
+        # ---------------------------------------------------------------- Prompt
+        with gr.Tab("Prompt", id="prompt"):
+            gr.Markdown(
+                "A scene from a prompt, or from one of the category's themes "
+                "(`assets/prompts.yaml`). **Suggest** asks the category's contextual bandit "
+                "(LinUCB) which theme to use for this viewer."
+            )
+            with gr.Row():
+                p_category = gr.Dropdown(
+                    categories,
+                    value=None,
+                    allow_custom_value=True,
+                    label="Product category",
+                    elem_id="prompt-category",
+                )
+                p_location = gr.Textbox(label="Viewer location (optional)")
+                p_interests = gr.Textbox(label="Viewer interests, comma-separated (optional)")
+                suggest = gr.Button("Suggest", elem_id="suggest-button")
+            suggestion = gr.Markdown(label="Suggestion", elem_id="prompt-suggestion")
+            with gr.Row():
+                p_theme = gr.Dropdown(
+                    theme_choices(None),
+                    value=None,
+                    allow_custom_value=True,
+                    label="Theme",
+                    scale=1,
+                )
+                p_prompt = gr.Textbox(
+                    label="Prompt (optional: replaces the theme's)", lines=2, scale=3
+                )
+            with gr.Row():
+                p_placement = gr.Dropdown(
+                    placements,
+                    value=[default_placement],
+                    multiselect=True,
+                    allow_custom_value=True,
+                    label="Placement sizes",
+                    scale=2,
+                )
+                p_seed = gr.Number(value=0, precision=0, label="Seed")
+                p_backend = gr.Dropdown(generators, value="auto", label="Generator")
+            p_button = gr.Button("Stage", variant="primary", elem_id="prompt-button")
+            p_gallery = gr.Gallery(
+                label="Results",
+                columns=4,
+                height=280,
+                object_fit="contain",
+                elem_id="prompt-gallery",
+            )
+            p_details = gr.JSON(label="Details")
+
+        # ---------------------------------------------------------------- Compare
+        with gr.Tab("Compare", id="compare"):
+            gr.Markdown(
+                "Every result of this session, side by side. Tick favourites and download "
+                "them (all results when none is ticked)."
+            )
+            compare_gallery = gr.Gallery(
+                label="Results", columns=4, height=360, object_fit="contain"
+            )
+            favourites = gr.CheckboxGroup(label="Favourites", choices=[], elem_id="favourites")
+            with gr.Row():
+                fmt = gr.Radio(list(FORMATS), value="PNG", label="Format")
+                export_button = gr.Button(
+                    "Prepare downloads", variant="primary", elem_id="export-button"
+                )
+                clear_button = gr.Button("Clear results")
+            with gr.Row():
+                export_files = gr.File(label="Files", file_count="multiple", elem_id="export-files")
+                export_zip = gr.File(label="All as .zip")
+
+        # ---------------------------------------------------------------- Parallax
+        with gr.Tab("Parallax", id="parallax"):
+            gr.Markdown(
+                "Paper §5.4: the product moves more than the background behind it (inpainted "
+                "once), which reads as depth. Seamless loop, H.264 MP4."
+            )
+            with gr.Row():
+                source = gr.Dropdown(
+                    [PRODUCT_PHOTO],
+                    value=PRODUCT_PHOTO,
+                    label="Animate",
+                    scale=2,
+                    elem_id="parallax-source",
+                )
+                motion = gr.Radio(list(MOTIONS), value="pan", label="Motion")
+                seconds = gr.Slider(
+                    1, 10, value=3, step=0.5, label="Length (s)", elem_id="parallax-seconds"
+                )
+                size = gr.Dropdown(
+                    PARALLAX_SIZES,
+                    value="photo",
+                    allow_custom_value=True,
+                    label="Size (ratio or WxH)",
+                    elem_id="parallax-size",
+                )
+            px_button = gr.Button("Render", variant="primary", elem_id="parallax-button")
+            with gr.Row():
+                video = gr.Video(
+                    label="Preview", autoplay=True, loop=True, height=360, elem_id="parallax-video"
+                )
+                with gr.Column():
+                    px_info = gr.Markdown(label="Clip", elem_id="parallax-info")
+                    download = gr.DownloadButton(
+                        "Download MP4", visible=False, elem_id="parallax-download"
+                    )
+
+        # ---------------------------------------------------------------- events
+        seg_outputs = [prob, mask_view, cutout, alpha, steps, status]
+        refresh = dict(
+            fn=compare_view,
+            inputs=[results],
+            outputs=[compare_gallery, favourites, source],
+            api_visibility="private",
+        )
+        canvas = dict(
+            fn=brush_canvas, inputs=[image, mask_view], outputs=[editor], api_visibility="private"
+        )
+        run.click(
+            segment_product, [image, backend, steps], seg_outputs, api_name="segment"
+        ).success(**canvas)
+        # A new photo: drop the old alpha at once (a Stage click must never pair the new photo
+        # with the previous photo's mask), then segment it.
+        image.change(_no_alpha, None, [alpha], queue=False, api_visibility="private").then(
+            product_changed, [image, backend, steps], seg_outputs, api_visibility="private"
+        ).then(**canvas)
+        apply_brush.click(
+            correct_mask,
+            [image, backend, editor, steps],
+            [mask_view, cutout, alpha, steps, status],
+            api_name="correct_mask",
+        )
+        index_button.click(
+            index_catalog,
+            [folder, csv, index_dir, image, steps],
+            [catalog_stats, catalog_gallery, index_dir, steps, status],
+            api_name="index_catalog",
+            concurrency_id=HEAVY,
+            concurrency_limit=HEAVY_LIMIT,
+        )
+        show_button.click(
+            show_catalog,
+            [index_dir, image],
+            [catalog_stats, catalog_gallery, index_dir],
+            api_name="show_catalog",
+        )
+        cp_button.click(
+            copy_paste,
+            [image, alpha, k, shadow, harmonize, index_dir, results, steps],
+            [cp_gallery, cp_sources, cp_details, results, steps, status],
+            api_name="copy_paste",
+            concurrency_id=HEAVY,
+            concurrency_limit=HEAVY_LIMIT,
+        ).success(**refresh)
+        v_button.click(
+            stage_vanilla,
+            [image, alpha, v_category, v_prompt, v_placement, v_seed, v_backend, results, steps],
+            [v_gallery, v_details, results, steps, status],
+            api_name="vanilla",
+            concurrency_id=HEAVY,
+            concurrency_limit=HEAVY_LIMIT,
+        ).success(**refresh)
+        p_category.change(themes_for, [p_category], [p_theme], api_visibility="private")
+        suggest.click(
+            suggest_prompt,
+            [p_category, p_location, p_interests],
+            [p_theme, p_prompt, suggestion],
+            api_name="suggest_prompt",
+        )
+        p_button.click(
+            stage_prompt,
+            [
+                image,
+                alpha,
+                p_category,
+                p_theme,
+                p_prompt,
+                p_interests,
+                p_placement,
+                p_seed,
+                p_backend,
+                results,
+                steps,
+            ],
+            [p_gallery, p_details, results, steps, status],
+            api_name="prompt",
+            concurrency_id=HEAVY,
+            concurrency_limit=HEAVY_LIMIT,
+        ).success(**refresh)
+        export_button.click(
+            export_results,
+            [favourites, fmt, results],
+            [export_files, export_zip],
+            api_name="export",
+        )
+        clear_button.click(
+            clear_results, None, [results, export_files, export_zip], api_visibility="private"
+        ).then(**refresh)
+        px_button.click(
+            render_parallax,
+            [image, alpha, source, motion, seconds, size, results, steps],
+            [video, download, px_info, steps, status],
+            api_name="parallax",
+            concurrency_id=HEAVY,
+            concurrency_limit=HEAVY_LIMIT,
+        )
+    return demo
+
+
+def launch_options(host: str = "127.0.0.1", port: int = 7860) -> dict[str, Any]:
+    """Keyword arguments of ``demo.launch``: upload size limit, readable errors, cache access."""
+    return {
+        "server_name": host,
+        "server_port": port,
+        "max_file_size": MAX_UPLOAD,
+        "show_error": True,
+        "allowed_paths": [str(RESULTS)],
+    }
+
+
+def create_app() -> gr.Blocks:
+    """The UI with its queue: at most 32 waiting requests, light steps 2 at a time, heavy
+    steps (index, staging, rendering) ``STAGING_APP_CONCURRENCY`` (1) at a time."""
+    demo = build_ui()
+    demo.queue(default_concurrency_limit=2, max_size=32)
     return demo
 
 
@@ -78,11 +1074,9 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args()
-    demo = build_ui()
-    demo.queue(default_concurrency_limit=2, max_size=32)
-    demo.launch(
-        server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD, show_error=True
-    )
+    logging.basicConfig(level=logging.WARNING)
+    log.setLevel(logging.INFO)
+    create_app().launch(**launch_options(args.host, args.port))
 
 
 if __name__ == "__main__":

@@ -1,29 +1,379 @@
-"""The app is a thin skin: its handlers call the engine and turn user errors into gr.Error."""
+"""The app is a thin skin: its handlers call the engine (real calls, on the shipped examples) and
+turn user errors into gr.Error messages. Also: the brush helper (staging.segment.edit) and the
+app's API through gradio_client against a launched server."""
 
 from __future__ import annotations
 
+import socket
+import zipfile
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 gr = pytest.importorskip("gradio")
 app = pytest.importorskip("app")
 
+from staging import StagingEngine  # noqa: E402
+from staging.segment import edit  # noqa: E402
+from staging.segment.base import Segmentation  # noqa: E402
 
-def test_segment_handler_on_an_example():
-    example = Path(app.EXAMPLES[0])
-    prob, mask, cutout, status = app.segment_product(str(example), "auto")
+CHAIR = str(Path(app.EXAMPLES[0]).with_name("chair.png"))
+LAMP = str(Path(app.EXAMPLES[0]).with_name("lamp.png"))
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    """The app module with its own engine (no user models or state) and cache folders."""
+    root = tmp_path_factory.mktemp("app")
+    with pytest.MonkeyPatch.context() as mp:
+        models = root / "models"
+        models.mkdir()
+        mp.setattr(app, "engine", StagingEngine(models_dir=str(models), state_dir=root / "state"))
+        mp.setattr(app, "CACHE", root / "cache")
+        mp.setattr(app, "DEMO_INDEX", root / "cache" / "demo-index")
+        mp.setattr(app, "RESULTS", root / "results")
+        mp.setattr(app, "_demo_checked", False)
+        yield app
+
+
+def _readable(info: pytest.ExceptionInfo) -> str:
+    text = str(info.value)
+    assert text and "Traceback" not in text
+    return text
+
+
+# ------------------------------------------------------------------------------ Product tab
+
+
+def test_segment_handler_on_an_example(studio):
+    prob, mask, cutout, alpha, steps, status = studio.segment_product(CHAIR, "auto", {})
     assert cutout.mode == "RGBA" and mask.mode == "L" and prob.size == cutout.size
+    assert alpha.mode == "L"
+    assert steps == {"segment": "`catalog`"}
     assert "catalog" in status and "cpu" in status
 
 
 @pytest.mark.parametrize("bad", [None, "README.md"])
-def test_segment_handler_errors_are_readable(bad):
+def test_segment_handler_errors_are_readable(studio, bad):
     with pytest.raises(gr.Error) as info:
-        app.segment_product(bad, "auto")
-    assert "Traceback" not in str(info.value)
+        studio.segment_product(bad, "auto")
+    _readable(info)
 
 
-def test_ui_builds_with_examples():
+def test_unknown_backend_is_a_readable_error(studio):
+    with pytest.raises(gr.Error) as info:
+        studio.segment_product(CHAIR, "no-such-backend")
+    assert "no-such-backend" in _readable(info)
+
+
+def test_new_photo_segments_at_once_and_clearing_clears(studio):
+    outputs = studio.product_changed(LAMP, "auto", {})
+    assert outputs[1] is not None and "segment" in outputs[4]
+    cleared = studio.product_changed(None, "auto", {"segment": "x"})
+    assert cleared[:4] == (None, None, None, None)
+
+
+def _strokes(shape, add_box=None, remove_box=None) -> np.ndarray:
+    """A transparent RGBA layer with a green and/or a red painted rectangle."""
+    layer = np.zeros((*shape, 4), np.uint8)
+    for box, colour in ((add_box, edit.ADD_COLOUR), (remove_box, edit.REMOVE_COLOUR)):
+        if box is not None:
+            y0, y1, x0, x1 = box
+            layer[y0:y1, x0:x1, :3] = edit._rgb(colour)
+            layer[y0:y1, x0:x1, 3] = 255
+    return layer
+
+
+def test_brush_corrections_change_the_mask_every_mode_uses(studio, tmp_path):
+    seg = studio.engine.segment(CHAIR)
+    h, w = seg.mask.shape
+    ys, xs = np.nonzero(seg.mask)
+    product_box = (ys.min() + 5, ys.min() + 25, xs.min() + 5, xs.max() - 5)  # remove: in product
+    background_box = (5, 25, 5, 25)  # add: a corner of the backdrop
+    layer = _strokes((h, w), add_box=background_box, remove_box=product_box)
+    mask, cutout, alpha, steps, status = studio.correct_mask(
+        CHAIR, "auto", {"background": None, "layers": [layer], "composite": None}, {}
+    )
+    fixed = np.asarray(mask) > 127
+    assert fixed[10, 10] and not seg.mask[10, 10]
+    y, x = product_box[0] + 5, (product_box[2] + product_box[3]) // 2
+    assert seg.mask[y, x] and not fixed[y, x]
+    assert np.asarray(cutout)[10, 10, 3] == 255
+    assert "catalog+edit" in status
+    # The corrected alpha is what the staging modes receive: parallax uses it as is.
+    alpha_file = tmp_path / "alpha.png"
+    alpha.save(alpha_file)
+    assert (np.asarray(Image.open(alpha_file)) > 127)[10, 10]
+
+
+def test_brush_without_strokes_says_what_to_do(studio):
+    with pytest.raises(gr.Error) as info:
+        studio.correct_mask(CHAIR, "auto", {"background": None, "layers": [], "composite": None})
+    assert "green" in _readable(info)
+
+
+def test_brush_canvas_tints_the_background(studio, tmp_path):
+    seg = studio.engine.segment(LAMP)
+    mask_file = tmp_path / "mask.png"
+    seg.mask_image.save(mask_file)
+    canvas = studio.brush_canvas(LAMP, str(mask_file))
+    background = canvas["background"]
+    assert background.shape == seg.image.shape and canvas["layers"] == []
+    outside = ~seg.mask
+    assert not np.array_equal(background[outside], seg.image[outside])
+    assert np.array_equal(background[seg.mask], seg.image[seg.mask])
+    assert studio.brush_canvas(None, None) is None
+
+
+# ------------------------------------------------------------------------------ the brush helper
+
+
+def test_strokes_to_edits_sorts_colours_and_resizes():
+    layer = _strokes((50, 100), add_box=(0, 10, 0, 10), remove_box=(40, 50, 90, 100))
+    add, remove = edit.strokes_to_edits([layer], size=(200, 100))  # canvas at half size
+    assert add.shape == (100, 200)
+    assert add[:20, :20].all() and not add[80:, 180:].any()
+    assert remove[80:, 180:].all() and not remove[:20, :20].any()
+    # A later layer wins where strokes overlap.
+    erase = _strokes((50, 100), remove_box=(0, 10, 0, 10))
+    add2, remove2 = edit.strokes_to_edits([layer, erase], size=(100, 50))
+    assert remove2[:10, :10].all() and not add2[:10, :10].any()
+    empty_add, empty_remove = edit.strokes_to_edits([], size=(8, 4))
+    assert empty_add.shape == (4, 8) and not empty_add.any() and not empty_remove.any()
+    with pytest.raises(ValueError):
+        edit.strokes_to_edits([np.zeros((4, 4))])
+
+
+def test_edits_keep_soft_edges_elsewhere_and_remove_wins():
+    prob = np.full((4, 4), 0.3, np.float32)
+    add = np.zeros((4, 4), bool)
+    add[0] = True
+    remove = np.zeros((4, 4), bool)
+    remove[:, 0] = True
+    out = edit.apply_edits(prob, add, remove)
+    assert out[0, 1] == 1.0 and out[0, 0] == 0.0 and out[2, 2] == pytest.approx(0.3)
+    seg = Segmentation(np.zeros((4, 4, 3), np.uint8), prob, "catalog")
+    fixed = edit.edit_segmentation(seg, add, remove)
+    assert fixed.backend == "catalog+edit" and fixed.mask[0, 1] and not fixed.mask[2, 2]
+    assert edit.edit_segmentation(seg).backend == "catalog"
+    with pytest.raises(ValueError):
+        edit.apply_edits(prob, np.zeros((2, 2), bool))
+
+
+# ------------------------------------------------------------------------------ Catalog tab
+
+
+def test_index_the_demo_catalog_then_update_it(studio, tmp_path):
+    out = tmp_path / "index"
+    stats, entries, index_dir, steps, status = studio.index_catalog(
+        str(studio.DEMO_CATALOG), "", str(out), LAMP, {}
+    )
+    assert index_dir == str(out.resolve())
+    assert "**19 images**" in stats and "16 staged" in stats and "19 added" in stats
+    assert len(entries) == 8 and "·" in entries[0][1]
+    assert "handcrafted" in status
+    again = studio.index_catalog(str(studio.DEMO_CATALOG), "", str(out), None, {})[0]
+    assert "19 unchanged" in again
+    shown = studio.show_catalog(str(out), None)
+    assert "**19 images**" in shown[0]
+
+
+@pytest.mark.parametrize("folder", ["", "/no/such/folder"])
+def test_index_errors_are_readable(studio, folder):
+    with pytest.raises(gr.Error) as info:
+        studio.index_catalog(folder, "", "", None, {})
+    assert "folder" in _readable(info)
+
+
+def test_show_a_missing_index_is_readable(studio, tmp_path):
+    with pytest.raises(gr.Error) as info:
+        studio.show_catalog(str(tmp_path / "nothing"), None)
+    assert "staging index" in _readable(info)
+
+
+# ------------------------------------------------------------------------------ staging modes
+
+
+def test_copy_paste_uses_the_demo_index_and_names_each_scene(studio):
+    gallery, sources, details, results, steps, status = studio.copy_paste(
+        LAMP, None, 2, True, False, "", [], {}
+    )
+    assert studio.DEMO_INDEX.joinpath("catalog.sqlite").is_file()  # built on first use
+    assert len(gallery) == len(sources) == len(details) == len(results) == 2
+    assert all(Path(path).is_file() for path, _ in gallery)
+    assert details[0]["source"]["id"] in sources[0][1]
+    assert details[0]["source"]["file"].endswith(".jpg") and "path" not in details[0]["source"]
+    assert {"label", "image", "alpha", "info"} <= set(results[0])
+    assert "copy-paste" in status and "structure" in status
+
+
+def test_copy_paste_without_a_photo_is_readable(studio):
+    with pytest.raises(gr.Error) as info:
+        studio.copy_paste(None)
+    assert "Upload" in _readable(info)
+
+
+def test_vanilla_and_prompt_stage_every_placement(studio):
+    gallery, details, results, steps, status = studio.stage_vanilla(
+        LAMP, None, "lamp", "", ["square", "300x250"], 3, "auto", [], {}
+    )
+    assert [d["width"] for d in details] == [1080, 300]
+    assert details[0]["mode"] == "vanilla" and details[0]["source"]["seed"] == 3
+    assert "studio" in status
+    gallery, details, results, steps, status = studio.stage_prompt(
+        LAMP, None, "lamp", "bedside", "", "nature", ["4:5"], 1, "auto", results, {}
+    )
+    assert len(results) == 3 and details[0]["source"]["theme"] == "bedside"
+    assert (details[0]["width"], details[0]["height"]) == (1080, 1350)
+    assert "prompt" in status
+
+
+def test_bad_placement_is_a_readable_error(studio):
+    with pytest.raises(gr.Error) as info:
+        studio.stage_prompt(LAMP, None, "lamp", "", "a lamp on a desk", "", ["huge"], 0, "auto")
+    assert "Unknown placement" in _readable(info)
+
+
+def test_suggestion_is_one_of_the_category_themes(studio):
+    theme, prompt, about = studio.suggest_prompt("lamp", "Paris", "nature")
+    assert theme in studio.theme_choices("lamp")
+    assert prompt and theme in about
+    assert studio.theme_choices("chair") != studio.theme_choices("lamp")
+
+
+# ------------------------------------------------------------------------------ Compare tab
+
+
+def _results(studio, n=2):
+    staged = studio.engine.stage_vanilla(LAMP, category="lamp", placement="medium-rectangle")
+    results = []
+    for _ in range(n):
+        results, _ = studio._keep(results, staged, "vanilla")
+    return results
+
+
+@pytest.mark.parametrize(
+    ("fmt", "pil_format"), [("PNG", "PNG"), ("JPEG", "JPEG"), ("WebP", "WEBP")]
+)
+def test_export_favourites_in_each_format(studio, fmt, pil_format):
+    results = _results(studio)
+    files, archive = studio.export_results([results[1]["label"]], fmt, results)
+    assert len(files) == 1
+    assert Image.open(files[0]).format == pil_format
+    assert zipfile.ZipFile(archive).namelist() == [Path(files[0]).name]
+    every, _ = studio.export_results([], fmt, results)  # no favourite ticked: all
+    assert len(every) == 2
+
+
+def test_export_errors_are_readable(studio):
+    with pytest.raises(gr.Error) as info:
+        studio.export_results([], "PNG", [])
+    assert "No results" in _readable(info)
+    with pytest.raises(gr.Error):
+        studio.export_results([], "TIFF", _results(studio, 1))
+
+
+def test_compare_view_lists_results_as_favourites_and_parallax_sources(studio):
+    results = _results(studio)
+    gallery, favourites, sources = studio.compare_view(results)
+    assert len(gallery) == 2
+    assert favourites.choices[0][0] == results[0]["label"]
+    assert [c[0] for c in sources.choices] == [studio.PRODUCT_PHOTO] + [r["label"] for r in results]
+
+
+# ------------------------------------------------------------------------------ Parallax tab
+
+
+def test_parallax_of_the_photo_and_of_a_staged_result(studio):
+    video, button, info, steps, status = studio.render_parallax(
+        LAMP, None, studio.PRODUCT_PHOTO, "zoom", 1.0, "128x128", [], {}
+    )
+    assert Path(video).read_bytes()[4:8] == b"ftyp"
+    assert Path(button.value["path"]).name == Path(video).name
+    assert "128x128" in info and "parallax" in status
+    results = _results(studio, 1)
+    video, *_ = studio.render_parallax(
+        None, None, results[0]["label"], "pan", 1.0, "1:1", results, {}
+    )
+    assert Path(video).stat().st_size > 0
+
+
+def test_parallax_errors_are_readable(studio):
+    with pytest.raises(gr.Error) as info:
+        studio.render_parallax(LAMP, None, studio.PRODUCT_PHOTO, "spin", 1.0, "photo")
+    assert "spin" in _readable(info)
+    with pytest.raises(gr.Error):
+        studio.render_parallax(None)
+
+
+# ------------------------------------------------------------------------------ the app and API
+
+
+def test_ui_builds_with_examples_queue_and_upload_limit():
     assert len(app.EXAMPLES) >= 3
-    assert app.build_ui() is not None
+    demo = app.create_app()
+    assert demo._queue.max_size == 32 and demo._queue.default_concurrency_limit == 2
+    heavy = {f.api_name: f for f in demo.fns.values() if f.concurrency_id == app.HEAVY}
+    assert {"index_catalog", "copy_paste", "vanilla", "prompt", "parallax"} <= set(heavy)
+    assert app.launch_options()["max_file_size"] == app.MAX_UPLOAD
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(studio):
+    """The app launched in this process, with a small upload limit."""
+    demo = studio.create_app()
+    options = studio.launch_options("127.0.0.1", _free_port())
+    options["max_file_size"] = "400kb"
+    demo.launch(prevent_thread_lock=True, quiet=True, **options)
+    yield f"http://127.0.0.1:{options['server_port']}/"
+    demo.close()
+
+
+def test_api_from_gradio_client(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False)
+    prob, mask, cutout, alpha, status = client.predict(
+        handle_file(LAMP), "auto", api_name="/segment"
+    )
+    assert Image.open(mask).size == Image.open(LAMP).size and "catalog" in status
+    video, button, info, status = client.predict(
+        handle_file(LAMP),
+        handle_file(alpha),
+        app.PRODUCT_PHOTO,
+        "pan",
+        1,
+        "96x96",
+        api_name="/parallax",
+    )
+    assert Path(video).read_bytes()[4:8] == b"ftyp"
+    theme, prompt, about = client.predict("chair", "", "", api_name="/suggest_prompt")
+    assert theme and prompt
+
+
+def test_api_errors_are_messages_and_uploads_are_limited(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False)
+    with pytest.raises(Exception) as info:
+        client.predict([], "PNG", api_name="/export")
+    assert "No results" in str(info.value) and "Traceback" not in str(info.value)
+    big = tmp_path / "big.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (400, 400, 3), dtype=np.uint8)).save(big)
+    assert big.stat().st_size > 400_000
+    with pytest.raises(Exception) as info:  # the client checks the app's limit first ...
+        client.predict(handle_file(str(big)), "auto", api_name="/segment")
+    assert "maximum file size" in str(info.value)
+    with open(big, "rb") as fh:  # ... and the server refuses a direct upload
+        response = httpx.post(f"{server}gradio_api/upload", files={"files": fh})
+    assert response.status_code == 413

@@ -1,0 +1,166 @@
+"""Take the README's screenshots of the app's tabs with a real browser (headless Chromium).
+
+    python scripts/screenshots.py [--out assets/screenshots] [--product examples/products/plant.png]
+
+Starts ``python app.py`` on a free port with a fresh cache (so the demo catalog is indexed as
+on a first run), drives it with Playwright in the system's Chromium (``CHROMIUM_PATH`` or
+``chromium`` on PATH; no browser downloads) and writes one 1280x800 PNG per tab, palette-
+optimised. Models come from the usual models folder: the README's copy-paste screenshot was
+taken with ``staging models pull u2netp`` done, so the demo scenes' products were segmented by
+U²-Net-p rather than by the weights-free backdrop model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = (1280, 800)
+TIMEOUT = 180_000  # ms per UI step
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _chromium() -> str:
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+    if not path:
+        sys.exit("No Chromium: apt-get install chromium, or set CHROMIUM_PATH.")
+    return path
+
+
+def start_app(cache: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = dict(os.environ, STAGING_APP_CACHE=str(cache), GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.terminate()
+    sys.exit("app.py did not start")
+
+
+def save(page, path: Path) -> None:
+    """A 1280x800 shot starting at the status line (the intro text is the same everywhere)."""
+    page.wait_for_timeout(800)  # let images fade in
+    top = page.evaluate(
+        "() => document.querySelector('#status-line').getBoundingClientRect().top"
+        " + window.scrollY - 12"
+    )
+    page.screenshot(
+        path=str(path),
+        full_page=True,
+        clip={"x": 0, "y": top, "width": SIZE[0], "height": SIZE[1]},
+    )
+    image = Image.open(path).convert("RGB")
+    image.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
+    print(f"{path} ({path.stat().st_size // 1024} KiB)")
+
+
+def pick(page, elem_id: str, option: str) -> None:
+    """Choose ``option`` in a dropdown."""
+    page.locator(f"{elem_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def take(url: str, out: Path, product: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), headless=True)
+        page = browser.new_page(viewport={"width": SIZE[0], "height": SIZE[1]})
+        page.set_default_timeout(TIMEOUT)
+        expect.set_options(timeout=TIMEOUT)
+        page.goto(url)
+        tab = lambda name: page.get_by_role("tab", name=name).click()  # noqa: E731
+
+        page.locator("#product-image input[type=file]").set_input_files(str(product))
+        expect(page.locator("#cutout-image img")).to_be_visible()
+        save(page, out / "product.png")
+
+        tab("Catalog")
+        page.locator("#index-button").click()
+        expect(page.locator("#catalog-stats")).to_contain_text("images")
+        save(page, out / "catalog.png")
+
+        tab("Copy-paste")
+        page.locator("#copy-paste-button").click()
+        expect(page.locator("#copy-paste-gallery img").first).to_be_visible()
+        save(page, out / "copy-paste.png")
+
+        tab("Vanilla")
+        pick(page, "#vanilla-category", "decor")
+        page.locator("#vanilla-placement input").click()
+        page.get_by_role("option", name="leaderboard", exact=True).click()
+        page.keyboard.press("Escape")
+        page.locator("#vanilla-button").click()
+        expect(page.locator("#vanilla-gallery img").nth(1)).to_be_visible()
+        save(page, out / "vanilla.png")
+
+        tab("Prompt")
+        pick(page, "#prompt-category", "decor")
+        page.locator("#suggest-button").click()
+        expect(page.locator("#prompt-suggestion")).to_contain_text("suggests")
+        page.locator("#prompt-button").click()
+        expect(page.locator("#prompt-gallery img").first).to_be_visible()
+        save(page, out / "prompt.png")
+
+        tab("Compare")
+        page.get_by_label(page.locator("#favourites label").nth(0).inner_text()).check()
+        page.locator("#favourites label").nth(2).click()
+        page.locator("#export-button").click()
+        expect(page.locator("#export-files")).to_contain_text("staged-01")
+        save(page, out / "compare.png")
+
+        tab("Parallax")
+        page.locator("#parallax-source input").click()
+        page.get_by_role("option").nth(1).click()
+        pick(page, "#parallax-size", "1:1")
+        page.locator("#parallax-button").click()
+        expect(page.locator("#parallax-download")).to_be_visible()
+        save(page, out / "parallax.png")
+        browser.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "assets" / "screenshots")
+    parser.add_argument("--product", type=Path, default=ROOT / "examples/products/plant.png")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="staging-shots-") as cache:
+        proc, url = start_app(Path(cache))
+        try:
+            take(url, args.out, args.product.resolve())
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""End to end, in a real browser: ``python app.py`` driven by Playwright in headless Chromium.
+
+Upload an example, see the mask, run copy-paste staging, render a parallax MP4 and download it,
+and see a user error as a readable message.
+
+The browser is the system's Chromium (Debian's ``chromium`` package; ``.ci/run`` installs it),
+never one downloaded by ``playwright install``. Set ``CHROMIUM_PATH`` to use another binary.
+Without Playwright or Chromium the test skips, except when the browser is required:
+``STAGING_E2E=required``, or ``CI=true`` (then a missing browser fails the run).
+``STAGING_E2E=skip`` skips it on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_TRUE = {"1", "true", "yes", "on"}
+# Read at import: the autouse fixture in conftest clears STAGING_* variables for each test.
+MODE = os.environ.get("STAGING_E2E", "").strip().lower()
+REQUIRED = MODE == "required" or (MODE != "skip" and os.environ.get("CI", "").lower() in _TRUE)
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+APP_START_TIMEOUT = 90
+STEP_TIMEOUT = 90_000  # ms, per UI step (first copy-paste also builds the demo index)
+
+
+def _missing(reason: str) -> None:
+    if REQUIRED:
+        pytest.fail(f"{reason} (required here: CI=true or STAGING_E2E=required)")
+    pytest.skip(reason)
+
+
+def chromium_path() -> str | None:
+    """The system Chromium: $CHROMIUM_PATH, else the first candidate on PATH."""
+    explicit = os.environ.get("CHROMIUM_PATH")
+    if explicit:
+        return explicit if Path(explicit).is_file() else None
+    for name in CHROMIUM_CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if MODE == "skip":
+        pytest.skip("STAGING_E2E=skip")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed (pip install -r requirements-dev.txt)")
+    executable = chromium_path()
+    if executable is None:
+        _missing("no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """``python app.py`` (the README's command) on a free port, with empty caches."""
+    root = tmp_path_factory.mktemp("e2e")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STAGING_")}
+    env.update(
+        STAGING_APP_CACHE=str(root / "cache"),
+        STAGING_MODELS_DIR=str(root / "models"),  # the offline default: no pretrained weights
+        STAGING_STATE_DIR=str(root / "state"),
+        GRADIO_ANALYTICS_ENABLED="False",
+    )
+    log = open(root / "app.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + APP_START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited ({proc.returncode}):\n{(root / 'app.log').read_text()}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"app.py did not start in {APP_START_TIMEOUT} s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url, tmp_path):
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT)
+    expect.set_options(timeout=STEP_TIMEOUT)
+    page.goto(app_url)
+
+    # A user error is a readable message, not a traceback.
+    page.get_by_role("tab", name="Copy-paste").click()
+    page.locator("#copy-paste-button").click()
+    toast = page.locator(".toast-body").first
+    expect(toast).to_contain_text("Upload a product photo first")
+    assert "Traceback" not in toast.inner_text()
+    toast.locator("button").first.click()  # close it
+
+    # Upload an example: the mask appears by itself.
+    page.get_by_role("tab", name="Product").click()
+    example = ROOT / "examples" / "products" / "lamp.png"
+    page.locator("#product-image input[type=file]").set_input_files(str(example))
+    mask = page.locator("#mask-image img")
+    expect(mask).to_be_visible()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#mask-image img');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
+    expect(page.locator("#status-line")).to_contain_text("segment")
+
+    # Copy-paste staging into the demo catalog (indexed on first use), one candidate.
+    page.get_by_role("tab", name="Copy-paste").click()
+    k = page.locator("#copy-paste-k input[type=number]")
+    k.fill("1")
+    k.press("Enter")
+    page.locator("#copy-paste-button").click()
+    expect(page.locator("#copy-paste-gallery img").first).to_be_visible()
+    expect(page.locator("#copy-paste-sources img").first).to_be_visible()
+    expect(page.locator("#status-line")).to_contain_text("copy-paste")
+
+    # A short, small parallax clip: preview, then download the MP4.
+    page.get_by_role("tab", name="Parallax").click()
+    seconds = page.locator("#parallax-seconds input[type=number]")
+    seconds.fill("1")
+    seconds.press("Enter")
+    size = page.locator("#parallax-size input")
+    size.click()
+    size.fill("160x160")
+    size.press("Enter")
+    page.locator("#parallax-button").click()
+    download_button = page.locator("#parallax-download")
+    expect(download_button).to_be_visible()
+    expect(page.locator("#parallax-video video")).to_have_count(1)
+    expect(page.locator("#parallax-info")).to_contain_text("160x160")
+    with page.expect_download() as info:
+        download_button.click()
+    target = tmp_path / info.value.suggested_filename
+    info.value.save_as(target)
+    data = target.read_bytes()
+    assert target.suffix == ".mp4" and data[4:8] == b"ftyp" and len(data) > 1000
+
+    assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+    context.close()
