@@ -632,6 +632,7 @@ def render_parallax(
         seconds=float(seconds),
         motion=motion,
         size=None if size in (None, "", "photo") else size,
+        progress=lambda fraction, message: progress(fraction, desc=message),
     )
     width, height = clip.size
     steps, status = _step(

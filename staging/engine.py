@@ -670,6 +670,7 @@ class StagingEngine:
         fit: str = "auto",
         inpaint_backend: str | None = None,
         segment_backend: str | None = None,
+        progress: Callable[[float, str], None] | None = None,
     ) -> ParallaxClip:
         """Write a parallax video of the product in ``image`` to ``out`` (paper §5.4).
 
@@ -687,6 +688,7 @@ class StagingEngine:
             loop: one full period (seamless loop) or one sweep.
             fit: ``cover`` (crop around the product), ``pad`` (blurred background), ``auto``.
             inpaint_backend: default ``structure``.
+            progress: called as ``progress(fraction, message)`` while rendering.
         """
         from staging.animate import DEFAULT_STRENGTH
         from staging.animate import parallax as render_parallax
@@ -710,4 +712,5 @@ class StagingEngine:
             size=size,
             loop=loop,
             fit=fit,
+            progress=progress,
         )

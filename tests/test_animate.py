@@ -222,3 +222,23 @@ def test_bench_parallax_runs():
     report = bench_parallax(OpenCVInpainter("telea"), sizes=(64,), seconds=0.2, fps=20)
     row = report["sizes"]["64x64"]
     assert row["render_fps"] > 0 and row["render_encode_fps"] > 0
+
+
+def test_parallax_reports_progress(tmp_path):
+    """The app shows a progress bar while a clip renders: fractions rise from 0 to 1."""
+    from staging import StagingEngine
+
+    image = np.full((96, 96, 3), 180, np.uint8)
+    mask = np.zeros((96, 96), bool)
+    mask[30:80, 35:60] = True
+    image[mask] = (200, 40, 30)
+    seen: list[float] = []
+    StagingEngine(device="cpu").parallax(
+        image,
+        tmp_path / "clip.mp4",
+        mask=mask,
+        seconds=1,
+        fps=24,
+        progress=lambda fraction, message: seen.append(fraction),
+    )
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen) and len(seen) >= 4

@@ -16,6 +16,7 @@ no mask is given.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +93,7 @@ def parallax(
     size: str | tuple[int, int] | None = None,
     loop: bool = True,
     fit: str = "auto",
+    progress: Callable[[float, str], None] | None = None,
 ) -> ParallaxClip:
     """Write a parallax clip of ``image`` to ``out`` (``.mp4``, ``.webm`` or ``.gif``).
 
@@ -106,6 +108,8 @@ def parallax(
             photo's aspect, long side at most 1080).
         loop: one full period (seamless when the player loops) or one sweep.
         fit: ``cover`` (crop around the product), ``pad`` (blurred background) or ``auto``.
+        progress: called as ``progress(fraction, message)`` after the background is inpainted
+            and as frames are rendered and encoded.
     """
     if fps <= 0 or seconds <= 0:
         raise StagingError("seconds and fps must be positive.")
@@ -117,8 +121,18 @@ def parallax(
         raise StagingError(
             f"Unsupported video format {suffix or '(none)'!r}: use {', '.join(VIDEO_FORMATS)}."
         )
+    report = progress or (lambda fraction, message: None)
+    report(0.0, "inpainting the background behind the product")
     renderer = prepare(image, mask, inpaint, motion, strength, size, fit)
-    path = write_video(out, renderer.frames(count, loop), fps, renderer.layers.size)
+    report(0.2, "rendering and encoding frames")
+
+    def counted(frames):
+        for number, frame in enumerate(frames, start=1):
+            yield frame
+            if number % 10 == 0 or number == count:
+                report(min(1.0, 0.2 + 0.8 * number / count), f"frame {number} of {count}")
+
+    path = write_video(out, counted(renderer.frames(count, loop)), fps, renderer.layers.size)
     return ParallaxClip(
         path=path,
         frames=count,
