@@ -464,46 +464,28 @@ def stage_copy_paste_command(
 ) -> None:
     """Copy-paste staging (paper §5.3): the product pasted into its k most similar scenes.
 
-    Writes <name>.cp<N>.<format> per candidate and <name>.copy-paste.json with provenance
-    (catalog id, retrieval score), product SSIM and alignment figures.
+    Writes <name>.copy-paste<N>.<format> per candidate and <name>.copy-paste.json with
+    provenance (catalog id, retrieval score), product SSIM and alignment figures.
     """
-    import json
-
-    from staging.io import list_images
-
     engine = _engine()
-    files = _expand(inputs, list_images)
-    if mask is not None and len(files) != 1:
+    if mask is not None and len(inputs) != 1:
         raise StagingError("--mask applies to a single input image.")
-    out.mkdir(parents=True, exist_ok=True)
-    failures: list[str] = []
-    written = 0
-    for path in tqdm(files, desc="copy-paste", unit="img", disable=len(files) < 2):
-        try:
-            results = engine.stage_copy_paste(
-                path,
-                k=k,
-                index=index,
-                mask=mask,
-                category=category,
-                shadow=shadow,
-                harmonize=harmonize,
-                inpaint_backend=inpaint_backend,
-            )
-        except StagingError as exc:
-            failures.append(f"{path}: {exc}")
-            continue
-        summary = []
-        for number, staged in enumerate(results, start=1):
-            target = staged.save(out / f"{path.stem}.cp{number}.{fmt.lstrip('.')}")
-            summary.append({"file": target.name, **staged.describe()})
-            written += 1
-        report = out / f"{path.stem}.copy-paste.json"
-        report.write_text(json.dumps(summary, indent=2, default=str))
-    typer.echo(f"{written} staged images from {len(files) - len(failures)} products in {out}")
-    if failures:
-        typer.echo("failed:\n  " + "\n  ".join(failures), err=True)
-        raise typer.Exit(1)
+    _write_generated(
+        "copy-paste",
+        inputs,
+        out,
+        fmt,
+        lambda path: engine.stage_copy_paste(
+            path,
+            k=k,
+            index=index,
+            mask=mask,
+            category=category,
+            shadow=shadow,
+            harmonize=harmonize,
+            inpaint_backend=inpaint_backend,
+        ),
+    )
 
 
 @bench_app.command("copy-paste")

@@ -292,10 +292,10 @@ def test_cli_stage_copy_paste(tmp_path, demo_index):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
         "blue.copy-paste.json",
-        "blue.cp1.jpg",
-        "blue.cp2.jpg",
+        "blue.copy-paste1.jpg",
+        "blue.copy-paste2.jpg",
     ]
     summary = json.loads((out / "blue.copy-paste.json").read_text())
-    assert [s["file"] for s in summary] == ["blue.cp1.jpg", "blue.cp2.jpg"]
+    assert [s["file"] for s in summary] == ["blue.copy-paste1.jpg", "blue.copy-paste2.jpg"]
     assert all(s["source"]["id"].startswith("room") and s["ssim"] == 1.0 for s in summary)
-    assert cv2.imread(str(out / "blue.cp1.jpg")).shape == (256, 320, 3)
+    assert cv2.imread(str(out / "blue.copy-paste1.jpg")).shape == (256, 320, 3)
