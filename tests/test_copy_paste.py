@@ -299,3 +299,22 @@ def test_cli_stage_copy_paste(tmp_path, demo_index):
     assert [s["file"] for s in summary] == ["blue.copy-paste1.jpg", "blue.copy-paste2.jpg"]
     assert all(s["source"]["id"].startswith("room") and s["ssim"] == 1.0 for s in summary)
     assert cv2.imread(str(out / "blue.copy-paste1.jpg")).shape == (256, 320, 3)
+
+
+def test_detail_transfer_puts_texture_back_but_not_other_objects_edges():
+    from staging.inpaint.base import add_detail
+
+    rng = np.random.default_rng(0)
+    wall = np.full((120, 200, 3), 150.0) + rng.normal(0, 6, (120, 200, 1))  # textured wall
+    wall[:, 40:44] = 20  # dark door frames on both sides, inside any source region
+    wall[:, 160:164] = 20
+    image = np.clip(wall, 0, 255).astype(np.uint8)
+    hole = np.zeros((120, 200), bool)
+    hole[30:90, 80:130] = True
+    flat = np.full((120, 200, 3), 150.0, np.float32)
+    out = add_detail(image, hole, flat)
+    inner = hole & (cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3) > 4)
+    texture = out[inner] - 150
+    assert 3.0 < texture.std() < 9.0  # the wall's own texture level (6), not a flat smear
+    assert np.abs(texture).max() < 40  # and no copied door frame edge (a 130-level step)
+    assert np.array_equal(out[~hole], flat[~hole])

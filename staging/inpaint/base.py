@@ -153,29 +153,86 @@ def inpaint_downscaled(
     Filling a product-sized hole costs roughly the hole's area squared for structure-aware
     fills, and what goes into a background hole is low-frequency anyway (wall, floor, light),
     so working at 512 px gives the same look several times faster. The upsampled fill is a
-    little soft next to a sharp photo; ``grain`` adds noise matched to the photo's own
-    fine-scale noise just outside the hole, which hides the difference. Pixels outside the
-    hole stay bit-exact.
+    little soft next to a sharp photo; ``grain`` puts the photo's own fine detail back (see
+    :func:`add_detail`), which hides the difference. Pixels outside the hole stay bit-exact.
     """
     image = check_image(image)
     hole = as_hole(hole, image.shape[:2])
     h, w = hole.shape
     factor = max_side / max(h, w)
-    if factor >= 1 or not hole.any():
-        return inpainter.inpaint(image, hole)
-    small_size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    small = cv2.resize(image, small_size, interpolation=cv2.INTER_AREA)
-    # A pixel is unknown at low resolution if any of its footprint is: never trust the hole.
-    small_hole = cv2.resize(hole.astype(np.float32), small_size, interpolation=cv2.INTER_AREA) > 0
-    filled = inpainter.inpaint(small, small_hole)
-    fill = cv2.resize(filled, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    if not hole.any():
+        return image.copy()
+    if factor >= 1:
+        fill = inpainter.inpaint(image, hole).astype(np.float32)
+    else:
+        small_size = (max(1, round(w * factor)), max(1, round(h * factor)))
+        small = cv2.resize(image, small_size, interpolation=cv2.INTER_AREA)
+        # A pixel is unknown at low resolution if any of its footprint is: never trust it.
+        small_hole = (
+            cv2.resize(hole.astype(np.float32), small_size, interpolation=cv2.INTER_AREA) > 0
+        )
+        filled = inpainter.inpaint(small, small_hole)
+        fill = cv2.resize(filled, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
     if grain:
-        sharp = image.astype(np.float32)
-        detail = sharp - cv2.GaussianBlur(sharp, (0, 0), 1.0)
-        ring = cv2.dilate(hole.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool) & ~hole
-        sigma = float(detail[ring].std()) if ring.any() else 0.0
-        noise = np.random.default_rng(seed).normal(0.0, 1.0, (h, w, 1)).astype(np.float32)
-        fill += 0.7 * sigma * cv2.GaussianBlur(noise, (0, 0), 0.6)[..., None]
+        fill = add_detail(image, hole, fill, seed=seed)
     out = image.copy()
     out[hole] = np.clip(np.rint(fill[hole]), 0, 255).astype(np.uint8)
     return out
+
+
+def add_detail(
+    image: np.ndarray, hole: np.ndarray, fill: np.ndarray, sigma: float = 2.0, seed: int = 0
+) -> np.ndarray:
+    """``fill`` (float32 HxWx3) with fine detail added inside the hole.
+
+    A smooth fill reads as a blurred patch on a textured wall or floor. The detail layer
+    (``image - blur(image)``) of a same-sized region beside the hole is copied in: rooms are
+    horizontally structured, so the region just left or right of the hole usually has the same
+    material at the same rows (wall texture beside wall, floorboards beside floorboards).
+    Among the shifts whose source is fully known, the one whose smoothed colours best match
+    the fill is used, without outliers far above the texture's own amplitude; with none,
+    matched Gaussian grain. The detail fades in over a few pixels from the hole's edge so no
+    seam is drawn.
+    """
+    sharp = image.astype(np.float32)
+    detail = sharp - cv2.GaussianBlur(sharp, (0, 0), sigma)
+    smooth = sharp - detail
+    y0, y1, x0, x1 = hole_bbox(hole)
+    h, w = hole.shape
+    ys, xs = np.nonzero(hole)
+    best, best_cost = None, np.inf
+    gap = 4
+    for dy, dx in (
+        (0, -(x1 - x0 + gap)),
+        (0, x1 - x0 + gap),
+        (0, -2 * (x1 - x0 + gap)),
+        (0, 2 * (x1 - x0 + gap)),
+        (-(y1 - y0 + gap), 0),
+        (y1 - y0 + gap, 0),
+    ):
+        sy, sx = ys + dy, xs + dx
+        if sy.min() < 0 or sx.min() < 0 or sy.max() >= h or sx.max() >= w:
+            continue
+        if hole[sy, sx].any():
+            continue
+        cost = float(np.abs(smooth[sy, sx] - fill[ys, xs]).mean())
+        if cost < best_cost:
+            best, best_cost = (sy, sx), cost
+    ring = cv2.dilate(hole.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool) & ~hole
+    # Texture level around the hole, robustly (median absolute detail): copied detail far
+    # above it is dropped, so an edge of another object (a frame, a table leg) beside the hole
+    # is not drawn into it, only the material's texture.
+    level = 1.4826 * float(np.median(np.abs(detail[ring]))) if ring.any() else 0.0
+    if best is not None:
+        texture = np.zeros_like(fill)
+        limit = 4.0 * level
+        copied = detail[best]
+        copied[np.abs(copied).max(axis=1) > limit] = 0.0  # an edge, not texture: leave it out
+        texture[ys, xs] = copied
+    else:
+        noise = np.random.default_rng(seed).normal(0.0, 1.0, (h, w, 1)).astype(np.float32)
+        texture = 0.7 * level * cv2.GaussianBlur(noise, (0, 0), 0.6)
+        texture = np.repeat(texture[..., None] if texture.ndim == 2 else texture, 3, axis=2)
+    depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+    ramp = np.clip(depth / 4.0, 0.0, 1.0)[..., None]
+    return fill + ramp * texture
