@@ -584,6 +584,8 @@ def export_results(favourites: list[str] | None, fmt: str = "PNG", results: list
     if fmt not in FORMATS:
         raise gr.Error(f"Unknown format {fmt!r}: choose {', '.join(FORMATS)}.")
     chosen = [r for r in results if r["label"] in (favourites or [])] or results
+    if favourites:
+        _learn_from_favourites(results, set(favourites))
     folder = _result_path("export", "")
     files = []
     for number, item in enumerate(chosen, start=1):
@@ -594,6 +596,20 @@ def export_results(favourites: list[str] | None, fmt: str = "PNG", results: list
         for file in files:
             zf.write(file, Path(file).name)
     return files, str(archive)
+
+
+def _learn_from_favourites(results: list, favourites: set[str]) -> None:
+    """Each prompt-staged result shown teaches its category's bandit once: a favourite is a
+    click (reward 1) on its theme, in its placement's context; the others are not (0)."""
+    for item in results:
+        source = item["info"].get("source", {})
+        theme, placement = source.get("theme"), source.get("placement") or {}
+        if item["info"].get("mode") != "prompt" or not theme or item.get("rewarded"):
+            continue
+        context = {"placement": f"{placement.get('width')}x{placement.get('height')}"}
+        reward = 1.0 if item["label"] in favourites else 0.0
+        engine.record_feedback(source.get("category"), theme, context, reward)
+        item["rewarded"] = True
 
 
 def clear_results():
@@ -897,7 +913,8 @@ def build_ui() -> gr.Blocks:
         with gr.Tab("Compare", id="compare"):
             gr.Markdown(
                 "Every result of this session, side by side. Tick favourites and download "
-                "them (all results when none is ticked)."
+                "them (all results when none is ticked). Downloaded favourites of the Prompt "
+                "tab teach its theme bandit which themes you prefer."
             )
             compare_gallery = gr.Gallery(
                 label="Results", columns=4, height=360, object_fit="contain"

@@ -268,6 +268,22 @@ def test_export_favourites_in_each_format(studio, fmt, pil_format):
     assert len(every) == 2
 
 
+def test_favourites_teach_the_prompt_bandit(studio):
+    """Ticking a prompt-staged result as favourite is a click for its theme, counted once."""
+    staged = studio.engine.stage_prompt(LAMP, category="lamp", placement="medium-rectangle")
+    staged += studio.engine.stage_prompt(
+        LAMP, category="lamp", theme=1, placement="medium-rectangle"
+    )
+    results, _ = studio._keep([], staged, "prompt")
+    themes = [r["info"]["source"]["theme"] for r in results]
+    assert themes[0] != themes[1]
+    before = studio.engine.suggest_prompt("lamp").updates
+    studio.export_results([results[0]["label"]], "PNG", results)
+    studio.export_results([results[0]["label"]], "PNG", results)  # not counted twice
+    assert studio.engine.suggest_prompt("lamp").updates == before + 2
+    assert all(r["rewarded"] for r in results)
+
+
 def test_export_errors_are_readable(studio):
     with pytest.raises(gr.Error) as info:
         studio.export_results([], "PNG", [])
