@@ -100,6 +100,54 @@ def test_structure_carries_a_horizontal_edge_across_the_hole(runtime):
     assert ours > 24 and ours > inpaint_metrics(telea, image, hole)["hole_psnr"] + 3
 
 
+def _panelled_wall_over_floor() -> tuple[np.ndarray, np.ndarray]:
+    """Vertical panelling (6-px stripes) on a wall above a floor, a square hole across both."""
+    yy, xx = np.mgrid[:80, :120]
+    grey = np.where(yy < 45, 200, 70) + np.where((yy < 45) & ((xx // 6) % 2 == 0), 30, 0)
+    image = np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+    hole = np.zeros((80, 120), bool)
+    hole[15:65, 35:85] = True
+    return image, hole
+
+
+def test_structure_follows_two_orientations_at_once():
+    """Vertical stripes entering from the top and a junction entering from the sides: the
+    amplified coherence and the guided pass over the structure tensor keep both (harmonic
+    tensor interpolation mixes them into an isotropic, blurring middle)."""
+    from staging.inpaint.structure import StructureInpainter
+
+    image, hole = _panelled_wall_over_floor()
+
+    def psnr(**settings) -> float:
+        out = StructureInpainter(**settings).inpaint(image, hole)
+        return inpaint_metrics(out, image, hole)["hole_psnr"]
+
+    default = psnr()
+    assert default > 26
+    assert default > psnr(passes=0) + 1.0  # the guided pass
+    previous = dict(passes=0, gain=1.0, sigma=2.0, vertical=0.1, floor=0.01)
+    assert default > psnr(**previous) + 5.0  # the settings before 2026-11
+
+
+def test_structure_rejects_bad_settings():
+    from staging.inpaint.structure import StructureInpainter
+
+    for bad in (dict(vertical=0.0), dict(floor=0.0), dict(sigma=0.0), dict(gain=0.0)):
+        with pytest.raises(ValueError):
+            StructureInpainter(**bad)
+    with pytest.raises(ValueError, match="passes"):
+        StructureInpainter(passes=-1)
+
+
+def test_structure_without_guided_pass_still_exact_outside(runtime):
+    from staging.inpaint.structure import StructureInpainter
+
+    image = _textured_room()
+    hole = _blob_hole()
+    out = StructureInpainter(passes=0).inpaint(image, hole)
+    np.testing.assert_array_equal(out[~hole], image[~hole])
+
+
 def test_empty_hole_returns_a_copy(runtime):
     image = _textured_room()
     for name in WEIGHTS_FREE:
