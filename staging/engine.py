@@ -303,6 +303,7 @@ class StagingEngine:
         catalog.check_embedder(embedder)
         if catalog.embedder_name is None:
             return []
+        catalog.check_version(self.embedder(catalog.embedder_name))
         vector = self.embed(image, embedder=catalog.embedder_name, mask=mask)
         return catalog.search(
             vector, k=k, staged_only=staged_only, category=category, index_type=index_type

@@ -343,3 +343,22 @@ def test_csv_mask_column_is_used_instead_of_segmenting(tmp_path, engine):
     stored = load_mask(hits["S1"].mask, size=(SIZE, SIZE)) >= 0.5
     assert np.array_equal(stored, truth)
     assert "mask" not in hits["S1"].metadata
+
+
+def test_a_new_embedder_version_asks_for_a_rebuild(tmp_path, catalog, engine, monkeypatch):
+    """Vectors of two versions of one embedder are not comparable: refuse, name the fix."""
+    from staging.embed.handcrafted import HandcraftedEmbedder
+
+    folder, csv_path, _ = catalog
+    index = CatalogIndex.open(tmp_path / "idx", create=True)
+    index.update(engine, folder, csv=csv_path, progress=False)
+    assert index.embedder_version == HandcraftedEmbedder.version
+    monkeypatch.setattr(HandcraftedEmbedder, "version", HandcraftedEmbedder.version + 1)
+    with pytest.raises(StagingError, match="rebuild"):
+        engine.search(folder / "shots" / "p00.png", index=tmp_path / "idx")
+    with pytest.raises(StagingError, match="rebuild"):
+        index.update(engine, folder, progress=False)
+    rebuilt = CatalogIndex.open(tmp_path / "idx", rebuild=True)
+    rebuilt.update(engine, folder, csv=csv_path, progress=False)
+    assert rebuilt.embedder_version == HandcraftedEmbedder.version
+    assert engine.search(folder / "shots" / "p00.png", index=rebuilt, staged_only=False)

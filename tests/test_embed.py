@@ -301,6 +301,29 @@ def test_mobilenet_flip_averages_mirrored_views(tiny_runtime):
     assert float(plain[0] @ plain[1]) < float(flipped[0] @ flipped[1])
 
 
+def test_mobilenet_averages_two_framings(tiny_runtime):
+    from staging.embed.mobilenet_v2 import MARGINS
+
+    embedder = create_embedder("mobilenet_v2", tiny_runtime)
+    assert embedder.margins == MARGINS and len(MARGINS) == 2  # tight and loose
+    embedder.flip = False  # one view per framing, so the average is exact
+    image, mask = product("tall", (255, 255, 255))
+    image[:, :100] //= 2
+    both = embedder.embed(image, mask)
+    singles = []
+    for margin in MARGINS:
+        embedder.margins = (margin,)
+        singles.append(embedder.embed(image, mask))
+    assert float(singles[0] @ singles[1]) < 0.9999  # the framings do differ
+    np.testing.assert_allclose(both, l2_normalize(singles[0] + singles[1]), atol=1e-5)
+    path = tiny_runtime.store.path("mobilenet_v2")
+    assert MobileNetV2Embedder(path, margins=0.05).margins == (0.05,)
+    with pytest.raises(ValueError, match="margins"):
+        MobileNetV2Embedder(path, margins=())
+    with pytest.raises(ValueError, match="margins"):
+        MobileNetV2Embedder(path, margins=(0.0, -0.1))
+
+
 def test_embedder_base_defaults():
     class Mean(Embedder):
         name, dim = "mean", 3

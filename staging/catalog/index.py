@@ -285,6 +285,21 @@ class CatalogIndex:
             "index_type": self._resolve_type(None, n),
         }
 
+    @property
+    def embedder_version(self) -> int:
+        """The embedder version the vectors came from (1 for indexes made before versions)."""
+        return int(self._meta("embedder_version") or 1)
+
+    def check_version(self, model: Embedder) -> None:
+        """Raise when ``model`` is a newer/older version of the index's embedder: its vectors
+        would not be comparable with the stored ones."""
+        if self.embedder_name == model.name and self.embedder_version != model.version:
+            raise StagingError(
+                f"The index at '{self.path}' was built with version {self.embedder_version} of "
+                f"{model.name!r}, this is version {model.version}: rebuild the index "
+                "(staging index ... --rebuild)."
+            )
+
     def check_embedder(self, name: str | None) -> None:
         """Raise a :class:`StagingError` when ``name`` is not the index's embedder."""
         stored = self.embedder_name
@@ -380,6 +395,7 @@ class CatalogIndex:
         gone = [row["id"] for p, row in existing.items() if Path(p) not in files]
         with self._lock, self._transaction() as cur:
             self._set_meta(cur, "embedder", model.name)
+            self._set_meta(cur, "embedder_version", str(model.version))
             self._set_meta(cur, "dim", str(model.dim))
             self._set_meta(cur, "schema", str(SCHEMA_VERSION))
             if csv_path is not None:
@@ -437,6 +453,7 @@ class CatalogIndex:
         self.check_embedder(name)
         model = engine.embedder(name or self.embedder_name)
         self.check_embedder(model.name)  # "best" resolved to another one
+        self.check_version(model)
         dim = self.dim
         if dim is not None and dim != model.dim:
             raise StagingError(

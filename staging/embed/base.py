@@ -124,6 +124,9 @@ class Embedder(ABC):  # noqa: B024 - subclasses implement either hook
 
     name: str = "?"
     dim: int = 0
+    version: int = 1
+    """Bump when the vectors change for the same input (preprocessing, views, weights): an
+    index records it, and mixing vectors of two versions is refused with a rebuild hint."""
 
     def embed(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """Unit-norm ``float32`` vector of length :attr:`dim` for one product image."""
