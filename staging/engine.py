@@ -393,7 +393,7 @@ class StagingEngine:
                 skipped.append(f"{hit.id}: {problem}")
                 continue
             pasted = paste_product(
-                plate, scene_mask, product.foreground, product.prob, shadow, harmonize
+                plate, scene_mask, product.foreground, product.alpha, shadow, harmonize
             )
             results.append(
                 Staged(
@@ -641,7 +641,7 @@ class StagingEngine:
         return stage(
             generator,
             product.foreground,
-            product.prob,
+            product.alpha,
             choice,
             mode=mode,
             placements=placement,

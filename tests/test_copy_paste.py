@@ -318,3 +318,20 @@ def test_detail_transfer_puts_texture_back_but_not_other_objects_edges():
     assert 3.0 < texture.std() < 9.0  # the wall's own texture level (6), not a flat smear
     assert np.abs(texture).max() < 40  # and no copied door frame edge (a 130-level step)
     assert np.array_equal(out[~hole], flat[~hole])
+
+
+def test_faint_background_probability_is_not_pasted(demo_index):
+    """A saliency net's few-percent probabilities over the background are not product: no
+    ghost of the product photo's backdrop in the scene, and the floor line stays right."""
+    from staging.segment.base import Segmentation
+
+    index, truths = demo_index
+    product, alpha = product_shot()
+    prob = np.maximum(alpha, 0.04).astype(np.float32)  # faint everywhere, as u2netp leaves
+    seg = Segmentation(product, prob, "test")
+    assert seg.alpha[0, 0] == 0 and seg.alpha[100, 100] == 1.0
+    engine = StagingEngine(device="cpu")
+    faint = engine.stage_copy_paste(product, k=1, index=index, mask=prob)[0]
+    clean = engine.stage_copy_paste(product, k=1, index=index, mask=alpha)[0]
+    assert np.abs(faint.alpha - clean.alpha).max() < 0.05
+    assert np.abs(faint.image.astype(int) - clean.image.astype(int)).max() <= 12

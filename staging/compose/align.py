@@ -81,20 +81,22 @@ def align_product(
         height_tolerance: the new height stays within ``(1 ± tolerance)`` of the old one's.
         max_fill: the product never exceeds this share of the scene's width or height.
     """
-    new_area, new_cx, _, _ = mask_geometry(product_alpha >= 0.5)
+    # Geometry comes from the masks (alpha >= 0.5): a faint soft rim must not move the floor
+    # line or change the height.
+    new_area, new_cx, _, (_, my0, _, my1) = mask_geometry(product_alpha >= 0.5)
     old_area, old_cx, _, (ox0, oy0, ox1, oy1) = mask_geometry(scene_mask)
     ph, pw = product_alpha.shape
     sh, sw = scene_mask.shape
-    old_h = oy1 - oy0
+    old_h, new_h = oy1 - oy0, my1 - my0
 
     scale = float(np.sqrt(old_area / new_area))
-    lo, hi = (1 - height_tolerance) * old_h / ph, (1 + height_tolerance) * old_h / ph
+    lo, hi = (1 - height_tolerance) * old_h / new_h, (1 + height_tolerance) * old_h / new_h
     scale = float(np.clip(scale, lo, hi))
     scale = min(scale, max_fill * sw / pw, max_fill * sh / ph)
 
     # Centre of mass over the old one's; bottom on the old floor line.
     dx = old_cx - scale * new_cx
-    dy = oy1 - scale * ph
+    dy = oy1 - scale * my1
     # Keep the whole product inside the frame (move it; never squeeze it).
     dx = float(np.clip(dx, 0.0, sw - scale * pw))
     dy = float(np.clip(dy, 0.0, sh - scale * ph))

@@ -68,6 +68,21 @@ class Segmentation:
         return Image.fromarray(np.round(self.prob * 255).astype(np.uint8), mode="L")
 
     @cached_property
+    def alpha(self) -> np.ndarray:
+        """The product's alpha for compositing (float32 HxW): ``prob`` kept near the mask only.
+
+        Saliency nets leave faint probabilities (a few percent) all over the background; as
+        alpha they would paste a ghost of the whole photo and make the product's bounding box
+        the whole frame. Soft edges within a small distance of the mask stay soft.
+        """
+        if not self.mask.any():
+            return np.zeros_like(self.prob)
+        radius = max(2, int(round(0.02 * max(self.prob.shape))))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        near = cv2.dilate(self.mask.astype(np.uint8), kernel).astype(bool)
+        return np.where(near & (self.prob >= 0.05), self.prob, 0.0).astype(np.float32)
+
+    @cached_property
     def foreground(self) -> np.ndarray:
         """Edge-decontaminated product colours (uint8 HxWx3): no background bleeding in."""
         return estimate_foreground(self.image, self.prob, self.background_estimate)
