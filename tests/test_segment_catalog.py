@@ -288,3 +288,68 @@ def test_inside_of_a_sharp_outline_never_feeds_the_backdrop_fit():
     small += np.random.default_rng(0).normal(0, 1.0, small.shape).astype(np.float32)
     _, _, _, region = _fit_background(small, open_bg.ravel())
     assert not region[r < 18].any() and region[r > 22].mean() > 0.9
+
+
+# ------------------------------------------------------------------ outlined bodies, islands
+
+
+def _outlined_white_body() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Working-resolution inputs for ``_fill_outlined``: a shaded white body (15 % darker
+    than the white backdrop, same chromaticity) whose sharp outline has a gap, left out of
+    the mask. Returns (work, B, edges, body)."""
+    rng = np.random.default_rng(0)
+    B = np.full((SIZE, SIZE, 3), 250.0, np.float32)
+    body = np.zeros((SIZE, SIZE), bool)
+    body[80:180, 70:190] = True
+    work = B * np.where(body, 0.85, 1.0)[..., None].astype(np.float32)
+    work = work + rng.normal(0, 1.0, work.shape).astype(np.float32)
+    edges = np.zeros(body.shape, bool)
+    edges[78:83, 68:192] = edges[177:182, 68:192] = True
+    edges[78:182, 68:73] = edges[78:182, 187:192] = True
+    edges[120:135, 187:192] = False  # a gap in the outline
+    return work, B, edges, body
+
+
+def test_outlined_white_body_is_filled():
+    import staging.segment.catalog as cat
+
+    work, B, edges, body = _outlined_white_body()
+    mask = np.zeros(body.shape, np.float32)
+    out = cat._fill_outlined(work, B, mask, 1.0, edges, np.zeros(body.shape, np.float32))
+    assert np.mean(out[90:170, 80:180] >= 0.5) > 0.95
+    assert np.mean(out[:60] >= 0.5) == 0.0  # the open backdrop stays out
+
+
+def test_outlined_region_the_shadow_model_predicts_stays_background():
+    # the same darkening, but predicted by the shadow model: a shadow walled in by legs
+    import staging.segment.catalog as cat
+
+    work, B, edges, body = _outlined_white_body()
+    mask = np.zeros(body.shape, np.float32)
+    pred = np.where(body, 0.15, 0.0).astype(np.float32)
+    out = cat._fill_outlined(work, B, mask, 1.0, edges, pred)
+    assert np.mean(out[90:170, 80:180] >= 0.5) < 0.05
+
+
+def test_detached_shadow_island_is_dropped_but_colour_parts_stay():
+    import staging.segment.catalog as cat
+
+    rng = np.random.default_rng(0)
+    B = np.full((SIZE, SIZE, 3), (240.0, 236.0, 230.0), np.float32)
+    work = B.copy()
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    work[40:160, 60:200] = (180.0, 90.0, 60.0)  # a terracotta pot
+    mask[40:160, 60:200] = 1.0
+    # its contact shadow, split off from it (a blurred blob, as the watershed keeps it)
+    blob = np.zeros((SIZE, SIZE), np.float32)
+    blob[176:190, 70:190] = 1.0
+    shade = 0.45 * cv2.GaussianBlur(blob, (0, 0), 2.0)
+    work *= (1.0 - shade)[..., None]
+    mask[shade > 0.1] = 1.0
+    work[20:30, 20:30] = (40.0, 120.0, 60.0)  # a small green detached part
+    mask[20:30, 20:30] = 1.0
+    work += rng.normal(0, 1.0, work.shape).astype(np.float32)
+    out = cat._drop_shadow_islands(work, B, mask, 1.0)
+    assert (out[shade > 0.1] < 0.5).all()
+    assert (out[40:160, 60:200] >= 0.5).all()
+    assert (out[20:30, 20:30] >= 0.5).all()
