@@ -117,18 +117,25 @@ class StagingEngine:
     def resolve_segment_backend(self, image: np.ndarray, backend: str | None = None) -> str:
         """Which backend ``auto`` means for this image.
 
-        Plain-background catalog shots go to ``catalog``: on studio shots it beats the small
-        saliency nets (thin legs, holes, soft shadows), and it needs no weights. Staged scenes
-        go to the best pretrained saliency model on disk, since a background model cannot
-        describe a room; with no weights at all, ``catalog`` does its best.
+        See :meth:`auto_segment_backend`: plain-background shots go to ``hybrid`` (or the
+        weights-free ``catalog``), staged scenes to the best pretrained model on disk.
         """
         name = backend or self.settings.segment_backend
         if name != "auto":
             return name
-        pretrained = self.pretrained_segmenter_name()
-        if pretrained is None or not classify_staged(image).staged:
-            return "catalog"
-        return pretrained
+        return self.auto_segment_backend(classify_staged(image).staged)
+
+    def auto_segment_backend(self, staged: bool) -> str:
+        """``auto`` for a staged scene or a plain-background shot.
+
+        Shots: ``hybrid`` (``catalog`` and U^2-Net-p, chosen per image: the best on studio
+        shots) when U^2-Net-p is on disk, else the weights-free ``catalog``. Scenes: the best
+        pretrained saliency model on disk (a background model cannot describe a room), else
+        ``catalog``, which does its best.
+        """
+        if not staged:
+            return "hybrid" if self.store.find("u2netp") is not None else "catalog"
+        return self.pretrained_segmenter_name() or "catalog"
 
     def segment(
         self,

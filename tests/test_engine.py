@@ -94,8 +94,13 @@ def test_auto_prefers_pretrained_for_scenes(monkeypatch, tmp_path, studio_shot):
     monkeypatch.setattr(engine_module, "classify_staged", lambda img: _Verdict(True))
     assert engine.resolve_segment_backend(scene) == "u2netp"
     monkeypatch.setattr(engine_module, "classify_staged", lambda img: _Verdict(False))
-    assert engine.resolve_segment_backend(studio_shot[0]) == "catalog"
+    # Studio shots: catalog + U^2-Net-p chosen per image, the best on studio shots.
+    assert engine.resolve_segment_backend(studio_shot[0]) == "hybrid"
     assert engine.resolve_segment_backend(studio_shot[0], "u2net") == "u2net"
+    (tmp_path / "u2netp.onnx").unlink()
+    (tmp_path / "u2net.onnx").write_bytes(b"not loaded here")
+    bare = StagingEngine(device="cpu", models_dir=str(tmp_path))
+    assert bare.resolve_segment_backend(studio_shot[0]) == "catalog"  # hybrid needs u2netp
 
 
 class _Verdict:

@@ -920,9 +920,7 @@ def _mask_backend(engine: StagingEngine, staged: bool) -> str | None:
     shot goes to the ``catalog`` background model."""
     if engine.settings.segment_backend != "auto":
         return None
-    if staged:
-        return engine.pretrained_segmenter_name() or "catalog"
-    return "catalog"
+    return engine.auto_segment_backend(staged)
 
 
 def _known_mask(rows: dict[Path, _CsvRow], path: Path) -> Path | None:

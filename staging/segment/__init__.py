@@ -4,6 +4,7 @@
 name                        what runs
 ==========================  ===============================================================
 ``catalog``                 weights-free matting for plain-background catalog shots
+``hybrid``                  ``catalog`` and U^2-Net-p, the better map chosen per image
 ``u2net``, ``u2netp``       U^2-Net / U^2-Net-p (the paper's segmenter), our ONNX code
 ``isnet-general-use``,      rembg sessions on weights from the model registry
 ``birefnet-general``, ...
@@ -38,6 +39,15 @@ def _catalog(runtime: Runtime) -> Segmenter:
     return CatalogSegmenter()
 
 
+def _hybrid(runtime: Runtime) -> Segmenter:
+    from staging.segment.catalog import CatalogSegmenter
+    from staging.segment.hybrid import HybridSegmenter
+    from staging.segment.u2net import U2NetSegmenter
+
+    net = U2NetSegmenter(runtime.onnx_session(runtime.store.path("u2netp")), name="u2netp")
+    return HybridSegmenter(CatalogSegmenter(), net)
+
+
 def _u2net(name: str) -> Callable[[Runtime], Segmenter]:
     def factory(runtime: Runtime) -> Segmenter:
         from staging.segment.u2net import U2NetSegmenter
@@ -58,6 +68,7 @@ def _rembg(name: str) -> Callable[[Runtime], Segmenter]:
 
 BACKENDS: dict[str, Callable[[Runtime], Segmenter]] = {
     "catalog": _catalog,
+    "hybrid": _hybrid,
     "u2net": _u2net("u2net"),
     "u2netp": _u2net("u2netp"),
     **{name: _rembg(name) for name in REMBG_REGISTERED},

@@ -1,0 +1,157 @@
+"""``hybrid``: the weights-free ``catalog`` matting and a saliency net, chosen per image.
+
+The two fail in opposite places (measured on the dev studio shots, see BENCHMARKS.md):
+``catalog`` keeps the background seen between chair legs and finds thin parts, but loses the
+interior of white products whose outline has gaps; U^2-Net-p fills solid bodies reliably but
+fills holes and drops thin legs. Averaging them per pixel only splits the difference (IoU 0.915
+train / 0.918 val); picking the right one *per image* would reach 0.947 / 0.959. So this
+backend runs both and lets a small selector choose, per image, among the catalog map, the
+net's map and their average, from features that describe how the two disagree (overlap,
+solidity, areas, how much of the catalog mask is near-white, uncertain pixels, parts).
+
+The selector is a 3-way linear softmax fitted by ``scripts/fit_hybrid_selector.py`` on the
+tuning shots only (maximising the expected IoU); its constants are below. It needs the net's
+weights (``staging models pull u2netp``); without them use ``catalog``.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from staging.segment.base import Segmenter
+
+FEATURE_NAMES = (
+    "overlap",  # IoU of the two masks
+    "solidity_catalog",  # mask area / convex hull area
+    "solidity_net",
+    "area_catalog",  # share of the frame
+    "area_net",
+    "white_in_catalog",  # share of the catalog mask that is near-white (white products)
+    "uncertain_catalog",  # share of pixels with 0.1 < p < 0.9, x10
+    "uncertain_net",
+    "parts_catalog",  # connected parts of the catalog mask, /10, capped at 1
+    "only_catalog",  # pixels only the catalog mask has, share of the union
+    "only_net",
+)
+CHOICES = ("catalog", "net", "average")
+
+# BEGIN FITTED (scripts/fit_hybrid_selector.py)
+_MEAN = np.array(
+    [
+        0.85788,
+        0.66388,
+        0.74336,
+        0.17046,
+        0.17366,
+        0.30052,
+        0.08954,
+        0.22706,
+        0.35267,
+        0.06489,
+        0.07723,
+    ]
+)
+_SCALE = np.array(
+    [
+        0.16962,
+        0.2652,
+        0.24242,
+        0.11364,
+        0.11376,
+        0.30593,
+        0.05142,
+        0.18296,
+        0.31042,
+        0.10653,
+        0.14055,
+    ]
+)
+_WEIGHTS = np.array(
+    [
+        [-0.09303, 0.18581, -0.09278],
+        [-0.02559, 0.091, -0.0654],
+        [-0.02393, 0.15219, -0.12825],
+        [-0.01209, 0.06029, -0.0482],
+        [0.00323, 0.06845, -0.07168],
+        [-0.1141, 0.09991, 0.0142],
+        [-0.15711, 0.29676, -0.13964],
+        [0.17894, -0.43186, 0.25292],
+        [-0.1536, 0.23597, -0.08237],
+        [-0.03114, -0.075, 0.10614],
+        [0.13587, -0.1674, 0.03153],
+        [-0.17735, 0.23009, -0.05275],
+    ]
+)
+# END FITTED
+
+
+def _solidity(mask: np.ndarray) -> float:
+    contours, _ = cv2.findContours(
+        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    if not contours:
+        return 0.0
+    hull = cv2.convexHull(np.vstack(contours))
+    return float(mask.sum() / max(1.0, cv2.contourArea(hull)))
+
+
+def selector_features(image: np.ndarray, catalog: np.ndarray, net: np.ndarray) -> np.ndarray:
+    """The features of :data:`FEATURE_NAMES` for one image and the two probability maps."""
+    ma, mb = catalog >= 0.5, net >= 0.5
+    union = max(1, int((ma | mb).sum()))
+    white = image.min(axis=2) > 200
+    parts = cv2.connectedComponents(ma.astype(np.uint8))[0] - 1
+    return np.array(
+        [
+            (ma & mb).sum() / union,
+            _solidity(ma),
+            _solidity(mb),
+            ma.mean(),
+            mb.mean(),
+            (white & ma).sum() / max(1, int(ma.sum())),
+            ((catalog > 0.1) & (catalog < 0.9)).mean() * 10,
+            ((net > 0.1) & (net < 0.9)).mean() * 10,
+            min(parts, 10) / 10,
+            (ma & ~mb).sum() / union,
+            (mb & ~ma).sum() / union,
+        ],
+        dtype=np.float64,
+    )
+
+
+def choose(features: np.ndarray) -> int:
+    """Index into :data:`CHOICES` of the map the selector expects to be best."""
+    z = np.append((features - _MEAN) / _SCALE, 1.0)
+    return int(np.argmax(z @ _WEIGHTS))
+
+
+def combine(choice: int, catalog: np.ndarray, net: np.ndarray) -> np.ndarray:
+    if choice == 0:
+        return catalog
+    if choice == 1:
+        return net
+    return (0.5 * (catalog + net)).astype(np.float32)
+
+
+class HybridSegmenter(Segmenter):
+    """``catalog`` and a saliency net, one of their maps (or the average) chosen per image."""
+
+    name = "hybrid"
+
+    def __init__(self, catalog: Segmenter, net: Segmenter):
+        self.catalog = catalog
+        self.net = net
+        self.last_choice: str | None = None
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        a = self.catalog.predict(image).astype(np.float32)
+        b = self.net.predict(image).astype(np.float32)
+        choice = choose(selector_features(image, a, b))
+        self.last_choice = CHOICES[choice]
+        return combine(choice, a, b)
+
+    def background(self, image: np.ndarray) -> np.ndarray | None:
+        # The catalog backdrop fit decontaminates edges exactly; it is right whichever map
+        # was chosen (it describes the backdrop, not the product).
+        return self.catalog.background(image)
