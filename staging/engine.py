@@ -329,7 +329,7 @@ class StagingEngine:
         inpaint_backend: str | None = None,
         segment_backend: str | None = None,
         max_side: int = 1024,
-        inpaint_side: int = 512,
+        inpaint_side: int = 384,
         progress: Callable[[float, str], None] | None = None,
     ) -> list[Staged]:
         """Stage the product into the ``k`` most similar staged catalog scenes (paper §5.3).
@@ -350,8 +350,9 @@ class StagingEngine:
             shadow, harmonize: see :func:`staging.compose.copy_paste.paste_product`.
             inpaint_backend: default ``structure`` (weights-free).
             max_side: scenes larger than this are worked on (and returned) at this size.
-            inpaint_side: the hole is filled at this long side and scaled back up (with
-                matched grain): background fills are low-frequency and this is much faster.
+            inpaint_side: the hole is filled at this long side and scaled back up, with the
+                scene's own texture copied back in: background fills are low-frequency, and
+                the structure fill's cost grows fast with the hole's pixel count.
             progress: called as ``progress(fraction, message)``.
 
         Returns:
