@@ -116,8 +116,19 @@ def _white_threshold_mask(image: np.ndarray) -> np.ndarray:
     return mask.astype(bool)
 
 
-def _mask_function(runtime) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """The product-mask function for the evaluation, and its name for the report."""
+def _mask_function(
+    runtime, backend: str = "catalog"
+) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """The product-mask function for the evaluation, and its name for the report.
+
+    ``catalog`` falls back to a white threshold if it cannot run; any other backend (e.g.
+    ``hybrid``, what ``staging index`` uses for shots when U^2-Net-p is on disk) must run.
+    """
+    if backend != "catalog":
+        from staging.segment import create_segmenter
+
+        chosen = create_segmenter(backend, runtime)
+        return (lambda image: chosen.predict(image) >= 0.5), backend
     try:
         from staging.segment import create_segmenter
 
@@ -169,6 +180,7 @@ def evaluate_retrieval(
     ks: Sequence[int] = KS,
     batch_size: int = 32,
     progress: bool = True,
+    masks: str = "catalog",
 ) -> dict:
     """Embed every kept image of a labelled CSV (with its product mask) and score retrieval.
 
@@ -180,6 +192,7 @@ def evaluate_retrieval(
         root: folder the image paths are relative to (default: the CSV's folder).
         label, min_count: the label column, and the minimum number of images per label.
         embedder: embedder name (engines only).
+        masks: the segmentation backend that makes the product masks (``catalog``).
 
     Returns a dict with ``P@k``/``R@k``, ``queries``, ``labels``, ``embedder``, ``masks`` (the
     mask source: ``catalog`` or ``white-threshold``), ``seconds_per_image`` and
@@ -194,7 +207,7 @@ def evaluate_retrieval(
     embed_batch, name, runtime = _resolve_embedder(engine_or_embed_fn, embedder)
     if runtime is None:
         runtime = Runtime(ModelStore([Path.cwd()]))
-    mask_fn, mask_source = _mask_function(runtime)
+    mask_fn, mask_source = _mask_function(runtime, masks)
     parts: list[np.ndarray] = []
     seconds = 0.0
     for start in tqdm(
