@@ -5,9 +5,8 @@
 Starts ``python app.py`` on a free port with a fresh cache (so the demo catalog is indexed as
 on a first run), drives it with Playwright in the system's Chromium (``CHROMIUM_PATH`` or
 ``chromium`` on PATH; no browser downloads) and writes one 1280x800 PNG per tab, palette-
-optimised. Models come from the usual models folder: the README's copy-paste screenshot was
-taken with ``staging models pull u2netp`` done, so the demo scenes' products were segmented by
-U²-Net-p rather than by the weights-free backdrop model.
+optimised. Models come from the usual models folder; the README's screenshots are of the
+offline default (no weights): the demo catalog's CSV gives its scenes' product masks.
 """
 
 from __future__ import annotations
