@@ -275,9 +275,9 @@ def test_feature_tensor_search_on_a_quantised_graph():
 
 def test_fused_is_the_weighted_cosine(tiny_runtime, handcrafted):
     mobilenet = create_embedder("mobilenet_v2", tiny_runtime)
-    weights = {"pooled": 2.0, "classes": 1.0, "handcrafted": 1.0}
+    weights = {"pooled": 2.0, "classes": 1.0, "handcrafted": 0.5, "silhouette": 0.5}
     fused = FusedEmbedder(mobilenet, handcrafted, weights)
-    assert fused.dim == mobilenet.dim + 10 + handcrafted.dim  # the tiny net has 10 classes
+    assert fused.dim == 2 * (mobilenet.dim + 10) + handcrafted.dim  # the tiny net has 10 classes
     a, am = product("disc", (255, 255, 255))
     b, bm = product("tall", (255, 255, 255))
     f = fused.embed_batch([a, b], [am, bm])
@@ -287,6 +287,29 @@ def test_fused_is_the_weighted_cosine(tiny_runtime, handcrafted):
     np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1.0, atol=1e-5)
     assert isinstance(create_embedder("fused", tiny_runtime), FusedEmbedder)
     assert best_available(tiny_runtime) == "fused"
+    with pytest.raises(ValueError, match="keys"):
+        FusedEmbedder(mobilenet, handcrafted, {"pooled": 1.0, "classes": 1.0, "handcrafted": 1.0})
+
+
+def test_fused_silhouette_block_sees_only_the_shape(tiny_runtime, handcrafted):
+    from staging.embed.fused import SILHOUETTE_GREY, WEIGHTS, silhouette
+
+    assert sum(WEIGHTS.values()) == pytest.approx(1.0)
+    image, mask = product("tall", (255, 255, 255))
+    sil = silhouette(image, mask)
+    assert sil.shape == image.shape and sil.dtype == np.uint8
+    assert (sil[mask] == SILHOUETTE_GREY).all() and (sil[~mask] == 255).all()
+    assert (silhouette(image, None) == SILHOUETTE_GREY).all()  # no mask: all product
+    fused = FusedEmbedder(create_embedder("mobilenet_v2", tiny_runtime), handcrafted)
+    recoloured = image.copy()
+    recoloured[mask] = (30, 200, 90)  # same outline, other colour and no stripes
+    wide, wide_mask = product("wide", (255, 255, 255))
+    blocks = fused.blocks([image, recoloured, wide], [mask, mask, wide_mask])
+    shape = blocks["silhouette"]
+    np.testing.assert_allclose(np.linalg.norm(shape, axis=1), 1.0, atol=1e-5)
+    assert float(shape[0] @ shape[1]) > 0.9999  # colour and print do not reach it
+    assert float(shape[0] @ shape[2]) < float(shape[0] @ shape[1])  # the outline does
+    assert float(blocks["pooled"][0] @ blocks["pooled"][1]) < 0.9999
 
 
 def test_mobilenet_flip_averages_mirrored_views(tiny_runtime):
