@@ -353,3 +353,68 @@ def test_detached_shadow_island_is_dropped_but_colour_parts_stay():
     assert (out[shade > 0.1] < 0.5).all()
     assert (out[40:160, 60:200] >= 0.5).all()
     assert (out[20:30, 20:30] >= 0.5).all()
+
+
+# ------------------------------------------------------------ achromatic fits, neutral shadows
+
+
+def test_only_achromatic_enclosed_parts_steer_the_backdrop_correction():
+    # Two enclosed parts within the fit tolerance: a hole under a spotlight (+3 on every
+    # channel, along B) and a white dial on a pinkish backdrop (-4/0/+3). Only the hole may
+    # steer the residual correction; the dial would otherwise be absorbed into B.
+    from staging.segment.catalog import _neutral_parts
+
+    poly = np.full((64, 64, 3), (235.0, 228.0, 231.0), np.float32)
+    small = poly.copy()
+    inner = np.zeros((64, 64), bool)
+    inner[10:20, 10:20] = inner[40:55, 40:55] = True
+    small[10:20, 10:20] *= 1.013  # spotlight: brighter, same chromaticity
+    small[40:55, 40:55] += (-4.0, 0.0, 3.0)  # a product's own colour
+    out = _neutral_parts(small, poly, inner)
+    assert out[10:20, 10:20].all()
+    assert not out[40:55, 40:55].any()
+
+
+def _neutral_shadow_inputs(shadow_tint: tuple[float, float, float]):
+    """A grey product (compact block) with a thin contact-shadow band under it, both in the
+    mask as one undecided-looking region each. Returns the arguments of _neutral_shadows
+    and the two region masks."""
+    import staging.segment.catalog as cat
+
+    B = np.full((SIZE, SIZE, 3), 240.0, np.float32)
+    work = B.copy()
+    body = np.zeros((SIZE, SIZE), bool)
+    body[60:160, 60:200] = True
+    band = np.zeros((SIZE, SIZE), bool)
+    band[160:164, 50:210] = True
+    work[body] = 150.0  # a neutral grey face: exactly the backdrop's chromaticity
+    work[band] = B[band] * 0.8 + np.asarray(shadow_tint, np.float32)
+    work += np.random.default_rng(0).normal(0, 1.0, work.shape).astype(np.float32)
+    product = body | band
+    labels = np.zeros((SIZE, SIZE), np.int32)
+    labels[body] = 1
+    labels[band] = 2
+    k = cat._dot(work, B) / cat._dot(B, B)
+    chroma = work - k[..., None] * B
+    ids = labels.ravel()
+    stats = cat._region_means(ids, 3, [np.sqrt(cat._dot(chroma, chroma)), 1.0 - k])
+    size = np.bincount(ids, minlength=3)
+    plausible = np.array([False, True, True])
+    ref_chroma = float(np.median(np.sqrt(cat._dot(chroma, chroma))[~product]))
+    args = (labels, 3, size, product, plausible, stats[:, 0], ref_chroma, stats[:, 1])
+    return args
+
+
+def test_neutral_band_on_the_floor_is_a_shadow_but_a_grey_face_is_not():
+    from staging.segment.catalog import _neutral_shadows
+
+    ok = _neutral_shadows(*_neutral_shadow_inputs((0.0, 0.0, 0.0)))
+    assert ok[2]  # the thin neutral band bordering the backdrop: a missed contact shadow
+    assert not ok[1]  # the compact grey face is neutral too, but walled by the product
+
+
+def test_tinted_band_is_not_taken_for_a_shadow():
+    from staging.segment.catalog import _neutral_shadows
+
+    ok = _neutral_shadows(*_neutral_shadow_inputs((-6.0, 0.0, 6.0)))  # e.g. a brass rail
+    assert not ok[2]
