@@ -43,15 +43,9 @@ def studio_shot() -> tuple[np.ndarray, np.ndarray]:
     return img, mask
 
 
-def save_char_clip_tokenizer(folder) -> dict[str, int]:
-    """Save a character-level CLIP tokenizer (no merges) into ``folder``; return its vocab.
-
-    Registry folders of CLIP include the tokenizer (``clip-score`` reads prompts), so tiny
-    test checkpoints need one too; a real BPE vocabulary would be a download.
-    """
+def char_clip_vocab() -> dict[str, int]:
+    """A character-level BPE vocabulary (no merges): enough for CLIP's tokenizer to run."""
     import string
-
-    import transformers
 
     vocab: dict[str, int] = {}
     for ch in string.ascii_lowercase + string.digits + ",.-'":
@@ -59,5 +53,17 @@ def save_char_clip_tokenizer(folder) -> dict[str, int]:
         vocab[ch + "</w>"] = len(vocab)
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
+    return vocab
+
+
+def save_char_clip_tokenizer(folder) -> dict[str, int]:
+    """Save a character-level CLIP tokenizer (no merges) into ``folder``; return its vocab.
+
+    Registry folders of CLIP include the tokenizer (``clip-score`` reads prompts), so tiny
+    test checkpoints need one too; a real BPE vocabulary would be a download.
+    """
+    import transformers
+
+    vocab = char_clip_vocab()
     transformers.CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
     return vocab

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import string
 
 import numpy as np
 import pytest
+from conftest import char_clip_vocab, save_char_clip_tokenizer
 from typer.testing import CliRunner
 
 from staging import StagingEngine
@@ -38,24 +38,13 @@ runner = CliRunner()
 MAX_TOKENS = 64
 
 
-def _char_vocab() -> dict[str, int]:
-    """A character-level BPE vocabulary (no merges): enough for CLIP's tokenizer to run."""
-    vocab: dict[str, int] = {}
-    for ch in string.ascii_lowercase + string.digits + ",.-'":
-        vocab[ch] = len(vocab)
-        vocab[ch + "</w>"] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return vocab
-
-
 @pytest.fixture(scope="module")
 def clip_root(tmp_path_factory):
     pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     import torch
 
-    vocab = _char_vocab()
+    vocab = char_clip_vocab()
     bos, eos = vocab["<|startoftext|>"], vocab["<|endoftext|>"]
     torch.manual_seed(0)
     config = transformers.CLIPConfig(
@@ -87,7 +76,7 @@ def clip_root(tmp_path_factory):
     transformers.CLIPImageProcessor(
         size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
     ).save_pretrained(folder)
-    transformers.CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
+    save_char_clip_tokenizer(folder)
     return root, model
 
 
