@@ -418,3 +418,20 @@ def test_tinted_band_is_not_taken_for_a_shadow():
 
     ok = _neutral_shadows(*_neutral_shadow_inputs((-6.0, 0.0, 6.0)))  # e.g. a brass rail
     assert not ok[2]
+
+
+def test_soft_alpha_moves_a_faint_edge_the_working_mask_missed():
+    """A light face 15 levels off an off-white backdrop, its working mask 2 working px too
+    wide (the upsampled edge 4 px out at 512): the projection band reaches the true edge
+    (a 2 px band stopped 3 px short)."""
+    from staging.segment.catalog import _resize, _soft_alpha
+
+    img = np.full((512, 512, 3), 232.0, np.float32)
+    img[:, 200:] = 247.0  # the face starts at x = 200
+    work = _resize(img, 256, 256)
+    mask_w = np.zeros((256, 256), np.float32)
+    mask_w[:, 98:] = 1.0  # too wide by 2 working px (4 px at full resolution)
+    B_w = np.full((256, 256, 3), 232.0, np.float32)
+    prob, _ = _soft_alpha(img, work, mask_w, B_w)
+    edge = int(np.argmax(prob[256] >= 0.5))
+    assert abs(edge - 200) <= 1
