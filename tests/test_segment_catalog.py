@@ -435,3 +435,22 @@ def test_soft_alpha_moves_a_faint_edge_the_working_mask_missed():
     prob, _ = _soft_alpha(img, work, mask_w, B_w)
     edge = int(np.argmax(prob[256] >= 0.5))
     assert abs(edge - 200) <= 1
+
+
+def test_one_segmenter_shared_by_threads_never_mixes_images():
+    """The app shares one engine (one segmenter) between request threads: each call must get
+    its own image's matte, whatever the others are doing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shots = []
+    for seed, kind in enumerate(["chair", "lamp", "box", "plant"]):
+        rng = np.random.default_rng(100 + seed)
+        rgb, alpha = procedural_object(kind, rng, size=160)
+        image, _ = compose_catalog_shot(rgb, alpha, rng, size=192, style={"jpeg": 0})
+        shots.append(image)
+    expected = [CatalogSegmenter().predict(image) for image in shots]
+    shared = CatalogSegmenter()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(shared.predict, shots * 3))
+    for number, prob in enumerate(got):
+        np.testing.assert_array_equal(prob, expected[number % len(shots)])

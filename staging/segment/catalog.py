@@ -96,8 +96,9 @@ class CatalogSegmenter(Segmenter):
     name = "catalog"
 
     def __init__(self) -> None:
-        self._cache_key: tuple | None = None
-        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+        # (key, (prob, background)) of the last image, as one tuple: the app shares one
+        # segmenter between threads, and key and result must never come from two images.
+        self._last: tuple[tuple, tuple[np.ndarray, np.ndarray]] | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -113,10 +114,12 @@ class CatalogSegmenter(Segmenter):
     def _analyse(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         image = np.ascontiguousarray(image)
         key = (image.shape, image.dtype.str, zlib.crc32(image.data))
-        if key != self._cache_key or self._cache is None:
-            self._cache = _matte(image)
-            self._cache_key = key
-        return self._cache
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
+        result = _matte(image)
+        self._last = (key, result)
+        return result
 
 
 # ---------------------------------------------------------------------- helpers
