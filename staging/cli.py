@@ -63,7 +63,8 @@ def models_list(
 
     engine = _engine()
     typer.echo(f"models directories: {', '.join(str(d) for d in engine.store.dirs)}")
-    typer.echo(f"{'name':24} {'task':9} {'MB':>7}  {'licence':11} status")
+    width = max(len("licence"), *(len(spec.licence) for spec in REGISTRY.values()))
+    typer.echo(f"{'name':24} {'task':9} {'MB':>7}  {'licence':{width}} status")
     for name, spec in REGISTRY.items():
         status = engine.store.status(name, verify=verify)
         state = f"present {status.path}" if status.present else "missing"
@@ -71,7 +72,7 @@ def models_list(
             state += " (checksum differs from the registry's file: another build?)"
         elif status.checksum_ok:
             state += " (checksum ok)"
-        typer.echo(f"{name:24} {spec.task:9} {spec.size_mb:7.1f}  {spec.licence:11} {state}")
+        typer.echo(f"{name:24} {spec.task:9} {spec.size_mb:7.1f}  {spec.licence:{width}} {state}")
 
 
 @models_app.command("pull")
