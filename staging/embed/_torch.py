@@ -4,6 +4,7 @@ clear install messages, device choice, and batched inference on product crops.""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -12,18 +13,45 @@ from staging.embed.base import WHITE, Embedder, _check_masks, l2_normalize, prod
 from staging.errors import StagingError
 
 
-def require(module: str, install: str, what: str):
-    """Import ``module`` or raise a :class:`StagingError` naming the pip command."""
+def require(module: str, install: str, what: str, hint: str | None = None):
+    """Import ``module`` or raise a :class:`StagingError` naming the pip command.
+
+    ``what`` names the feature that needs it (an embedder name, ``clip-score``); ``hint`` is an
+    alternative to offer (default: the weights-free embedder).
+    """
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        subject = f"The {what} embedder" if hint is None else what
+        if hint is None:
+            hint = "or use the weights-free default (--embedder handcrafted)."
         raise StagingError(
-            f"The {what} embedder needs the {module.split('.')[0]} package, which is not "
+            f"{subject} needs the {module.split('.')[0]} package, which is not "
             f"installed (or does not import: {exc}). Install it with:\n"
-            f"    pip install {install}\n"
-            "or use the weights-free default (--embedder handcrafted)."
+            f"    pip install {install}\n" + hint
+        ) from exc
+
+
+@contextmanager
+def checkpoint_errors(what: str, folder, model: str, install: str):
+    """Turn the many ways a transformers checkpoint fails to load (OSError, ValueError, ...)
+    into one :class:`StagingError` that names the fix: reinstall, or pull the files again."""
+    try:
+        yield
+    except StagingError:
+        raise
+    except ImportError as exc:
+        raise StagingError(
+            f"{what} could not import what it needs: {exc}\nInstall it with:\n"
+            f"    pip install {install}"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - transformers raises OSError/ValueError/...
+        raise StagingError(
+            f"Could not load the checkpoint in {folder}: {exc}\n"
+            f"The files may be damaged or incomplete; fetch them again with:\n"
+            f"    staging models pull {model} --force"
         ) from exc
 
 

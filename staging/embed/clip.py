@@ -20,7 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from staging.embed._torch import TorchImageEmbedder, require, torch_device
+from staging.embed._torch import (
+    TorchImageEmbedder,
+    checkpoint_errors,
+    require,
+    torch_device,
+)
 from staging.errors import StagingError
 
 MODEL = "clip-vit-base-patch32"
@@ -107,24 +112,11 @@ def create(runtime, model: str = MODEL, batch_size: int = 16, fp16: bool = False
     require("torch", INSTALL, "clip")
     transformers = require("transformers", INSTALL, "clip")
     folder = runtime.store.path(model)  # ModelNotAvailableError names the pull command
-    try:
+    with checkpoint_errors("The clip embedder", folder, model, INSTALL):
         module = load_vision_tower(transformers, folder, model)
         processor = _processor_class(transformers).from_pretrained(
             str(folder), local_files_only=True
         )
-    except StagingError:
-        raise
-    except ImportError as exc:
-        raise StagingError(
-            f"The clip embedder could not import what it needs: {exc}\nInstall it with:\n"
-            f"    pip install {INSTALL}"
-        ) from exc
-    except Exception as exc:  # noqa: BLE001 - transformers raises OSError/ValueError/...
-        raise StagingError(
-            f"Could not load the CLIP checkpoint in {folder}: {exc}\n"
-            f"The files may be damaged or incomplete; fetch them again with:\n"
-            f"    staging models pull {model} --force"
-        ) from exc
     return ClipEmbedder(
         module, processor, device=torch_device(runtime), batch_size=batch_size, fp16=fp16
     )

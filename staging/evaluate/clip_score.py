@@ -20,7 +20,6 @@ text also needs the tokenizer files (``tokenizer.json`` or ``vocab.json`` + ``me
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import math
 import os
@@ -31,23 +30,19 @@ from typing import Any
 
 import numpy as np
 
+from staging.embed.clip import INSTALL
 from staging.errors import StagingError
 
 MODEL = "clip-vit-base-patch32"
-INSTALL = "torch transformers   (tested: pip install -r requirements-torch.txt)"
 HF_REPO = "https://huggingface.co/openai/clip-vit-base-patch32"
 TOKENIZER_SETS = (("tokenizer.json",), ("vocab.json", "merges.txt"))
 """Either set lets transformers build the CLIP tokenizer."""
 
 
 def _require(module: str):
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise StagingError(
-            f"clip-score needs the {module} package, which is not installed (or does not "
-            f"import: {exc}). Install it with:\n    pip install {INSTALL}"
-        ) from exc
+    from staging.embed._torch import require
+
+    return require(module, INSTALL, "clip-score", hint="")
 
 
 def clip_score(cosine: np.ndarray | float) -> np.ndarray | float:
@@ -165,6 +160,7 @@ def load_clip_scorer(store, device: str = "cpu", model: str = MODEL) -> ClipScor
             f"tokenizer_config.json from "
             f"{HF_REPO} into {folder}."
         )
+    from staging.embed._torch import checkpoint_errors
     from staging.embed.clip import _processor_class
 
     logging = transformers.logging
@@ -172,23 +168,16 @@ def load_clip_scorer(store, device: str = "cpu", model: str = MODEL) -> ClipScor
     logging.set_verbosity_error()
     logging.disable_progress_bar()  # a progress bar for a local load is noise beside --json
     try:
-        clip, info = transformers.CLIPModel.from_pretrained(
-            str(folder), local_files_only=True, output_loading_info=True
-        )
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        processor = _processor_class(transformers).from_pretrained(
-            str(folder), local_files_only=True
-        )
-    except ImportError as exc:
-        raise StagingError(
-            f"clip-score could not import what it needs: {exc}\nInstall it with:\n"
-            f"    pip install {INSTALL}"
-        ) from exc
-    except Exception as exc:  # noqa: BLE001 - transformers raises OSError/ValueError/...
-        raise StagingError(
-            f"Could not load the CLIP checkpoint in {folder}: {exc}\nThe files may be damaged "
-            f"or incomplete; fetch them again with:\n    staging models pull {model} --force"
-        ) from exc
+        with checkpoint_errors("clip-score", folder, model, INSTALL):
+            clip, info = transformers.CLIPModel.from_pretrained(
+                str(folder), local_files_only=True, output_loading_info=True
+            )
+            tokenizer = transformers.AutoTokenizer.from_pretrained(
+                str(folder), local_files_only=True
+            )
+            processor = _processor_class(transformers).from_pretrained(
+                str(folder), local_files_only=True
+            )
     finally:
         logging.set_verbosity(verbosity)
         if bars:
