@@ -67,3 +67,37 @@ def save_char_clip_tokenizer(folder) -> dict[str, int]:
     vocab = char_clip_vocab()
     transformers.CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
     return vocab
+
+
+def tiny_clip_model(max_tokens: int = 64, image_size: int = 32, projection_dim: int = 12):
+    """A whole CLIPModel (text and vision towers) with random weights and a tiny config whose
+    text tower matches :func:`char_clip_vocab` — the shape of OpenAI's real checkpoint."""
+    import torch
+    import transformers
+
+    vocab = char_clip_vocab()
+    bos, eos = vocab["<|startoftext|>"], vocab["<|endoftext|>"]
+    torch.manual_seed(0)
+    config = transformers.CLIPConfig(
+        text_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "vocab_size": len(vocab),
+            "max_position_embeddings": max_tokens,
+            "bos_token_id": bos,
+            "eos_token_id": eos,
+            "pad_token_id": eos,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "patch_size": 8,
+            "image_size": image_size,
+        },
+        projection_dim=projection_dim,
+    )
+    return transformers.CLIPModel(config).eval()

@@ -18,7 +18,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import char_clip_vocab, save_char_clip_tokenizer
+from conftest import save_char_clip_tokenizer, tiny_clip_model
 from typer.testing import CliRunner
 
 from staging import StagingEngine
@@ -42,34 +42,7 @@ MAX_TOKENS = 64
 def clip_root(tmp_path_factory):
     pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    import torch
-
-    vocab = char_clip_vocab()
-    bos, eos = vocab["<|startoftext|>"], vocab["<|endoftext|>"]
-    torch.manual_seed(0)
-    config = transformers.CLIPConfig(
-        text_config={
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "vocab_size": len(vocab),
-            "max_position_embeddings": MAX_TOKENS,
-            "bos_token_id": bos,
-            "eos_token_id": eos,
-            "pad_token_id": eos,
-        },
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "patch_size": 8,
-            "image_size": 32,
-        },
-        projection_dim=12,
-    )
-    model = transformers.CLIPModel(config).eval()
+    model = tiny_clip_model(MAX_TOKENS)
     root = tmp_path_factory.mktemp("clip-models")
     folder = root / MODEL
     model.save_pretrained(folder)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import save_char_clip_tokenizer
+from conftest import save_char_clip_tokenizer, tiny_clip_model
 
 from staging.embed import create_embedder
 from staging.errors import ModelNotAvailableError, StagingError
@@ -243,29 +243,8 @@ def test_clip_loads_a_full_clip_model_checkpoint(tmp_path):
     """OpenAI's checkpoint is a whole CLIPModel (text + vision): its vision tower must load."""
     _need("torch", "torchvision", "transformers")
     import torch
-    from transformers import CLIPConfig, CLIPModel
 
-    torch.manual_seed(0)
-    config = CLIPConfig(
-        text_config={
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "vocab_size": 99,
-            "max_position_embeddings": 16,
-        },
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "patch_size": 8,
-            "image_size": 32,
-        },
-        projection_dim=12,
-    )
-    full = CLIPModel(config).eval()
+    full = tiny_clip_model(16)
     full.save_pretrained(tmp_path / CLIP)
     tiny_processor(32).save_pretrained(tmp_path / CLIP)
     save_char_clip_tokenizer(tmp_path / CLIP)
