@@ -330,6 +330,8 @@ def test_faint_background_probability_is_not_pasted(demo_index):
     prob = np.maximum(alpha, 0.04).astype(np.float32)  # faint everywhere, as u2netp leaves
     seg = Segmentation(product, prob, "test")
     assert seg.alpha[0, 0] == 0 and seg.alpha[100, 100] == 1.0
+    cutout_alpha = np.asarray(seg.cutout)[..., 3]
+    assert cutout_alpha[0, 0] == 0 and cutout_alpha[100, 100] == 255  # no ghost in the cutout
     engine = StagingEngine(device="cpu")
     faint = engine.stage_copy_paste(product, k=1, index=index, mask=prob)[0]
     clean = engine.stage_copy_paste(product, k=1, index=index, mask=alpha)[0]

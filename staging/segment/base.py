@@ -89,8 +89,12 @@ class Segmentation:
 
     @cached_property
     def cutout(self) -> Image.Image:
-        """RGBA cutout with straight (unpremultiplied) alpha and decontaminated edge colours."""
-        alpha = np.round(self.prob * 255).astype(np.uint8)
+        """RGBA cutout with straight (unpremultiplied) alpha and decontaminated edge colours.
+
+        The alpha is :attr:`alpha` (``prob`` near the mask only), so a saliency net's faint
+        background probabilities do not leave a ghost of the photo around the product.
+        """
+        alpha = np.round(self.alpha * 255).astype(np.uint8)
         rgba = np.dstack([self.foreground, alpha])
         return Image.fromarray(rgba, mode="RGBA")
 
