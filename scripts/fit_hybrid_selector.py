@@ -72,7 +72,11 @@ def main() -> None:
             f"average {iu[:, 2].mean():.4f}  hybrid {picked:.4f}  "
             f"oracle {iu.max(axis=1).mean():.4f}"
         )
-    fmt = lambda a: np.array2string(a, precision=5, separator=", ", max_line_width=80)  # noqa: E731
+
+    def fmt(a: np.ndarray) -> str:  # fixed-point: no 1e-04 noise in the source
+        opts = {"floatmode": "fixed", "suppress_small": True}
+        return np.array2string(a, precision=5, separator=", ", max_line_width=80, **opts)
+
     block = (
         "# BEGIN FITTED (scripts/fit_hybrid_selector.py)\n"
         f"_MEAN = np.array({fmt(mean)})\n"

@@ -355,6 +355,47 @@ def test_detached_shadow_island_is_dropped_but_colour_parts_stay():
     assert (out[20:30, 20:30] >= 0.5).all()
 
 
+def _pot_in_its_own_shadow(grey_base: bool):
+    """A terracotta pot whose base sits in an attached soft shadow, all in the mask.
+
+    With ``grey_base`` the band under the pot is a sharp-edged grey plinth instead."""
+    rng = np.random.default_rng(0)
+    B = np.full((SIZE, SIZE, 3), (226.0, 230.0, 228.0), np.float32)
+    work = B.copy()
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    work[40:160, 70:190] = (180.0, 90.0, 60.0)
+    mask[40:160, 70:190] = 1.0
+    band = np.zeros((SIZE, SIZE), np.float32)
+    band[160:196, 60:200] = 1.0
+    if grey_base:
+        work[band > 0] = 0.7 * B[band > 0]
+        region = band > 0
+    else:
+        shade = 0.35 * cv2.GaussianBlur(band, (0, 0), 5.0)
+        shade[:160] = 0.0
+        work *= (1.0 - shade)[..., None]
+        region = shade > 0.05
+    mask[region] = 1.0
+    work += rng.normal(0, 1.0, work.shape).astype(np.float32)
+    return work, B, mask, region
+
+
+@pytest.mark.parametrize("grey_base", [False, True])
+def test_attached_penumbra_is_peeled_but_a_sharp_grey_base_stays(grey_base):
+    import staging.segment.catalog as cat
+
+    work, B, mask, region = _pot_in_its_own_shadow(grey_base)
+    grad = cat._max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
+    edges = cat._outline_edges(work, grad, 1.0)
+    out = cat._peel_penumbrae(work, B, mask, 1.0, edges)
+    assert (out[40:160, 70:190] >= 0.5).all()  # the pot itself always stays
+    kept = (out[region] >= 0.5).mean()
+    if grey_base:
+        assert kept > 0.9  # starts at a sharp outline at full depth: product
+    else:
+        assert kept < 0.1  # fades in from the backdrop: shadow
+
+
 # ------------------------------------------------------------ achromatic fits, neutral shadows
 
 

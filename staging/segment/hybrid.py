@@ -3,8 +3,8 @@
 The two fail in opposite places (measured on the dev studio shots, see BENCHMARKS.md):
 ``catalog`` keeps the background seen between chair legs and finds thin parts, but loses the
 interior of white products whose outline has gaps; U^2-Net-p fills solid bodies reliably but
-fills holes and drops thin legs. Averaging them per pixel only splits the difference (IoU 0.915
-train / 0.918 val); picking the right one *per image* would reach 0.947 / 0.959. So this
+fills holes and drops thin legs. Averaging them per pixel only splits the difference (IoU 0.917
+train / 0.924 val); picking the right one *per image* would reach 0.948 / 0.961. So this
 backend runs both and lets a small selector choose, per image, among the catalog map, the
 net's map and their average, from features that describe how the two disagree (overlap,
 solidity, areas, how much of the catalog mask is near-white, uncertain pixels, parts).
@@ -38,37 +38,49 @@ CHOICES = ("catalog", "net", "average")
 
 # BEGIN FITTED (scripts/fit_hybrid_selector.py)
 _MEAN = np.array(
-    [0.86315, 0.6606, 0.74336, 0.16875, 0.17366, 0.29857, 0.11486, 0.22706, 0.43, 0.05587, 0.08098]
+    [
+        0.86442,
+        0.66063,
+        0.74336,
+        0.16809,
+        0.17366,
+        0.29898,
+        0.11418,
+        0.22706,
+        0.42800,
+        0.05375,
+        0.08183,
+    ]
 )
 _SCALE = np.array(
     [
-        0.16984,
-        0.26856,
+        0.17102,
+        0.26951,
         0.24242,
-        0.11353,
+        0.11307,
         0.11376,
-        0.30977,
-        0.061,
+        0.31129,
+        0.06131,
         0.18296,
-        0.33995,
-        0.10347,
-        0.14229,
+        0.34002,
+        0.10283,
+        0.14382,
     ]
 )
 _WEIGHTS = np.array(
     [
-        [-0.13549, 0.18441, -0.04893],
-        [-0.02597, 0.10093, -0.07496],
-        [-0.01041, 0.16174, -0.15132],
-        [-0.02366, 0.09695, -0.07329],
-        [-0.01354, 0.11884, -0.1053],
-        [-0.15496, 0.12133, 0.03362],
-        [-0.17952, 0.31247, -0.13295],
-        [0.17609, -0.4045, 0.22841],
-        [-0.13808, 0.15239, -0.01431],
-        [-0.01116, -0.08287, 0.09403],
-        [0.16983, -0.15985, -0.00997],
-        [-0.15285, 0.15682, -0.00396],
+        [-0.13510, 0.19433, -0.05923],
+        [-0.02172, 0.08984, -0.06812],
+        [0.00021, 0.13949, -0.13970],
+        [-0.01705, 0.08068, -0.06363],
+        [-0.00826, 0.10671, -0.09845],
+        [-0.14659, 0.09393, 0.05266],
+        [-0.15521, 0.25240, -0.09718],
+        [0.15570, -0.37208, 0.21638],
+        [-0.16003, 0.18138, -0.02135],
+        [-0.00470, -0.09960, 0.10430],
+        [0.16401, -0.15987, -0.00414],
+        [-0.14013, 0.12513, 0.01500],
     ]
 )
 # END FITTED
