@@ -6,10 +6,12 @@ repository) and composited onto generated studio backgrounds with soft shadows b
 
 (a) the official U^2-Net test photos with the authors' U^2-Net saliency maps as alpha
     (``alpha = clip((map - 0.1) / 0.8)``);
-(b) IKEA product shots on clean white: alpha from the distance to white
-    (``clip((max_channel_distance_from_255 - 6) / 24)``), kept only when the border is clean
-    white and the object is one main component; holes are kept (background between chair legs
-    is background), tiny specks dropped, edge colours decontaminated from the white.
+(b) IKEA product shots on clean white: alpha from the distance to white, as coverage
+    (``clip((d - 6) / (d_F - 6))`` with ``d`` the max-channel distance from 255 and ``d_F``
+    the product colour's just inside, at least 30; see :func:`coverage_ramp`), kept only when
+    the border is clean white and the object is one main component; holes are kept
+    (background between chair legs is background), tiny specks dropped, edge colours
+    decontaminated from the white.
 
 Objects are split by a hash of their id into ``dev-data/catalog-shots`` (tuning) and
 ``dev-data/catalog-shots-val`` (different objects, to check for overfitting). Each folder has
@@ -208,6 +210,29 @@ def background_region(dist: np.ndarray, stats: Counter) -> np.ndarray | None:
     return bg
 
 
+def coverage_ramp(dist: np.ndarray, d_bg: np.ndarray) -> np.ndarray:
+    """Edge alpha as the share of the pixel the product covers, as a human mask is drawn.
+
+    An edge pixel of a product with colour F on white has ``dist = a * dist(F)``. A fixed ramp
+    (``(dist - 6) / 24``) reaches 0.5 at 7 % coverage for a black product and puts the mask's
+    edge a fraction of a pixel outside the visible one. Dividing by the distance of the
+    product colour just inside -- ``dist`` at the nearest pixel 2+ px from the backdrop, so a
+    light rim (a metal leg's highlight) is measured against itself, not against the dark core
+    next to it; at least 30, so white products keep the fixed ramp -- puts 0.5 at half coverage.
+    """
+    inside = (d_bg >= 2.0).astype(np.uint8)
+    if not inside.any():
+        return np.clip((dist - 6.0) / 24.0, 0.0, 1.0)
+    _, labels = cv2.distanceTransformWithLabels(
+        1 - inside, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    ys, xs = np.nonzero(inside)
+    lookup = np.zeros(labels.max() + 1, np.float32)
+    lookup[labels[ys, xs]] = dist[ys, xs]
+    ref = np.maximum(lookup[labels], 30.0)
+    return np.clip((dist - 6.0) / (ref - 6.0), 0.0, 1.0)
+
+
 def extract_ikea(path: Path, stats: Counter) -> np.ndarray | None:
     """Alpha of an IKEA product on clean white, or None when the shot does not qualify."""
     img = read_rgb(path)
@@ -226,8 +251,13 @@ def extract_ikea(path: Path, stats: Counter) -> np.ndarray | None:
     # Soft alpha only next to real background; further inside (white/shaded surfaces of the
     # product, glass in front of the white) the product is solid.
     d_bg = cv2.distanceTransform(np.where(bg, 0, 255).astype(np.uint8), cv2.DIST_L2, 5)
-    alpha = np.maximum(ramp, np.clip((d_bg - 2.0) / 3.0, 0.0, 1.0))
+    # (which shots qualify is decided on the fixed ramp, as when the set was first built, so
+    # the objects and compositions stay the same; the coverage ramp is the alpha written)
+    solid_inside = np.clip((d_bg - 2.0) / 3.0, 0.0, 1.0)
+    alpha = np.maximum(ramp, solid_inside)
     alpha[bg] = 0.0
+    coverage = np.maximum(coverage_ramp(dist, d_bg), solid_inside)
+    coverage[bg] = 0.0
     # Grey floor shadows or gradients show as a wide band of soft alpha along the backdrop.
     solid = ramp >= 0.5
     perimeter = max(
@@ -262,7 +292,7 @@ def extract_ikea(path: Path, stats: Counter) -> np.ndarray | None:
         stats["touches the frame"] += 1
         return None
     stats["ok"] += 1
-    return alpha.astype(np.float32)
+    return np.where(alpha > 0, coverage, 0.0).astype(np.float32)
 
 
 def load_ikea(limit_per_group: dict[str, int], stats: Counter) -> list[SourceObject]:
