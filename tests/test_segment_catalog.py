@@ -396,6 +396,51 @@ def test_attached_penumbra_is_peeled_but_a_sharp_grey_base_stays(grey_base):
         assert kept < 0.1  # fades in from the backdrop: shadow
 
 
+def _chair_over_its_contact_shadow(grey_foot: bool):
+    """A wooden seat on four legs whose tips touch a blurred contact shadow, all in the mask.
+
+    With ``grey_foot`` the blob under the legs is a sharp-edged grey foot plate instead."""
+    rng = np.random.default_rng(1)
+    B = np.full((SIZE, SIZE, 3), (232.0, 234.0, 230.0), np.float32)
+    work = B.copy()
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    wood = (196.0, 150.0, 110.0)
+    work[60:80, 60:200] = wood
+    for x in (66, 100, 156, 190):
+        work[80:178, x : x + 5] = wood
+    mask[60:80, 60:200] = 1.0
+    for x in (66, 100, 156, 190):
+        mask[80:178, x : x + 5] = 1.0
+    blob = np.zeros((SIZE, SIZE), np.float32)
+    cv2.ellipse(blob, (130, 190), (72, 9), 0, 0, 360, 1.0, -1)
+    if grey_foot:
+        work[blob > 0] = 0.6 * B[blob > 0]
+        region = blob > 0
+    else:
+        shade = 0.6 * cv2.GaussianBlur(blob, (0, 0), 3.0)
+        work *= (1.0 - shade)[..., None]
+        region = shade > 0.05
+    mask[region] = 1.0
+    work[60:80, 60:200] = wood  # the seat is in front of everything
+    work += rng.normal(0, 1.0, work.shape).astype(np.float32)
+    return work, B, mask, region
+
+
+@pytest.mark.parametrize("grey_foot", [False, True])
+def test_contact_shadow_under_the_legs_goes_but_a_grey_foot_stays(grey_foot):
+    import staging.segment.catalog as cat
+
+    work, B, mask, region = _chair_over_its_contact_shadow(grey_foot)
+    out = cat._base_shadows(work, B, mask, 1.0)
+    assert (out[60:80, 60:200] >= 0.5).all()
+    assert (out[90:170, 66:71] >= 0.5).all()  # a leg
+    kept = (out[region] >= 0.5).mean()
+    if grey_foot:
+        assert kept > 0.9
+    else:
+        assert kept < 0.1
+
+
 # ------------------------------------------------------------ achromatic fits, neutral shadows
 
 

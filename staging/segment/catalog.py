@@ -53,6 +53,9 @@ shadows, with the product in front of it:
    open backdrop reaches without crossing a sharp edge, and that are light where they meet
    it (a shadow fades in, a product starts at its outline), are shadows the watershed
    flooded from a base sitting in its own shadow.
+3f. **Contact shadows under the feet.** Neutral, smooth parts of the mask that are not
+   colour-certain, lie below every colour-certain pixel, barely touch them and fade out at
+   their rim are the shadow a chair's leg tips touch.
 4. **Soft alpha.** In a narrow band around the binary boundary the alpha is the projection of
    ``I - B_local`` on ``F_local - B_local``, with both colours propagated from the confident
    interior and exterior by normalised convolution (the exterior includes the shadows, so
@@ -62,10 +65,11 @@ Everything is vectorised numpy + OpenCV at a reduced working resolution (256 px)
 alpha refined at full resolution; about 40-45 ms for a 512x512 image on two cores.
 
 Measured (mean IoU / MAE / boundary F at threshold 0.5, ``dev-data`` with coverage alpha):
-tuning set ``catalog-shots`` 0.908 / 0.014 / 0.917, held-out ``catalog-shots-val`` 0.912 /
-0.014 / 0.898, ``catalog-shots-procedural`` 0.844 / 0.034 / 0.888 (the wider, lower-contrast
+tuning set ``catalog-shots`` 0.908 / 0.014 / 0.917, held-out ``catalog-shots-val`` 0.915 /
+0.013 / 0.902, ``catalog-shots-procedural`` 0.844 / 0.034 / 0.888 (the wider, lower-contrast
 projection band of 4 added +0.002 / +0.001 / +0.005 IoU, the penumbra peeling of 3e
-+0.002 / +0.002 / 0.000, the tighter local background of 4 +0.002 / +0.001 / +0.002).
++0.002 / +0.002 / 0.000, the tighter local background of 4 +0.002 / +0.001 / +0.002, the
+contact shadows of 3f +0.000 / +0.003 / 0.000).
 About a third of the remaining IoU loss lies within 3 px of the true outline (thin legs,
 faint white-on-white edges); the rest is mostly shadows attached to the product and white
 interiors that read as backdrop (brightness- and colour-matched: a mirror's glass, a
@@ -337,6 +341,7 @@ def _matte(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mask = _fill_outlined(work, B, mask, sigma, edges, smodel.pred_w, keep=carved)
     mask = _drop_shadow_islands(work, B, mask, sigma)
     mask = _peel_penumbrae(work, B, mask, sigma, edges)
+    mask = _base_shadows(work, B, mask, sigma)
 
     # 3. soft alpha at full resolution
     return _soft_alpha(img, work, mask, B)
@@ -756,6 +761,16 @@ def _drop_shadow_islands(
     return out
 
 
+def _shadow_evidence(work: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per pixel against the background ``B``: the factor ``k`` of ``I ~ k*B``, the
+    chromaticity offset from it (levels), the darkening ``1 - k`` clipped to [0, 1], and the
+    colour distance from ``B`` (levels)."""
+    diff = work - B
+    k = _dot(work, B) / np.maximum(_dot(B, B), 1.0)
+    chroma = work - k[..., None] * B
+    return k, np.sqrt(_dot(chroma, chroma)), np.clip(1.0 - k, 0.0, 1.0), np.sqrt(_dot(diff, diff))
+
+
 PEEL_DEPTH = 0.6  # deeper than this (fraction of B) is left to the earlier tests
 PEEL_TEX = 2.0  # a penumbra is as smooth as the open backdrop, within this factor
 PEEL_SOFT = 0.5  # max (darkening where it meets the backdrop) / (its mean darkening)
@@ -785,34 +800,100 @@ def _peel_penumbrae(
     outside = ~product
     if not outside.any() or not product.any():
         return mask
-    k = _dot(work, B) / np.maximum(_dot(B, B), 1.0)
-    chroma = work - k[..., None] * B
-    chroma_d = np.sqrt(_dot(chroma, chroma))
-    depth = np.clip(1.0 - k, 0.0, 1.0)
+    k, chroma_d, depth, _ = _shadow_evidence(work, B)
     ref_chroma = float(_median(chroma_d[outside]))
     neutral = chroma_d < ref_chroma + max(3.0, 1.5 * sigma) + 0.08 * depth * 255.0
     shadowish = product & neutral & (k < 1.0) & (depth < PEEL_DEPTH) & ~edges
-    _, labels = cv2.connectedComponents((shadowish | outside).astype(np.uint8), connectivity=4)
-    reached = np.isin(labels, np.unique(labels[outside])) & shadowish
+    n_open, labels = cv2.connectedComponents((shadowish | outside).astype(np.uint8), connectivity=4)
+    is_open = np.zeros(n_open, bool)
+    is_open[labels[outside]] = True
+    reached = is_open[labels] & shadowish
     if not reached.any():
         return mask
     n, regions = cv2.connectedComponents(reached.astype(np.uint8), connectivity=8)
     ids = regions.ravel()
-    size = np.bincount(ids, minlength=n)
+    size = np.maximum(np.bincount(ids, minlength=n), 1)
+    h, w = depth.shape
+    depth_m = np.bincount(ids, depth.ravel(), n) / size
+    row_m = np.bincount(ids, np.repeat(np.arange(h, dtype=np.float32), w), n) / size
     rim = _dilate(outside, 1) & reached
-    rows = np.indices(depth.shape, dtype=np.float32)[0]
-    hp = _highpass(work)
-    stats = _region_means(ids, n, [hp, depth, rows])
-    tex, depth_m, row_m = stats[:, 0], stats[:, 1], stats[:, 2]
     n_rim = np.bincount(ids, rim.ravel(), n)
     rim_depth = np.bincount(ids, (depth * rim).ravel(), n) / np.maximum(n_rim, 1)
-    ref_tex = max(float(_median(hp[outside])), 0.5)
-    peel = (tex < PEEL_TEX * ref_tex) & (size <= PEEL_MAX * product.sum())
-    peel &= (n_rim > 0) & (rim_depth < PEEL_SOFT * depth_m)
+    peel = (size <= PEEL_MAX * product.sum()) & (n_rim > 0) & (rim_depth < PEEL_SOFT * depth_m)
     peel &= row_m > float(np.nonzero(product)[0].mean())
     peel[0] = False
+    if not peel.any():  # (the texture test is the costly one)
+        return mask
+    hp = _highpass(work)
+    ref_tex = max(float(_median(hp[outside])), 0.5)
+    peel &= _region_means(ids, n, [hp])[:, 0] < PEEL_TEX * ref_tex
     out = mask.copy()
     out[peel[regions]] = 0.0
+    return out
+
+
+BASE_BELOW = 0.7  # share of the region below the lowest colour-certain product pixel
+BASE_CONTACT = 0.15  # max share of its rim that touches colour-certain product
+BASE_TEX = 8.0  # smoothness (inner high-pass vs the open backdrop's): a blurred blob is
+# not flat, but far from a product's texture
+
+
+def _base_shadows(work: np.ndarray, B: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+    """Contact shadows the product's feet touch: at the bottom, neutral, faded at their rim.
+
+    A chair standing a little above its contact shadow touches it with the tips of its legs,
+    so the shadow is neither a detached island (3d) nor reached from the backdrop without
+    crossing a sharp edge (its dark core has a steep rim, 3e). Among the mask's pixels that
+    are not colour-certain product, a connected part goes to the background when it lies
+    (mostly) below every colour-certain pixel, touches them along at most a small share of
+    its rim, is no larger than the colour-certain product, is smooth and neutral like a
+    shadow, and is light where it meets the backdrop (at most :data:`PEEL_SOFT` of its mean
+    darkening: a grey foot starts at its outline). Only products with a colour-certain part
+    are judged, so a grey or white product is never cut by it. Measured: +0.0004 IoU on the
+    tuning set, +0.003 on val, no image worse on any dev set.
+    """
+    product = mask >= 0.5
+    outside = ~product
+    if not outside.any() or not product.any():
+        return mask
+    k, chroma_d, depth, dist = _shadow_evidence(work, B)
+    t_bg = max(6.0, 3.0 * sigma)
+    bright = (k - 1.0) * np.sqrt(np.maximum(_dot(B, B), 1.0)) > t_bg
+    certain = product & ((chroma_d > max(9.0, 3.5 * sigma) + 0.07 * dist) | bright)
+    if certain.sum() < 20:
+        return mask
+    rest = product & ~certain
+    n, labels = cv2.connectedComponents(rest.astype(np.uint8), connectivity=4)
+    if n <= 1:
+        return mask
+    ids = labels.ravel()
+    size = np.bincount(ids, minlength=n)
+    rows = np.indices(depth.shape, dtype=np.float32)[0]
+    lowest_certain = float(np.nonzero(certain.any(axis=1))[0].max())
+    stats = _region_means(ids, n, [rows > lowest_certain, chroma_d, depth])
+    below, chroma_m, depth_m = stats[:, 0], stats[:, 1], stats[:, 2]
+    drop = (size >= 20) & (size <= certain.sum()) & (below >= BASE_BELOW)
+    drop[0] = False
+    if not drop.any():
+        return mask
+    inner = _erode(rest, 1)
+    hp = _highpass(work)
+    ref_tex = max(float(_median(hp[outside])), 0.5)
+    n_inner = np.maximum(np.bincount(ids, inner.ravel(), n), 1)
+    tex = np.bincount(ids, (hp * inner).ravel(), n) / n_inner
+    rim_bg = _dilate(outside, 1) & rest
+    n_bg = np.bincount(ids, rim_bg.ravel(), n)
+    rim_depth = np.bincount(ids, (depth * rim_bg).ravel(), n) / np.maximum(n_bg, 1)
+    n_certain = np.bincount(ids, (_dilate(certain, 1) & rest).ravel(), n)
+    ref_chroma = float(_median(chroma_d[outside]))
+    drop &= tex < BASE_TEX * ref_tex
+    drop &= chroma_m < ref_chroma + max(3.0, 1.5 * sigma) + 0.08 * depth_m * 255.0
+    drop &= (depth_m > SHADOW_DEPTH_MIN) & (depth_m < SHADOW_MAX)
+    drop &= (n_bg > 0) & (rim_depth < PEEL_SOFT * depth_m)
+    drop &= n_certain <= BASE_CONTACT * (n_bg + n_certain)
+    drop[0] = False
+    out = mask.copy()
+    out[drop[labels]] = 0.0
     return out
 
 
