@@ -55,6 +55,16 @@ def checkpoint_errors(what: str, folder, model: str, install: str):
         ) from exc
 
 
+def missing_weights(info: dict) -> list[str]:
+    """The weights ``from_pretrained(..., output_loading_info=True)`` left missing or
+    mis-shaped: transformers loads such a checkpoint with random weights and only warns, so
+    callers turn a non-empty list into an error that says to pull the files again."""
+    mismatched = info.get("mismatched_keys") or []
+    return list(info.get("missing_keys") or []) + [
+        str(m[0] if isinstance(m, (tuple, list)) else m) for m in mismatched
+    ]
+
+
 def torch_device(runtime) -> str:
     """The runtime's device as torch names it; an unusable CUDA/MPS device falls back to CPU."""
     device = getattr(runtime, "device", "cpu") or "cpu"

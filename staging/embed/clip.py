@@ -23,6 +23,7 @@ import numpy as np
 from staging.embed._torch import (
     TorchImageEmbedder,
     checkpoint_errors,
+    missing_weights,
     require,
     torch_device,
 )
@@ -90,9 +91,7 @@ def load_vision_tower(transformers, folder: Path, model: str = MODEL):
         )
     finally:
         transformers.logging.set_verbosity(verbosity)
-    missing = list(info.get("missing_keys") or []) + [
-        str(m[0] if isinstance(m, (tuple, list)) else m) for m in info.get("mismatched_keys") or []
-    ]
+    missing = missing_weights(info)
     if missing:
         raise StagingError(
             f"The CLIP checkpoint in {folder} lacks (or mis-shapes) {len(missing)} weights of the "

@@ -160,7 +160,7 @@ def load_clip_scorer(store, device: str = "cpu", model: str = MODEL) -> ClipScor
             f"tokenizer_config.json from "
             f"{HF_REPO} into {folder}."
         )
-    from staging.embed._torch import checkpoint_errors
+    from staging.embed._torch import checkpoint_errors, missing_weights
     from staging.embed.clip import _processor_class
 
     logging = transformers.logging
@@ -182,9 +182,7 @@ def load_clip_scorer(store, device: str = "cpu", model: str = MODEL) -> ClipScor
         logging.set_verbosity(verbosity)
         if bars:
             logging.enable_progress_bar()
-    missing = list(info.get("missing_keys") or []) + [
-        str(m[0] if isinstance(m, (tuple, list)) else m) for m in info.get("mismatched_keys") or []
-    ]
+    missing = missing_weights(info)
     if missing:
         raise StagingError(
             f"The CLIP checkpoint in {folder} lacks (or mis-shapes) {len(missing)} weights, e.g. "
