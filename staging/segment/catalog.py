@@ -709,6 +709,25 @@ def _fill_outlined(
     return out
 
 
+def _shadow_evidence(work: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per pixel against the background ``B``: the factor ``k`` of ``I ~ k*B``, the
+    chromaticity offset from it (levels), the darkening ``1 - k`` clipped to [0, 1], and the
+    colour distance from ``B`` (levels)."""
+    diff = work - B
+    k = _dot(work, B) / np.maximum(_dot(B, B), 1.0)
+    chroma = work - k[..., None] * B
+    return k, np.sqrt(_dot(chroma, chroma)), np.clip(1.0 - k, 0.0, 1.0), np.sqrt(_dot(diff, diff))
+
+
+def _colour_certain(
+    B: np.ndarray, k: np.ndarray, chroma_d: np.ndarray, dist: np.ndarray, sigma: float
+) -> np.ndarray:
+    """Pixels that are product by their colour alone (the classifier's test): a chromaticity
+    off the backdrop's by more than the noise and a shadow's tint allow, or brighter than it."""
+    bright = (k - 1.0) * np.sqrt(np.maximum(_dot(B, B), 1.0)) > max(6.0, 3.0 * sigma)
+    return (chroma_d > max(9.0, 3.5 * sigma) + 0.07 * dist) | bright
+
+
 ISLAND_CERTAIN = 0.05  # max share of colour-certain pixels in a detached shadow blob
 ISLAND_SIZE = 0.3  # max island area relative to the main component
 ISLAND_TEX = 3.0  # a shadow blob is smooth (sensor noise, JPEG), a product part is not
@@ -732,15 +751,8 @@ def _drop_shadow_islands(
     n, labels = cv2.connectedComponents(product.astype(np.uint8), connectivity=8)
     if n <= 2:
         return mask
-    diff = work - B
-    dist = np.sqrt(_dot(diff, diff))
-    bb = np.maximum(_dot(B, B), 1.0)
-    k = _dot(work, B) / bb
-    chroma = work - k[..., None] * B
-    chroma_d = np.sqrt(_dot(chroma, chroma))
-    t_bg = max(6.0, 3.0 * sigma)
-    certain = (chroma_d > max(9.0, 3.5 * sigma) + 0.07 * dist) | (k < 0.2)
-    certain |= (k - 1.0) * np.sqrt(bb) > t_bg
+    k, chroma_d, _, dist = _shadow_evidence(work, B)
+    certain = _colour_certain(B, k, chroma_d, dist, sigma) | (k < 0.2)
     ids = labels.ravel()
     size = np.bincount(ids, minlength=n)
     stats = _region_means(ids, n, [certain, k])
@@ -759,16 +771,6 @@ def _drop_shadow_islands(
     out = mask.copy()
     out[drop[labels]] = 0.0
     return out
-
-
-def _shadow_evidence(work: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per pixel against the background ``B``: the factor ``k`` of ``I ~ k*B``, the
-    chromaticity offset from it (levels), the darkening ``1 - k`` clipped to [0, 1], and the
-    colour distance from ``B`` (levels)."""
-    diff = work - B
-    k = _dot(work, B) / np.maximum(_dot(B, B), 1.0)
-    chroma = work - k[..., None] * B
-    return k, np.sqrt(_dot(chroma, chroma)), np.clip(1.0 - k, 0.0, 1.0), np.sqrt(_dot(diff, diff))
 
 
 PEEL_DEPTH = 0.6  # deeper than this (fraction of B) is left to the earlier tests
@@ -857,9 +859,7 @@ def _base_shadows(work: np.ndarray, B: np.ndarray, mask: np.ndarray, sigma: floa
     if not outside.any() or not product.any():
         return mask
     k, chroma_d, depth, dist = _shadow_evidence(work, B)
-    t_bg = max(6.0, 3.0 * sigma)
-    bright = (k - 1.0) * np.sqrt(np.maximum(_dot(B, B), 1.0)) > t_bg
-    certain = product & ((chroma_d > max(9.0, 3.5 * sigma) + 0.07 * dist) | bright)
+    certain = product & _colour_certain(B, k, chroma_d, dist, sigma)
     if certain.sum() < 20:
         return mask
     rest = product & ~certain
