@@ -331,6 +331,65 @@ def test_outlined_region_the_shadow_model_predicts_stays_background():
     assert np.mean(out[90:170, 80:180] >= 0.5) < 0.05
 
 
+def _cup(interior: str, sharp_lid: bool):
+    """Working-resolution inputs for ``_fill_lidded``: a cup's walls and foot in the mask,
+    its body left out and open at the top, where the hull's lid runs along the rim -- a
+    sharp edge or none. ``interior``: "glass" (a faint tinted reflection, ~4 levels),
+    "backdrop" (the backdrop itself) or "shadow" (a neutral darkening the shadow model
+    predicts). Returns (work, B, mask, edges, pred, body)."""
+    rng = np.random.default_rng(0)
+    B = np.full((SIZE, SIZE, 3), 245.0, np.float32)
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    mask[60:180, 80:86] = mask[60:180, 170:176] = 1.0  # the walls
+    mask[174:180, 80:176] = 1.0  # the bottom
+    mask[180:220, 125:131] = mask[216:222, 100:156] = 1.0  # stem and foot
+    body = np.zeros(mask.shape, bool)
+    body[60:174, 86:170] = True
+    work = B.copy()
+    pred = np.zeros(mask.shape, np.float32)
+    if interior == "glass":
+        work[body] -= np.array([3.0, 4.0, 1.0], np.float32)
+    elif interior == "shadow":
+        work[body] *= 0.9
+        pred[body] = 0.1
+    work[mask >= 0.5] = 90.0
+    work += rng.normal(0, 1.0, work.shape).astype(np.float32)
+    edges = _dilate_bool(mask >= 0.5, 1) & ~_erode_bool(mask >= 0.5, 1)
+    if sharp_lid:
+        edges[59:62, 80:176] = True  # the rim
+    return work, B, mask, edges, pred, body
+
+
+def _dilate_bool(m: np.ndarray, r: int) -> np.ndarray:
+    return cv2.dilate(m.astype(np.uint8), np.ones((2 * r + 1,) * 2, np.uint8)) > 0
+
+
+def _erode_bool(m: np.ndarray, r: int) -> np.ndarray:
+    return cv2.erode(m.astype(np.uint8), np.ones((2 * r + 1,) * 2, np.uint8)) > 0
+
+
+@pytest.mark.parametrize(
+    ("interior", "sharp_lid", "filled"),
+    [
+        ("glass", True, True),  # a glass's bowl under its rim
+        ("glass", False, False),  # the lid crosses the open backdrop: between two legs
+        ("backdrop", True, False),  # the backdrop itself: between chains
+        ("shadow", True, False),  # a predicted shadow seen through an opening
+    ],
+)
+def test_concavity_under_a_sharp_lid_is_filled_unless_backdrop_or_shadow(
+    interior, sharp_lid, filled
+):
+    import staging.segment.catalog as cat
+
+    work, B, mask, edges, pred, body = _cup(interior, sharp_lid)
+    out = cat._fill_lidded(work, B, mask, 1.0, edges, pred)
+    inside = np.mean(out[body] >= 0.5)
+    assert inside > 0.95 if filled else inside == 0.0
+    assert np.mean(out[:50] >= 0.5) == 0.0  # the open backdrop stays out
+    assert np.all(out[mask >= 0.5] >= 0.5)  # nothing is removed
+
+
 def test_detached_shadow_island_is_dropped_but_colour_parts_stay():
     import staging.segment.catalog as cat
 
