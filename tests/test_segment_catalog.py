@@ -455,6 +455,45 @@ def test_attached_penumbra_is_peeled_but_a_sharp_grey_base_stays(grey_base):
         assert kept < 0.1  # fades in from the backdrop: shadow
 
 
+def _lamp_base_over_a_thin_shadow(textured: bool):
+    """A lamp base standing on a thin, deep, steep-edged contact shadow, all in the mask: a
+    6 px band (blur 1 px) darkening the backdrop by 30 %. Its curvature makes the small-blur
+    high-pass read it as texture; the median residual does not. With ``textured`` the band
+    is a soft-edged but grainy dark product part (real fine texture) instead."""
+    rng = np.random.default_rng(0)
+    B = np.full((SIZE, SIZE, 3), (226.0, 230.0, 228.0), np.float32)
+    work = B.copy()
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    work[40:160, 70:190] = (180.0, 90.0, 60.0)
+    mask[40:160, 70:190] = 1.0
+    band = np.zeros((SIZE, SIZE), np.float32)
+    band[160:166, 66:194] = 1.0
+    shade = 0.3 * cv2.GaussianBlur(band, (0, 0), 1.0)
+    shade[:160] = 0.0
+    if textured:
+        shade *= 1.0 + 0.5 * rng.uniform(-1, 1, shade.shape).astype(np.float32)
+    work *= (1.0 - shade)[..., None]
+    region = shade > 0.05
+    mask[region] = 1.0
+    work += rng.normal(0, 1.0, work.shape).astype(np.float32)
+    return work, B, mask, region
+
+
+@pytest.mark.parametrize("textured", [False, True])
+def test_steep_smooth_contact_shadow_is_peeled_but_a_grainy_part_stays(textured):
+    import staging.segment.catalog as cat
+
+    work, B, mask, region = _lamp_base_over_a_thin_shadow(textured)
+    grad = cat._max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
+    edges = cat._outline_edges(work, grad, 1.0)
+    out = cat._peel_penumbrae(work, B, mask, 1.0, edges)
+    assert (out[40:160, 70:190] >= 0.5).all()
+    if textured:
+        assert (out[region] >= 0.5).mean() > 0.95
+    else:  # all but its steepest rows (sharp edges, never peeled) goes
+        assert (out[region & ~edges] >= 0.5).mean() < 0.05
+
+
 def _chair_over_its_contact_shadow(grey_foot: bool):
     """A wooden seat on four legs whose tips touch a blurred contact shadow, all in the mask.
 
