@@ -494,6 +494,43 @@ def test_steep_smooth_contact_shadow_is_peeled_but_a_grainy_part_stays(textured)
         assert (out[region & ~edges] >= 0.5).mean() < 0.05
 
 
+def _grainless_shadow_band(grain: float):
+    """A pot over a 6 px contact shadow band (blur 1.5 px, 45 % deep), all in the mask, on a
+    backdrop with grain 1.5 levels; the band itself has ``grain`` levels (0.3: flattened,
+    as JPEG leaves a dark smooth area; 3.0: a grainy dark product part)."""
+    rng = np.random.default_rng(0)
+    B = np.full((SIZE, SIZE, 3), (226.0, 230.0, 228.0), np.float32)
+    work = B.copy()
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    work[40:160, 70:190] = (180.0, 90.0, 60.0)
+    mask[40:160, 70:190] = 1.0
+    band = np.zeros((SIZE, SIZE), np.float32)
+    band[160:166, 66:194] = 1.0
+    shade = 0.45 * cv2.GaussianBlur(band, (0, 0), 1.5)
+    shade[:160] = 0.0
+    region = shade > 0.05
+    work *= (1.0 - shade)[..., None]
+    level = np.where(region, grain, 1.5).astype(np.float32)[..., None]
+    work += rng.normal(0, 1.0, work.shape).astype(np.float32) * level
+    mask[region] = 1.0
+    return work, B, mask, region
+
+
+@pytest.mark.parametrize("grain", [0.3, 3.0])
+def test_shadow_with_less_grain_than_the_backdrop_is_peeled(grain):
+    # its curvature puts the high-pass between "smooth" and "steep ramp"; its median
+    # residual, far below the backdrop's, decides
+    import staging.segment.catalog as cat
+
+    work, B, mask, region = _grainless_shadow_band(grain)
+    grad = cat._max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
+    edges = cat._outline_edges(work, grad, 1.0)
+    out = cat._peel_penumbrae(work, B, mask, 1.0, edges)
+    assert (out[40:160, 70:190] >= 0.5).all()
+    kept = (out[region & ~edges] >= 0.5).mean()
+    assert kept < 0.05 if grain < 1.0 else kept > 0.95
+
+
 def _chair_over_its_contact_shadow(grey_foot: bool):
     """A wooden seat on four legs whose tips touch a blurred contact shadow, all in the mask.
 
