@@ -675,3 +675,26 @@ def test_one_segmenter_shared_by_threads_never_mixes_images():
         got = list(pool.map(shared.predict, shots * 3))
     for number, prob in enumerate(got):
         np.testing.assert_array_equal(prob, expected[number % len(shots)])
+
+
+def test_guided_decision_puts_the_contour_on_the_colour_edge():
+    """A projection alpha whose 0.5 crossing wanders by up to 2 px along a sharp colour
+    edge: the guided filter moves every row's crossing onto the edge, changes only pixels
+    whose side of 0.5 flips, and leaves everything away from the uncertain band alone."""
+    import staging.segment.catalog as cat
+
+    rng = np.random.default_rng(0)
+    image = np.full((128, 128, 3), 235.0)
+    image[:, 64:] = (150.0, 60.0, 40.0)
+    image = np.clip(image + rng.normal(0, 2, image.shape), 0, 255).astype(np.uint8)
+    truth = np.zeros((128, 128), bool)
+    truth[:, 64:] = True
+    wander = rng.integers(-2, 3, size=128)[:, None]
+    x = np.arange(128)[None, :]
+    alpha = np.clip((x - 64 - wander + 0.5) / 4 + 0.5, 0, 1).astype(np.float32)
+    out = cat._guided_decision(image, alpha)
+    assert ((alpha >= 0.5) != truth).sum() > 100  # the input is off by ~1 px per row
+    assert ((out >= 0.5) != truth).sum() == 0
+    changed = out != alpha
+    assert changed.any() and np.all(((out >= 0.5) != (alpha >= 0.5))[changed])
+    assert np.array_equal(out[:, :50], alpha[:, :50]) and np.array_equal(out[:, 80:], alpha[:, 80:])
