@@ -332,7 +332,8 @@ def _matte(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     wh, ww = _fit_size(H, W, WORK_SIDE)
     work = _resize(img, ww, wh)
     grad = _max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
-    edges = _outline_edges(work, grad, _noise_sigma(work, _frame_ring(wh, ww)))
+    hp = _highpass(work)  # fine texture: one map shared by every step below
+    edges = _outline_edges(work, grad, _noise_sigma(work, _frame_ring(wh, ww), hp=hp))
     open_s = _resize(_open_backdrop(edges).astype(np.float32), fw, fh) > OPEN_FRAC
     coef, sigma, degree, region = _fit_background(
         small, open_s.ravel() if open_s.sum() >= OPEN_MIN else None
@@ -350,18 +351,18 @@ def _matte(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     B = np.clip(B, 1.0, 255.0)
     if _clipped_white(image):
         B = np.full_like(B, 255.0)
-    sigma = _noise_sigma(work, _resize(region.astype(np.float32), ww, wh) > 0.5)
-    mask, undecided = _classify(work, B, sigma, grad, edges)
-    mask, carved = _carve_shadows(work, B, mask, undecided, sigma, edges)
-    mask, explained, smodel = _model_shadows(work, B, mask, undecided, sigma, edges)
+    sigma = _noise_sigma(work, _resize(region.astype(np.float32), ww, wh) > 0.5, hp=hp)
+    mask, undecided = _classify(work, B, sigma, grad, edges, hp=hp)
+    mask, carved = _carve_shadows(work, B, mask, undecided, sigma, edges, hp=hp)
+    mask, explained, smodel = _model_shadows(work, B, mask, undecided, sigma, edges, hp=hp)
     carved |= explained
-    mask = _fill_enclosed(work, B, mask, sigma, edges, keep=carved)
+    mask = _fill_enclosed(work, B, mask, sigma, edges, keep=carved, hp=hp)
     # white bodies whose outline leaks, then detached shadow blobs seeded as product
     mask = _fill_outlined(work, B, mask, sigma, edges, smodel.pred_w, keep=carved)
-    mask = _drop_shadow_islands(work, B, mask, sigma)
-    mask = _base_shadows(work, B, mask, sigma)  # (first: it takes a shadow's core along)
-    mask = _peel_penumbrae(work, B, mask, sigma, edges)
-    mask = _fill_lidded(work, B, mask, sigma, edges, smodel.pred_w, keep=carved)
+    mask = _drop_shadow_islands(work, B, mask, sigma, hp=hp)
+    mask = _base_shadows(work, B, mask, sigma, hp=hp)  # (first: it takes a shadow's core along)
+    mask = _peel_penumbrae(work, B, mask, sigma, edges, hp=hp)
+    mask = _fill_lidded(work, B, mask, sigma, edges, smodel.pred_w, keep=carved, hp=hp)
 
     # 3. soft alpha at full resolution
     alpha, seen = _soft_alpha(img, work, mask, B)
@@ -442,9 +443,9 @@ def _open_backdrop(edges: np.ndarray) -> np.ndarray:
     return keep[lab]
 
 
-def _noise_sigma(work: np.ndarray, region: np.ndarray) -> float:
+def _noise_sigma(work: np.ndarray, region: np.ndarray, hp: np.ndarray | None = None) -> float:
     """Per-channel pixel noise on the backdrop, from the high-pass residual (robust)."""
-    hp = _highpass(work)
+    hp = _highpass(work) if hp is None else hp
     vals = hp[region] if region.sum() > 32 else hp.ravel()
     return float(np.clip(1.4826 * _median(vals) * 1.1, 0.5, 8.0))
 
@@ -471,7 +472,12 @@ def _refine_background(
 
 
 def _classify(
-    work: np.ndarray, B: np.ndarray, sigma: float, grad: np.ndarray, edges: np.ndarray
+    work: np.ndarray,
+    B: np.ndarray,
+    sigma: float,
+    grad: np.ndarray,
+    edges: np.ndarray,
+    hp: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Binary product mask at working resolution (float32 0/1), and the pixels that had no
     marker (left to the watershed)."""
@@ -495,7 +501,7 @@ def _classify(
     local_max = cv2.dilate(dist, ker5)
     step = near_bg & (dist > 2.5 * t_bg) & (dist > 0.6 * local_max)
 
-    inside = _edge_enclosed(work, edges, sigma, bg0, certain | step, k, chroma_d)
+    inside = _edge_enclosed(work, edges, sigma, bg0, certain | step, k, chroma_d, hp=hp)
 
     markers = np.zeros(dist.shape, np.int32)
     markers[bg0] = 1
@@ -534,6 +540,7 @@ def _edge_enclosed(
     sure: np.ndarray,
     k: np.ndarray,
     chroma_d: np.ndarray,
+    hp: np.ndarray | None = None,
 ) -> np.ndarray:
     """Shadow-like pixels shut off from the backdrop by sharp edges: product markers.
 
@@ -558,7 +565,7 @@ def _edge_enclosed(
     opened[border] = True
     opened[0] = True  # label 0: edges and sure product
     open_px = opened[labels]
-    hp = _highpass(work)
+    hp = _highpass(work) if hp is None else hp
     hp = np.where(_dilate(edge, 1), 0.0, hp)  # texture away from the outline
     stats = _region_means(ids, n, [k, chroma_d, hp])
     k_mean, chroma_m, tex = stats[:, 0], stats[:, 1], stats[:, 2]
@@ -600,6 +607,7 @@ def _fill_enclosed(
     sigma: float,
     edges: np.ndarray | None = None,
     keep: np.ndarray | None = None,
+    hp: np.ndarray | None = None,
 ) -> np.ndarray:
     """Enclosed "background" regions that do not look like the backdrop become product.
 
@@ -635,7 +643,7 @@ def _fill_enclosed(
     chroma_d = np.sqrt(_dot(chroma, chroma))
     diff = work - B
     # fine texture: what is left after a small blur (a smooth shadow gradient is not texture)
-    hp = _highpass(work)
+    hp = _highpass(work) if hp is None else hp
     # statistics away from the product's outline (its blur would read as texture); tiny
     # regions with no such pixels use all of theirs
     core = ~_dilate(product, 2)
@@ -780,7 +788,11 @@ ISLAND_TEX = 3.0  # a shadow blob is smooth (sensor noise, JPEG), a product part
 
 
 def _drop_shadow_islands(
-    work: np.ndarray, B: np.ndarray, mask: np.ndarray, sigma: float
+    work: np.ndarray,
+    B: np.ndarray,
+    mask: np.ndarray,
+    sigma: float,
+    hp: np.ndarray | None = None,
 ) -> np.ndarray:
     """Detached parts of the mask that are nothing but a darkening: shadows, not product.
 
@@ -810,7 +822,7 @@ def _drop_shadow_islands(
     drop[main] = False
     if not drop.any():
         return mask
-    hp = _highpass(work)
+    hp = _highpass(work) if hp is None else hp
     outside = ~_dilate(product, 2)
     ref_tex = max(float(_median(hp[outside])) if outside.any() else sigma, 0.5)
     drop &= _region_means(ids, n, [hp])[:, 0] < ISLAND_TEX * ref_tex
@@ -829,7 +841,12 @@ PEEL_MAX = 0.5  # max area relative to the mask: more is a leak into a grey prod
 
 
 def _peel_penumbrae(
-    work: np.ndarray, B: np.ndarray, mask: np.ndarray, sigma: float, edges: np.ndarray
+    work: np.ndarray,
+    B: np.ndarray,
+    mask: np.ndarray,
+    sigma: float,
+    edges: np.ndarray,
+    hp: np.ndarray | None = None,
 ) -> np.ndarray:
     """Soft shadows still attached under the product: fade in from the backdrop, so not it.
 
@@ -886,7 +903,7 @@ def _peel_penumbrae(
     peel[0] = False
     if not peel.any():  # (the texture test is the costly one)
         return mask
-    hp = _highpass(work)
+    hp = _highpass(work) if hp is None else hp
     tex = _region_means(ids, n, [hp])[:, 0] / max(float(_median(hp[outside])), 0.5)
     # a deep contact shadow's penumbra is steep: the high-pass reads its curvature as
     # texture, the median residual (which passes ramps) does not -- measured away from the
@@ -914,7 +931,9 @@ BASE_TEX = 8.0  # smoothness (inner high-pass vs the open backdrop's): a blurred
 # not flat, but far from a product's texture
 
 
-def _base_shadows(work: np.ndarray, B: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+def _base_shadows(
+    work: np.ndarray, B: np.ndarray, mask: np.ndarray, sigma: float, hp: np.ndarray | None = None
+) -> np.ndarray:
     """Contact shadows the product's feet touch: at the bottom, neutral, faded at their rim.
 
     A chair standing a little above its contact shadow touches it with the tips of its legs,
@@ -951,7 +970,7 @@ def _base_shadows(work: np.ndarray, B: np.ndarray, mask: np.ndarray, sigma: floa
     if not drop.any():
         return mask
     inner = _erode(rest, 1)
-    hp = _highpass(work)
+    hp = _highpass(work) if hp is None else hp
     ref_tex = max(float(_median(hp[outside])), 0.5)
     n_inner = np.maximum(np.bincount(ids, inner.ravel(), n), 1)
     tex = np.bincount(ids, (hp * inner).ravel(), n) / n_inner
@@ -988,6 +1007,7 @@ def _fill_lidded(
     edges: np.ndarray,
     pred: np.ndarray | None,
     keep: np.ndarray | None = None,
+    hp: np.ndarray | None = None,
 ) -> np.ndarray:
     """Concavities of the mask closed by a sharp outline: a glass's bowl, a white face.
 
@@ -1046,7 +1066,7 @@ def _fill_lidded(
     if not fill.any():
         return mask
     k, chroma_d, depth, _ = _shadow_evidence(work, B)
-    hp = _highpass(work)
+    hp = _highpass(work) if hp is None else hp
     ref_tex = max(float(_median(hp[outside_hull])), 0.5) if outside_hull.any() else 0.5
     excess = depth - pred if pred is not None else depth
     away = np.where(_dilate(product, 2), 0, cl).ravel()  # away from the mask's blurred rim
@@ -1085,6 +1105,7 @@ def _carve_shadows(
     undecided: np.ndarray,
     sigma: float,
     edges: np.ndarray,
+    hp: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Regions the watershed gave to the product that are a shadow seen through an opening.
 
@@ -1110,7 +1131,7 @@ def _carve_shadows(
     k = _dot(work, B) / bb
     chroma = work - k[..., None] * B
     chroma_d = np.sqrt(_dot(chroma, chroma))
-    hp = _highpass(work)
+    hp = _highpass(work) if hp is None else hp
     ids = labels.ravel().astype(np.intp)
     stats = _region_means(ids, n, [k, chroma_d, hp])
     depth, chroma_m, tex = 1.0 - stats[:, 0], stats[:, 1], stats[:, 2]
@@ -1419,6 +1440,7 @@ def _model_shadows(
     undecided: np.ndarray,
     sigma: float,
     edges: np.ndarray,
+    hp: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, _ShadowModel]:
     """Shadow-like regions the product mask claims that the fitted shadow model explains.
 
@@ -1474,7 +1496,7 @@ def _model_shadows(
     n, labels = cv2.connectedComponents(cand.astype(np.uint8), connectivity=4)
     if n <= 1:
         return mask, removed, model
-    hp = _highpass(work)
+    hp = _highpass(work) if hp is None else hp
     ref_tex = max(float(_median(hp[outside])) if outside.any() else sigma, 0.5)
     # a saturated white backdrop has no noise; shadows on it do (JPEG, sensor): compare
     # with the texture of the open backdrop's own shadows when there are enough
