@@ -441,12 +441,8 @@ def _pot_in_its_own_shadow(grey_base: bool):
 
 @pytest.mark.parametrize("grey_base", [False, True])
 def test_attached_penumbra_is_peeled_but_a_sharp_grey_base_stays(grey_base):
-    import staging.segment.catalog as cat
-
     work, B, mask, region = _pot_in_its_own_shadow(grey_base)
-    grad = cat._max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
-    edges = cat._outline_edges(work, grad, 1.0)
-    out = cat._peel_penumbrae(work, B, mask, 1.0, edges)
+    out, _ = _peel(work, B, mask)
     assert (out[40:160, 70:190] >= 0.5).all()  # the pot itself always stays
     kept = (out[region] >= 0.5).mean()
     if grey_base:
@@ -455,11 +451,19 @@ def test_attached_penumbra_is_peeled_but_a_sharp_grey_base_stays(grey_base):
         assert kept < 0.1  # fades in from the backdrop: shadow
 
 
-def _lamp_base_over_a_thin_shadow(textured: bool):
-    """A lamp base standing on a thin, deep, steep-edged contact shadow, all in the mask: a
-    6 px band (blur 1 px) darkening the backdrop by 30 %. Its curvature makes the small-blur
-    high-pass read it as texture; the median residual does not. With ``textured`` the band
-    is a soft-edged but grainy dark product part (real fine texture) instead."""
+def _pot_over_a_band(
+    rows: slice,
+    blur: float,
+    depth: float,
+    shade_grain: float = 0.0,
+    grain_out: float = 1.0,
+    grain_in: float | None = None,
+):
+    """A terracotta pot (rows 40-160) over a band of darkening under it (``rows`` of columns
+    66-194, blurred by ``blur`` px, ``depth`` deep), all in the mask. ``shade_grain`` makes
+    the darkening itself grainy (a dark product part: real fine texture); ``grain_out`` and
+    ``grain_in`` are the sensor grain (levels) of the backdrop and of the band (default: the
+    backdrop's). Returns (work, B, mask, band region)."""
     rng = np.random.default_rng(0)
     B = np.full((SIZE, SIZE, 3), (226.0, 230.0, 228.0), np.float32)
     work = B.copy()
@@ -467,26 +471,39 @@ def _lamp_base_over_a_thin_shadow(textured: bool):
     work[40:160, 70:190] = (180.0, 90.0, 60.0)
     mask[40:160, 70:190] = 1.0
     band = np.zeros((SIZE, SIZE), np.float32)
-    band[160:166, 66:194] = 1.0
-    shade = 0.3 * cv2.GaussianBlur(band, (0, 0), 1.0)
+    band[rows, 66:194] = 1.0
+    shade = depth * cv2.GaussianBlur(band, (0, 0), blur)
     shade[:160] = 0.0
-    if textured:
-        shade *= 1.0 + 0.5 * rng.uniform(-1, 1, shade.shape).astype(np.float32)
+    if shade_grain:
+        shade *= 1.0 + shade_grain * rng.uniform(-1, 1, shade.shape).astype(np.float32)
     work *= (1.0 - shade)[..., None]
     region = shade > 0.05
     mask[region] = 1.0
-    work += rng.normal(0, 1.0, work.shape).astype(np.float32)
+    inside = grain_out if grain_in is None else grain_in
+    level = np.where(region, inside, grain_out).astype(np.float32)[..., None]
+    work += rng.normal(0, 1.0, work.shape).astype(np.float32) * level
     return work, B, mask, region
+
+
+def _peel(work: np.ndarray, B: np.ndarray, mask: np.ndarray):
+    """``_peel_penumbrae`` with the sharp edges found as the matte finds them; returns the
+    new mask and the edges."""
+    import staging.segment.catalog as cat
+
+    grad = cat._max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
+    edges = cat._outline_edges(work, grad, 1.0)
+    return cat._peel_penumbrae(work, B, mask, 1.0, edges), edges
 
 
 @pytest.mark.parametrize("textured", [False, True])
 def test_steep_smooth_contact_shadow_is_peeled_but_a_grainy_part_stays(textured):
-    import staging.segment.catalog as cat
-
-    work, B, mask, region = _lamp_base_over_a_thin_shadow(textured)
-    grad = cat._max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
-    edges = cat._outline_edges(work, grad, 1.0)
-    out = cat._peel_penumbrae(work, B, mask, 1.0, edges)
+    # a lamp base on a thin, deep, steep-edged contact shadow: a 6 px band (blur 1 px), 30 %
+    # deep. Its curvature makes the small-blur high-pass read it as texture; the median
+    # residual does not. ``textured``: a soft-edged but grainy dark product part instead
+    work, B, mask, region = _pot_over_a_band(
+        slice(160, 166), 1.0, 0.3, shade_grain=0.5 if textured else 0.0
+    )
+    out, edges = _peel(work, B, mask)
     assert (out[40:160, 70:190] >= 0.5).all()
     if textured:
         assert (out[region] >= 0.5).mean() > 0.95
@@ -494,38 +511,16 @@ def test_steep_smooth_contact_shadow_is_peeled_but_a_grainy_part_stays(textured)
         assert (out[region & ~edges] >= 0.5).mean() < 0.05
 
 
-def _grainless_shadow_band(grain: float):
-    """A pot over a 6 px contact shadow band (blur 1.5 px, 45 % deep), all in the mask, on a
-    backdrop with grain 1.5 levels; the band itself has ``grain`` levels (0.3: flattened,
-    as JPEG leaves a dark smooth area; 3.0: a grainy dark product part)."""
-    rng = np.random.default_rng(0)
-    B = np.full((SIZE, SIZE, 3), (226.0, 230.0, 228.0), np.float32)
-    work = B.copy()
-    mask = np.zeros((SIZE, SIZE), np.float32)
-    work[40:160, 70:190] = (180.0, 90.0, 60.0)
-    mask[40:160, 70:190] = 1.0
-    band = np.zeros((SIZE, SIZE), np.float32)
-    band[160:166, 66:194] = 1.0
-    shade = 0.45 * cv2.GaussianBlur(band, (0, 0), 1.5)
-    shade[:160] = 0.0
-    region = shade > 0.05
-    work *= (1.0 - shade)[..., None]
-    level = np.where(region, grain, 1.5).astype(np.float32)[..., None]
-    work += rng.normal(0, 1.0, work.shape).astype(np.float32) * level
-    mask[region] = 1.0
-    return work, B, mask, region
-
-
 @pytest.mark.parametrize("grain", [0.3, 3.0])
 def test_shadow_with_less_grain_than_the_backdrop_is_peeled(grain):
-    # its curvature puts the high-pass between "smooth" and "steep ramp"; its median
-    # residual, far below the backdrop's, decides
-    import staging.segment.catalog as cat
-
-    work, B, mask, region = _grainless_shadow_band(grain)
-    grad = cat._max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
-    edges = cat._outline_edges(work, grad, 1.0)
-    out = cat._peel_penumbrae(work, B, mask, 1.0, edges)
+    # a 6 px contact shadow band (blur 1.5 px, 45 % deep) on a backdrop with 1.5 levels of
+    # grain; the band has ``grain`` (0.3: flattened, as JPEG leaves a dark smooth area; 3.0:
+    # a grainy dark product part). Its curvature puts the high-pass between "smooth" and
+    # "steep ramp"; its median residual, far below the backdrop's, decides
+    work, B, mask, region = _pot_over_a_band(
+        slice(160, 166), 1.5, 0.45, grain_out=1.5, grain_in=grain
+    )
+    out, edges = _peel(work, B, mask)
     assert (out[40:160, 70:190] >= 0.5).all()
     kept = (out[region & ~edges] >= 0.5).mean()
     assert kept < 0.05 if grain < 1.0 else kept > 0.95
