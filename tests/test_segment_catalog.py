@@ -158,6 +158,39 @@ def test_empty_frame_interior_stays_background(seg):
     assert np.mean(prob[75:185, 85:175] < 0.5) > 0.95
 
 
+def _shell_beside_dark_specks(specks: bool):
+    """Working-resolution inputs for ``_fill_enclosed``: a chair's white shell on off-white,
+    3 levels darker than the backdrop and smooth, inside a marked grey frame -- and, along
+    the frame, dark specks of 1-3 px the mask missed (a chrome leg's shaded edge), 40 %
+    deep. No shadow anywhere. Returns (work, B, mask, edges, shell)."""
+    rng = np.random.default_rng(0)
+    B = np.full((SIZE, SIZE, 3), (244.0, 244.0, 238.0), np.float32)
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    mask[60:140, 60:140] = 1.0
+    mask[63:137, 63:137] = 0.0
+    shell = np.zeros((SIZE, SIZE), bool)
+    shell[63:137, 63:137] = True
+    work = B * np.where(shell, 0.986, 1.0)[..., None].astype(np.float32)
+    work[mask >= 0.5] = 150.0
+    if specks:
+        for y in range(64, 136, 12):
+            work[y : y + 1 + y % 3, 141] = 0.6 * B[y, 141]
+    work += rng.normal(0, 0.6, work.shape).astype(np.float32)
+    edges = cv2.dilate((mask >= 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return work, B, mask, edges, shell
+
+
+@pytest.mark.parametrize("specks", [False, True])
+def test_dark_specks_next_to_the_product_are_no_shadow_excusing_a_face(specks):
+    # A real hole darkened by a drop shadow is excused by the shadow the product casts on the
+    # open backdrop nearby; a few dark unmarked specks hugging the product are no such shadow.
+    import staging.segment.catalog as cat
+
+    work, B, mask, edges, shell = _shell_beside_dark_specks(specks)
+    out = cat._fill_enclosed(work, B, mask, 0.6, edges)
+    assert (out[shell] >= 0.5).mean() > 0.95
+
+
 def test_drop_shadow_through_a_hole_stays_background(seg):
     # The ring's drop shadow darkens its hole smoothly: that is backdrop, not product.
     image, gt, _ = shot("ring", "white", "drop", 1)
@@ -449,6 +482,28 @@ def test_attached_penumbra_is_peeled_but_a_sharp_grey_base_stays(grey_base):
         assert kept > 0.9  # starts at a sharp outline at full depth: product
     else:
         assert kept < 0.1  # fades in from the backdrop: shadow
+
+
+def test_a_face_reached_through_a_pinhole_gap_is_not_peeled():
+    # A cabinet: a terracotta top and, below it, a grey face lit from below -- darkening
+    # smoothly from 2 % at its bottom to 16 % -- walled in by a dark sharp outline with one
+    # 10 px gap at the bottom. Light where it meets the backdrop, smooth, on the floor: all
+    # a penumbra's traits but one -- it meets the backdrop along a pinhole, not its outline.
+
+    rng = np.random.default_rng(0)
+    B = np.full((SIZE, SIZE, 3), (226.0, 230.0, 228.0), np.float32)
+    work = B.copy()
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    mask[40:200, 60:200] = 1.0
+    work[40:120, 60:200] = (180.0, 90.0, 60.0)
+    depth = np.linspace(0.16, 0.02, 196 - 120, dtype=np.float32)[:, None, None]
+    work[120:196, 64:196] = B[120:196, 64:196] * (1.0 - depth)
+    work[120:200, 60:64] = work[120:200, 196:200] = 0.3 * B[0, 0]  # the outline ...
+    work[196:200, 60:200] = 0.3 * B[0, 0]
+    work[196:200, 125:135] = B[0, 0] * 0.98  # ... with a gap
+    work += rng.normal(0, 1.0, work.shape).astype(np.float32)
+    out, _ = _peel(work, B, mask)
+    assert (out[120:196, 64:196] >= 0.5).mean() > 0.95
 
 
 def _pot_over_a_band(

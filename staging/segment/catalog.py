@@ -591,6 +591,7 @@ FILL_DELTA = 2.0  # mean residual (levels) above which an enclosed region is not
 FILL_TEX = 2.0  # ... or fine texture this many times the open backdrop's
 SHADOW_MIN = 0.03  # a "shadow" shallower than this (fraction of B) is no excuse for a hole
 SHADOW_REACH = 0.15  # how far (fraction of the image side) a hole looks for the shadow outside
+NEAR_MIN = 16  # px (working res): a darker patch of the open backdrop this small is no shadow
 
 
 def _region_means(ids: np.ndarray, n: int, planes: list[np.ndarray]) -> np.ndarray:
@@ -664,6 +665,14 @@ def _fill_enclosed(
 
     # deepest shadow on the open backdrop within reach of each pixel
     depth = np.where(open_bg, np.clip(1.0 - k, 0.0, 1.0), 0.0).astype(np.float32)
+    # (a shadow is a blob: a few dark specks the mask missed along a chrome leg are no
+    # shadow that would excuse a same-coloured face)
+    _, specks, blobs, _ = cv2.connectedComponentsWithStats(
+        (depth > SHADOW_MIN).astype(np.uint8), connectivity=8
+    )
+    tiny = blobs[:, cv2.CC_STAT_AREA] < NEAR_MIN
+    tiny[0] = False
+    depth[tiny[specks]] = 0.0
     r = max(1, int(round(SHADOW_REACH * max(h, w))))
     near_depth = cv2.dilate(depth, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
     region_depth = _region_means(ids, n + 1, [1.0 - np.minimum(k, 1.0)])[:n, 0]
@@ -838,6 +847,7 @@ PEEL_FINE = 2.0  # its median residual within this factor of the open backdrop's
 PEEL_GRAINLESS = 0.7  # ... or a median residual below this factor: less grain than the backdrop
 PEEL_SOFT = 0.5  # max (darkening where it meets the backdrop) / (its mean darkening)
 PEEL_MAX = 0.5  # max area relative to the mask: more is a leak into a grey product
+PEEL_OPEN = 0.08  # min share of a region's outline that meets the open backdrop
 
 
 def _peel_penumbrae(
@@ -900,6 +910,10 @@ def _peel_penumbrae(
     rim_depth = np.bincount(ids, (depth * rim).ravel(), n) / np.maximum(n_rim, 1)
     peel = (size <= PEEL_MAX * product.sum()) & (n_rim > 0) & (rim_depth < PEEL_SOFT * depth_m)
     peel &= row_m > float(np.nonzero(product)[0].mean())
+    # ... and meets the backdrop along a fair share of its outline (a shadow's outer
+    # penumbra); a face walled by the product and edges but for a pinhole gap does not
+    outline = np.bincount(ids, (reached & ~_erode(reached, 1)).ravel(), n)
+    peel &= n_rim >= PEEL_OPEN * outline
     peel[0] = False
     if not peel.any():  # (the texture test is the costly one)
         return mask
