@@ -1443,6 +1443,9 @@ SM_TOL = 0.04  # mean |observed - predicted| darkening over a region explained b
 SM_BAD = 0.08  # a pixel this far off the prediction is not explained ...
 SM_BAD_FRAC = 0.25  # ... and at most this share of an explained region is
 SM_MIN_PRED = 0.04  # the model must predict at least this much shadow over the region
+SM_MATCH = 0.2  # ... or it predicts the region's mean depth within this share of it, and
+SM_TOL_ROUGH = 0.08  # ... its mean |observed - predicted| stays below this
+SM_BAD_ROUGH = 0.35  # ... with at most this share of pixels off by SM_BAD
 SM_ROUNDS = 3  # self-consistency passes
 SM_CORE_SLACK = 0.003  # the core model may fit the open backdrop this much worse (rms)
 
@@ -1463,6 +1466,13 @@ def _model_shadows(
     outline) goes to the background when, with the region removed from the silhouette,
     the model still predicts its darkening pixel by pixel. A white or grey product face
     whose shading the model does not predict stays product.
+
+    "Predicts" has two readings: pixel by pixel within :data:`SM_TOL`, or -- for a deep
+    shadow the blurred, shifted silhouette fits only roughly (a rim a pixel out: errors
+    of 0.04-0.08 where the shadow is 0.2-0.35 deep) -- its mean depth within
+    :data:`SM_MATCH` of it. A grey face the model does not cast is far off in the mean.
+    Measured: +0.0005 IoU on the tuning set, +0.0008 on val (the drop shadow seen through
+    a bench's and a wash-stand's side openings), procedural and raw sets unchanged.
 
     Returns the new mask, the removed pixels and the model.
     """
@@ -1541,7 +1551,13 @@ def _model_shadows(
         bad = np.bincount(ids, (err > SM_BAD).ravel(), n) / np.maximum(size, 1)
         e_m = np.bincount(ids, err.ravel(), n) / np.maximum(size, 1)
         pred = np.bincount(ids, lo.ravel(), n) / np.maximum(size, 1)
-        return plausible & (e_m < SM_TOL) & (bad < SM_BAD_FRAC) & (pred > SM_MIN_PRED)
+        close = (e_m < SM_TOL) & (bad < SM_BAD_FRAC)
+        # a deep shadow seen through an opening: the model, a blurred and shifted
+        # silhouette, is off by more per pixel there (a rim a pixel out, a penumbra of
+        # another width) but still predicts its mean depth
+        match = np.abs(pred - depth_m) < SM_MATCH * depth_m
+        close |= (e_m < SM_TOL_ROUGH) & (bad < SM_BAD_ROUGH) & match
+        return plausible & close & (pred > SM_MIN_PRED)
 
     # The shadow a region receives depends on which other regions are openings too. First
     # a bracket (the prediction with every candidate removed, and with none), then the
