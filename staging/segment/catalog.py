@@ -389,8 +389,15 @@ def _clipped_white(image: np.ndarray) -> bool:
     """
     if image.ndim != 3 or min(image.shape[:2]) < 8:
         return False
-    ring = _frame_ring(*image.shape[:2])
-    return float((image[ring] >= CLIPPED_LEVEL).all(axis=-1).mean()) >= CLIPPED_SHARE
+    h, w = image.shape[:2]
+    r = max(1, int(round(0.05 * min(h, w))))  # the frame ring of _frame_ring, as 4 strips
+    strips = [image[:r], image[-r:], image[r:-r, :r], image[r:-r, -r:]]
+    if image.dtype == np.uint8:  # (inRange: ~10x faster than a boolean index at 512 px)
+        lo, hi = (CLIPPED_LEVEL,) * 3, (255,) * 3
+        clipped = sum(cv2.countNonZero(cv2.inRange(s, lo, hi)) for s in strips)
+    else:
+        clipped = sum(int((s >= CLIPPED_LEVEL).all(axis=-1).sum()) for s in strips)
+    return clipped >= CLIPPED_SHARE * sum(s.shape[0] * s.shape[1] for s in strips)
 
 
 OPEN_FRAC = 0.99  # a thumbnail pixel is open backdrop when this share of it is
