@@ -237,6 +237,43 @@ def test_shadowed_openings_of_a_shelf_unit_stay_background(seg):
 # ------------------------------------------------------------------ explicit shadow model
 
 
+def _framed_opening(face_k: float):
+    """Working-resolution inputs for ``_carve_shadows``: a dark square frame whose opening
+    shows ``face_k`` times the backdrop, inside an open drop shadow of k = 0.885 around the
+    frame. Returns (work, B, mask, undecided, edges)."""
+    import staging.segment.catalog as cat
+
+    rng = np.random.default_rng(0)
+    B = np.full((SIZE, SIZE, 3), 240.0, np.float32)
+    k = np.ones((SIZE, SIZE), np.float32)
+    k[40:200, 40:200] = 0.885
+    k[80:160, 80:160] = face_k
+    work = B * k[..., None]
+    frame = np.zeros((SIZE, SIZE), bool)
+    frame[77:163, 77:163] = True
+    frame[80:160, 80:160] = False
+    work[frame] = 40.0
+    work += rng.normal(0, 0.8, work.shape).astype(np.float32)
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    mask[77:163, 77:163] = 1.0
+    undecided = np.zeros((SIZE, SIZE), bool)
+    undecided[80:160, 80:160] = True
+    grad = cat._max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
+    return work, B, mask, undecided, cat._outline_edges(work, grad, 0.8)
+
+
+@pytest.mark.parametrize(("face_k", "carved"), [(0.87, True), (0.80, False)])
+def test_opening_is_carved_only_where_it_continues_the_shadow_outside(face_k, carved):
+    # 0.87 inside against 0.885 outside: the shadow seen through the opening; 0.80: a
+    # white face in shade, 0.085 off across the frame -- its outline is a jump
+    import staging.segment.catalog as cat
+
+    work, B, mask, undecided, edges = _framed_opening(face_k)
+    out, removed = cat._carve_shadows(work, B, mask, undecided, 0.8, edges)
+    share = removed[85:155, 85:155].mean()
+    assert share > 0.95 if carved else share < 0.05
+
+
 def _table_silhouette(h: int = 64, w: int = 64) -> np.ndarray:
     """A table: a top and two legs, with a wide opening between them (float32 0/1)."""
     m = np.zeros((h, w), np.float32)

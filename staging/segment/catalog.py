@@ -1117,7 +1117,7 @@ def _fill_lidded(
 
 CONT_SIGMA = 6.0  # px (working res): how far across a thin wall the open shadow is read
 CONT_SUPPORT = 0.02  # minimum open-backdrop support for a rim pixel to be compared
-CONT_TOL = 0.10  # max mean |k_inside - k_outside| at the rim (inside accumulates more)
+CONT_TOL = 0.07  # max mean |k_inside - k_outside| at the rim (inside accumulates more)
 CONT_BAD = 0.15  # a rim pixel this far off the outside shadow is a discontinuity
 CONT_BAD_FRAC = 0.5  # ... and at most this share of a shadowed rim is one
 CONT_ROUNDS = 3  # carving passes (openings behind openings)
@@ -1146,7 +1146,10 @@ def _carve_shadows(
     so only the rim is compared), and it is neutral relative to ``B`` and smooth. A grey or
     white product face fails the rim test: across its outline the backdrop is lighter
     (or much darker), and the jump is the outline. The middle of an opening collects the
-    shadow of all its walls, so the rim tolerance is generous (``CONT_TOL``).
+    shadow of all its walls, so the rim tolerance is generous (``CONT_TOL``) -- but not
+    so generous that a white face in shade passes: at 0.10 a wash-basin's top and a white
+    basket's slats were carved; 0.07 keeps them (IoU +0.0009 on the tuning set, val and
+    procedural sets unchanged, 0.06-0.08 alike; the raw real-photo set +0.0001).
 
     Returns the new mask and the carved pixels.
     """
