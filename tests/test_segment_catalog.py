@@ -405,6 +405,22 @@ def test_outlined_white_body_is_filled():
     assert np.mean(out[:60] >= 0.5) == 0.0  # the open backdrop stays out
 
 
+def test_outlined_fill_stays_within_the_outline():
+    # the same body, plus an unpredicted darkening just outside its outline on the right
+    # (a drop shadow's halo) that joins it through the outline's gap
+    import staging.segment.catalog as cat
+
+    work, B, edges, body = _outlined_white_body()
+    halo = np.zeros(body.shape, bool)
+    halo[100:160, 193:201] = True
+    work[halo] = B[halo] * 0.85
+    work[120:135, 187:193] = B[120:135, 187:193] * 0.85  # the gap: body meets halo
+    mask = np.zeros(body.shape, np.float32)
+    out = cat._fill_outlined(work, B, mask, 1.0, edges, np.zeros(body.shape, np.float32))
+    assert np.mean(out[90:170, 80:180] >= 0.5) > 0.95
+    assert np.mean(out[halo] >= 0.5) < 0.05
+
+
 def test_outlined_region_the_shadow_model_predicts_stays_background():
     # the same darkening, but predicted by the shadow model: a shadow walled in by legs
     import staging.segment.catalog as cat

@@ -743,6 +743,9 @@ def _fill_outlined(
     a shadow fades into the backdrop), and the fitted shadow model (``pred``, the darkening
     :func:`_model_shadows` predicts from the silhouette) does not account for its darkening,
     whereas the shadow in an opening between legs is walled in too but predicted.
+    What a filled region spills beyond the convex hull of the product and its walls stays
+    out (a white bowl's drop-shadow halo: +0.0017 IoU on val, +0.0019 procedural, tuning
+    and raw sets unchanged, no shot worse).
     ``keep``: pixels already judged shadow, never filled. Measured on the dev sets: +0.007
     IoU on the held-out val set (white bowls, cabinet doors), neutral on the tuning set.
     """
@@ -776,6 +779,16 @@ def _fill_outlined(
         depth = depth - pred
     fill &= _region_means(ids, n, [depth])[:, 0] > OUTLINED_DEPTH
     filled = fill[labels]
+    # a body lies within its outline: what a filled region spills beyond the convex hull of
+    # the product and the walls around it (a drop shadow's halo reached through the
+    # outline's gap) stays out
+    frame = cv2.findNonZero(
+        (product | (walls & _dilate(filled, OUTLINED_CLOSE + 1))).view(np.uint8)
+    )
+    if frame is not None:
+        hull = np.zeros(product.shape, np.uint8)
+        cv2.fillConvexPoly(hull, cv2.convexHull(frame), 1)
+        filled &= hull.view(bool)
     if OUTLINED_CLOSE:  # the wall pixels between a filled region and its outline
         filled |= _dilate(filled, OUTLINED_CLOSE + 1) & walls & ~bg0
     out = mask.copy()
