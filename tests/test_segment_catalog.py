@@ -515,24 +515,38 @@ def test_detached_shadow_island_is_dropped_but_colour_parts_stay():
     assert (out[20:30, 20:30] >= 0.5).all()
 
 
-def _pot_in_its_own_shadow(grey_base: bool):
-    """A terracotta pot whose base sits in an attached soft shadow, all in the mask.
-
-    With ``grey_base`` the band under the pot is a sharp-edged grey plinth instead."""
+def _terracotta_pot():
+    """Working-resolution inputs with a terracotta pot (rows 40-160, columns 70-190) on a
+    light backdrop, in the mask. Returns (rng, B, work, mask)."""
     rng = np.random.default_rng(0)
     B = np.full((SIZE, SIZE, 3), (226.0, 230.0, 228.0), np.float32)
     work = B.copy()
     mask = np.zeros((SIZE, SIZE), np.float32)
     work[40:160, 70:190] = (180.0, 90.0, 60.0)
     mask[40:160, 70:190] = 1.0
+    return rng, B, work, mask
+
+
+def _band_shade(rows: slice, cols: slice, blur: float, depth: float) -> np.ndarray:
+    """The darkening of a blurred band under the pot (none above its base, row 160)."""
     band = np.zeros((SIZE, SIZE), np.float32)
-    band[160:196, 60:200] = 1.0
+    band[rows, cols] = 1.0
+    shade = depth * cv2.GaussianBlur(band, (0, 0), blur)
+    shade[:160] = 0.0
+    return shade
+
+
+def _pot_in_its_own_shadow(grey_base: bool):
+    """A terracotta pot whose base sits in an attached soft shadow, all in the mask.
+
+    With ``grey_base`` the band under the pot is a sharp-edged grey plinth instead."""
+    rng, B, work, mask = _terracotta_pot()
     if grey_base:
-        work[band > 0] = 0.7 * B[band > 0]
-        region = band > 0
+        region = np.zeros((SIZE, SIZE), bool)
+        region[160:196, 60:200] = True
+        work[region] = 0.7 * B[region]
     else:
-        shade = 0.35 * cv2.GaussianBlur(band, (0, 0), 5.0)
-        shade[:160] = 0.0
+        shade = _band_shade(slice(160, 196), slice(60, 200), 5.0, 0.35)
         work *= (1.0 - shade)[..., None]
         region = shade > 0.05
     mask[region] = 1.0
@@ -579,11 +593,7 @@ def test_shadow_cut_mid_penumbra_is_peeled():
     # band that starts at half its peak darkening (0.15 of 0.3), not at nothing. Still
     # lighter at that rim than on average (~0.6 of the mean): a fade-in, so a shadow.
     work, B, mask, region = _pot_over_a_band(slice(160, 180), 3.0, 0.3)
-    band = np.zeros(mask.shape, np.float32)
-    band[160:180, 66:194] = 1.0
-    shade = 0.3 * cv2.GaussianBlur(band, (0, 0), 3.0)
-    shade[:160] = 0.0
-    cut = shade > 0.15
+    cut = _band_shade(slice(160, 180), slice(66, 194), 3.0, 0.3) > 0.15
     mask[region & ~cut] = 0.0
     out, edges = _peel(work, B, mask)
     assert (out[40:160, 70:190] >= 0.5).all()
@@ -603,16 +613,8 @@ def _pot_over_a_band(
     the darkening itself grainy (a dark product part: real fine texture); ``grain_out`` and
     ``grain_in`` are the sensor grain (levels) of the backdrop and of the band (default: the
     backdrop's). Returns (work, B, mask, band region)."""
-    rng = np.random.default_rng(0)
-    B = np.full((SIZE, SIZE, 3), (226.0, 230.0, 228.0), np.float32)
-    work = B.copy()
-    mask = np.zeros((SIZE, SIZE), np.float32)
-    work[40:160, 70:190] = (180.0, 90.0, 60.0)
-    mask[40:160, 70:190] = 1.0
-    band = np.zeros((SIZE, SIZE), np.float32)
-    band[rows, 66:194] = 1.0
-    shade = depth * cv2.GaussianBlur(band, (0, 0), blur)
-    shade[:160] = 0.0
+    rng, B, work, mask = _terracotta_pot()
+    shade = _band_shade(rows, slice(66, 194), blur, depth)
     if shade_grain:
         shade *= 1.0 + shade_grain * rng.uniform(-1, 1, shade.shape).astype(np.float32)
     work *= (1.0 - shade)[..., None]

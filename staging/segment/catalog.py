@@ -200,11 +200,7 @@ def _fit_background(
     smooth border-connected region it was fitted to)."""
     h, w = small.shape[:2]
     vals = small.reshape(-1, 3)
-    ring = max(1, int(round(0.05 * min(h, w))))
-    border = np.zeros((h, w), bool)
-    border[:ring] = border[-ring:] = True
-    border[:, :ring] = border[:, -ring:] = True
-    border = border.ravel()
+    border = _frame_ring(h, w).ravel()
 
     # Start: the border's dominant colour (a product touching the frame is a minority).
     med = _median(vals[border], axis=0)
@@ -396,7 +392,7 @@ def _clipped_white(image: np.ndarray) -> bool:
     if image.ndim != 3 or min(image.shape[:2]) < 8:
         return False
     h, w = image.shape[:2]
-    r = max(1, int(round(0.05 * min(h, w))))  # the frame ring of _frame_ring, as 4 strips
+    r = _ring_width(h, w)  # the frame ring of _frame_ring, as 4 strips
     strips = [image[:r], image[-r:], image[r:-r, :r], image[r:-r, -r:]]
     if image.dtype == np.uint8:  # (inRange: ~10x faster than a boolean index at 512 px)
         lo, hi = (CLIPPED_LEVEL,) * 3, (255,) * 3
@@ -438,8 +434,13 @@ def _neutral_parts(small: np.ndarray, poly: np.ndarray, inner: np.ndarray) -> np
     return ok[lab]
 
 
+def _ring_width(h: int, w: int) -> int:
+    """Width of the frame ring that samples the backdrop: 5 % of the shorter side."""
+    return max(1, int(round(0.05 * min(h, w))))
+
+
 def _frame_ring(h: int, w: int) -> np.ndarray:
-    ring = max(1, int(round(0.05 * min(h, w))))
+    ring = _ring_width(h, w)
     m = np.zeros((h, w), bool)
     m[:ring] = m[-ring:] = True
     m[:, :ring] = m[:, -ring:] = True
