@@ -958,7 +958,7 @@ def _peel_penumbrae(
     away = (reached & ~_dilate(product & ~reached, 2)).ravel()
     n_away = np.bincount(ids, away, n)
     away = np.where((n_away > 0)[ids], away, True)  # (a sliver with none: all of it)
-    fine_m = np.bincount(ids, fine.ravel() * away, n) / np.maximum(np.bincount(ids, away, n), 1)
+    fine_m = np.bincount(ids, fine.ravel() * away, n) / np.where(n_away > 0, n_away, size)
     fine_m /= max(float(_median(fine[outside])), 0.5)
     steep_ramp = (tex > PEEL_STEEP) & (fine_m < PEEL_FINE)
     peel &= (tex < PEEL_TEX) | steep_ramp | (fine_m < PEEL_GRAINLESS)
