@@ -78,9 +78,10 @@ Everything is vectorised numpy + OpenCV at a reduced working resolution (256 px)
 alpha refined at full resolution; about 45-48 ms for a 512x512 image on two cores.
 
 Measured (mean IoU / MAE / boundary F at threshold 0.5, ``dev-data`` with coverage alpha):
-tuning set ``catalog-shots`` 0.927 / 0.011 / 0.942, held-out ``catalog-shots-val`` 0.937 /
-0.010 / 0.935, ``catalog-shots-procedural`` 0.844 / 0.034 / 0.900; 0.975 IoU on 995 real
-photos on white. Session 5's steps (no shadow excuse from specks in 3b, the outline and rim
+tuning set ``catalog-shots`` 0.929 / 0.011 / 0.942, held-out ``catalog-shots-val`` 0.941 /
+0.009 / 0.940, ``catalog-shots-procedural`` 0.844 / 0.034 / 0.900; 0.975 IoU on 995 real
+photos on white. Session 6's region chroma tolerance (:func:`_neutral_limit`) added +0.002 /
++0.004 / 0.000 (before it 0.927 / 0.937 / 0.844). Session 5's steps (no shadow excuse from specks in 3b, the outline and rim
 tests of 3e, the rough-but-right shadow match of 3a', the continuity tolerance of 3a, the
 hull of 3c) added +0.006 / +0.005 / +0.003 and +0.007 on the real photos (before them
 0.921 / 0.932 / 0.841 /
@@ -114,6 +115,33 @@ from staging.segment.base import Segmenter
 
 WORK_SIDE = 256  # classification resolution (longer side)
 FIT_SIDE = 64  # background-fit thumbnail (longer side)
+
+
+NEUTRAL_CHROMA = (3.0, 1.5)  # (levels, sigmas), the larger: tint a shadow may add to the backdrop's
+NEUTRAL_DEEP = (
+    0.08  # ... plus this share of its depth in levels (deep shadows pick up ambient tint)
+)
+REGION_CHROMA = (1.0, 1.0)  # the same for a region's mean, in the hole and shadow-model tests
+
+
+def _neutral_limit(
+    ref_chroma: float,
+    sigma: float,
+    depth: np.ndarray,
+    tol: tuple[float, float] = NEUTRAL_CHROMA,
+) -> np.ndarray:
+    """Largest chromaticity offset (levels) a shadow of ``depth`` (fraction of B) may show.
+
+    A shadow only scales the backdrop, so its offset from the ``k * B`` line is the open
+    backdrop's own (``ref_chroma``, noise included) plus a little tint that grows with depth.
+    Per-pixel and marker tests need ~3 levels (or 1.5 sigma) of slack for the noise; the mean over
+    a region is steadier, and where :func:`_fill_enclosed` decides whether an enclosed region
+    is a hole under a shadow and :func:`_model_shadows` whether a region is explained as
+    shadow, 1 level (or 1 sigma) tells a faintly tinted white or grey face from a shadow:
+    IoU +0.0019 / +0.0039 / 0.000 on the tuning / val / procedural dev sets, the 995 real
+    photos unchanged (region tests elsewhere at 1 level measured no better or worse).
+    """
+    return ref_chroma + max(tol[0], tol[1] * sigma) + NEUTRAL_DEEP * 255.0 * depth
 
 
 def _median(values: np.ndarray, axis=None):
@@ -592,7 +620,7 @@ def _edge_enclosed(
     near = _region_means(ids, n, [near_depth])[:, 0]
     shadow_like = (
         (k_mean < 1.0)
-        & (chroma_m < ref_chroma + max(3.0, 1.5 * sigma) + 0.08 * (1 - k_mean) * 255.0)
+        & (chroma_m < _neutral_limit(ref_chroma, sigma, 1.0 - k_mean))
         & (tex < FILL_TEX * ref_tex)
         & (near > SHADOW_MIN)
         & (1.0 - k_mean < near + 0.02)
@@ -696,7 +724,7 @@ def _fill_enclosed(
     textured = tex > FILL_TEX * ref_tex
     shadow_like = (
         (k_mean < 1.0)
-        & (chroma_m < ref_chroma + max(3.0, 1.5 * sigma) + 0.08 * (1 - k_mean) * 255.0)
+        & (chroma_m < _neutral_limit(ref_chroma, sigma, 1.0 - k_mean, REGION_CHROMA))
         & (tex < FILL_TEX * ref_tex)
         & (max_near > SHADOW_MIN)
         & (region_depth < max_near + 0.02)
@@ -923,7 +951,7 @@ def _peel_penumbrae(
         return mask
     k, chroma_d, depth, _ = _shadow_evidence(work, B)
     ref_chroma = float(_median(chroma_d[outside]))
-    neutral = chroma_d < ref_chroma + max(3.0, 1.5 * sigma) + 0.08 * depth * 255.0
+    neutral = chroma_d < _neutral_limit(ref_chroma, sigma, depth)
     shadowish = product & neutral & (k < 1.0) & (depth < PEEL_DEPTH) & ~edges
     n_open, labels = cv2.connectedComponents((shadowish | outside).astype(np.uint8), connectivity=4)
     is_open = np.zeros(n_open, bool)
@@ -1029,7 +1057,7 @@ def _base_shadows(
     n_certain = np.bincount(ids, (_dilate(certain, 1) & rest).ravel(), n)
     ref_chroma = float(_median(chroma_d[outside]))
     drop &= tex < BASE_TEX * ref_tex
-    drop &= chroma_m < ref_chroma + max(3.0, 1.5 * sigma) + 0.08 * depth_m * 255.0
+    drop &= chroma_m < _neutral_limit(ref_chroma, sigma, depth_m)
     drop &= (depth_m > SHADOW_DEPTH_MIN) & (depth_m < SHADOW_MAX)
     drop &= (n_bg > 0) & (rim_depth < BASE_SOFT * depth_m)
     drop &= n_certain <= BASE_CONTACT * (n_bg + n_certain)
@@ -1195,7 +1223,7 @@ def _carve_shadows(
         (size >= 8)
         & (depth > SHADOW_DEPTH_MIN)
         & (depth < SHADOW_MAX)
-        & (chroma_m < ref_chroma + max(3.0, 1.5 * sigma) + 0.08 * depth * 255.0)
+        & (chroma_m < _neutral_limit(ref_chroma, sigma, depth))
         & (tex < FILL_TEX * ref_tex)
     )
     plausible[0] = False
@@ -1523,7 +1551,7 @@ def _model_shadows(
     depth = np.clip(1.0 - k, 0.0, 1.0).astype(np.float32)
     outside = ~_dilate(product, 2)
     ref_chroma = float(_median(chroma_d[outside])) if outside.any() else sigma
-    neutral = chroma_d < ref_chroma + max(3.0, 1.5 * sigma) + 0.08 * depth * 255.0
+    neutral = chroma_d < _neutral_limit(ref_chroma, sigma, depth)
     fit_px = outside & neutral & (k < 1.05)
 
     th, tw = _fit_size(wh, ww, SHADOW_SIDE)
@@ -1571,7 +1599,7 @@ def _model_shadows(
     chroma_m, tex, depth_m = stats[:, 0], stats[:, 1], stats[:, 2]
     plausible = (
         (size >= 8)
-        & (chroma_m < ref_chroma + max(3.0, 1.5 * sigma) + 0.08 * depth_m * 255.0)
+        & (chroma_m < _neutral_limit(ref_chroma, sigma, depth_m, REGION_CHROMA))
         & (tex < FILL_TEX * ref_tex)
     )
     plausible[0] = False
