@@ -113,6 +113,41 @@ def readable_errors(fn):
     return wrapper
 
 
+def readable_uploads(component: gr.Image) -> gr.Image:
+    """Make ``component``'s own decoding of an upload fail with our readable message.
+
+    Gradio opens every uploaded image with PIL *before* a handler runs, so a corrupt or
+    non-image file (sent through the API, or renamed to .jpg) used to reach the user as
+    Gradio's bare decoding error and left a traceback in the server log. Here such a
+    failure is explained by the same loader every other entry point uses. (The instance's
+    method is wrapped: subclassing a Gradio component makes Gradio write a ``.pyi`` stub
+    next to this file at import time.)
+    """
+    decode = component.preprocess
+
+    @functools.wraps(decode)
+    def preprocess(payload):
+        try:
+            return decode(payload)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            path = getattr(payload, "path", None)
+            message = f"That file could not be read as an image ({type(exc).__name__})."
+            if path:
+                try:
+                    load_image(path)
+                except StagingError as why:  # named as the user knows it, not our temp path
+                    name = getattr(payload, "orig_name", None) or Path(path).name
+                    message = str(why).replace(str(path), name)
+                except Exception:  # the loader's own surprise: keep the message above
+                    log.exception("loading the upload %s", path)
+            raise gr.Error(message, print_exception=False) from None
+
+    component.preprocess = preprocess
+    return component
+
+
 def _need_image(image: Any) -> None:
     if image is None:
         raise gr.Error("Upload a product photo first (or pick an example in the Product tab).")
@@ -692,12 +727,14 @@ def build_ui() -> gr.Blocks:
         with gr.Tab("Product", id="product"):
             with gr.Row():
                 with gr.Column(scale=2):
-                    image = gr.Image(
-                        label="Product photo",
-                        type="filepath",
-                        image_mode=None,
-                        height=320,
-                        elem_id="product-image",
+                    image = readable_uploads(
+                        gr.Image(
+                            label="Product photo",
+                            type="filepath",
+                            image_mode=None,
+                            height=320,
+                            elem_id="product-image",
+                        )
                     )
                 with gr.Column(scale=1):
                     backend = gr.Dropdown(
@@ -739,8 +776,14 @@ def build_ui() -> gr.Blocks:
                     elem_id="cutout-image",
                 )
             # The product's alpha as every mode receives it (hidden; an API input).
-            alpha = gr.Image(
-                label="Product alpha", type="filepath", format="png", image_mode="L", visible=False
+            alpha = readable_uploads(  # an upload too: every staging call of the API takes it
+                gr.Image(
+                    label="Product alpha",
+                    type="filepath",
+                    format="png",
+                    image_mode="L",
+                    visible=False,
+                )
             )
             with gr.Accordion("Correct the mask with a brush", open=False, elem_id="brush"):
                 gr.Markdown(

@@ -393,3 +393,30 @@ def test_api_errors_are_messages_and_uploads_are_limited(server, tmp_path):
     with open(big, "rb") as fh:  # ... and the server refuses a direct upload
         response = httpx.post(f"{server}gradio_api/upload", files={"files": fh})
     assert response.status_code == 413
+
+
+def test_a_corrupt_upload_is_our_readable_error_not_gradios(server, tmp_path, caplog):
+    # Gradio decodes an uploaded image before any handler runs; a broken file used to come
+    # back as its bare UnidentifiedImageError with a traceback in the server log.
+    from gradio_client import Client, handle_file
+
+    broken = tmp_path / "photo.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG" * 10)
+    client = Client(server, verbose=False)
+    with pytest.raises(Exception) as info:
+        client.predict(handle_file(str(broken)), "auto", api_name="/segment")
+    text = str(info.value)
+    assert "UnidentifiedImageError" not in text and "Traceback" not in text
+    assert "Cannot read 'photo.jpg'" in text and "corrupt" in text
+
+
+def test_readable_uploads_explain_what_gradio_cannot_decode(tmp_path):
+    from gradio.data_classes import ImageData
+
+    broken = tmp_path / "upload.png"
+    broken.write_bytes(b"not an image at all")
+    with pytest.raises(gr.Error) as info:
+        photo = app.readable_uploads(gr.Image(type="filepath"))
+        photo.preprocess(ImageData(path=str(broken), orig_name="a.png"))
+    assert info.value.print_exception is False
+    assert "Cannot read 'a.png'" in _readable(info)
