@@ -395,7 +395,7 @@ def test_api_errors_are_messages_and_uploads_are_limited(server, tmp_path):
     assert response.status_code == 413
 
 
-def test_a_corrupt_upload_is_our_readable_error_not_gradios(server, tmp_path, caplog):
+def test_a_corrupt_upload_is_our_readable_error_not_gradios(server, tmp_path, capfd):
     # Gradio decodes an uploaded image before any handler runs; a broken file used to come
     # back as its bare UnidentifiedImageError with a traceback in the server log.
     from gradio_client import Client, handle_file
@@ -408,6 +408,7 @@ def test_a_corrupt_upload_is_our_readable_error_not_gradios(server, tmp_path, ca
     text = str(info.value)
     assert "UnidentifiedImageError" not in text and "Traceback" not in text
     assert "Cannot read 'photo.jpg'" in text and "corrupt" in text
+    assert "Traceback" not in capfd.readouterr().err  # nothing for the server log either
 
 
 def test_readable_uploads_explain_what_gradio_cannot_decode(tmp_path):
