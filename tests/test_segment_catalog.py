@@ -158,25 +158,40 @@ def test_empty_frame_interior_stays_background(seg):
     assert np.mean(prob[75:185, 85:175] < 0.5) > 0.95
 
 
+def _marked_frame_on_offwhite():
+    """Working-resolution scaffolding for ``_fill_enclosed`` tests: an off-white backdrop
+    ``B``, a marked square frame 3 px wide (the ``mask``, also the sharp ``edges``) and the
+    region it encloses. Returns (rng, B, mask, edges, inside)."""
+    B = np.full((SIZE, SIZE, 3), (244.0, 244.0, 238.0), np.float32)
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    mask[60:140, 60:140] = 1.0
+    mask[63:137, 63:137] = 0.0
+    inside = np.zeros((SIZE, SIZE), bool)
+    inside[63:137, 63:137] = True
+    edges = cv2.dilate((mask >= 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return np.random.default_rng(0), B, mask, edges, inside
+
+
+def _warm_tint(backdrop: np.ndarray) -> np.ndarray:
+    """A unit colour offset towards warm, orthogonal to ``backdrop`` (scaling the backdrop
+    is what a shadow does; this is what it cannot do)."""
+    warm = np.array([1.0, 0.0, -1.0], np.float32)
+    warm -= (warm @ backdrop) / (backdrop @ backdrop) * backdrop
+    return warm / np.linalg.norm(warm)
+
+
 def _shell_beside_dark_specks(specks: bool):
     """Working-resolution inputs for ``_fill_enclosed``: a chair's white shell on off-white,
     3 levels darker than the backdrop and smooth, inside a marked grey frame -- and, along
     the frame, dark specks of 1-3 px the mask missed (a chrome leg's shaded edge), 40 %
     deep. No shadow anywhere. Returns (work, B, mask, edges, shell)."""
-    rng = np.random.default_rng(0)
-    B = np.full((SIZE, SIZE, 3), (244.0, 244.0, 238.0), np.float32)
-    mask = np.zeros((SIZE, SIZE), np.float32)
-    mask[60:140, 60:140] = 1.0
-    mask[63:137, 63:137] = 0.0
-    shell = np.zeros((SIZE, SIZE), bool)
-    shell[63:137, 63:137] = True
+    rng, B, mask, edges, shell = _marked_frame_on_offwhite()
     work = B * np.where(shell, 0.986, 1.0)[..., None].astype(np.float32)
     work[mask >= 0.5] = 150.0
     if specks:
         for y in range(64, 136, 12):
             work[y : y + 1 + y % 3, 141] = 0.6 * B[y, 141]
     work += rng.normal(0, 0.6, work.shape).astype(np.float32)
-    edges = cv2.dilate((mask >= 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     return work, B, mask, edges, shell
 
 
@@ -197,22 +212,12 @@ def _enclosed_beside_a_shadow(tint: float):
     backdrop beside it, and the region's colour ``tint`` levels off the backdrop's
     chromaticity (0: a hole under the shadow; 3: a faintly warm white face in shade).
     Returns (work, B, mask, edges, region)."""
-    rng = np.random.default_rng(0)
-    B = np.full((SIZE, SIZE, 3), (244.0, 244.0, 238.0), np.float32)
-    mask = np.zeros((SIZE, SIZE), np.float32)
-    mask[60:140, 60:140] = 1.0
-    mask[63:137, 63:137] = 0.0
-    region = np.zeros((SIZE, SIZE), bool)
-    region[63:137, 63:137] = True
-    # a warm tint orthogonal to the backdrop colour (a pure scaling would be a shadow)
-    warm = np.array([1.0, 0.0, -1.0], np.float32)
-    warm -= (warm @ B[0, 0]) / (B[0, 0] @ B[0, 0]) * B[0, 0]
+    rng, B, mask, edges, region = _marked_frame_on_offwhite()
     work = B.copy()
-    work[region] = 0.96 * B[region] + tint * warm / np.linalg.norm(warm)
+    work[region] = 0.96 * B[region] + tint * _warm_tint(B[0, 0])
     work[mask >= 0.5] = 150.0
     work[100:130, 145:175] *= 0.9  # the drop shadow on the open backdrop
     work += rng.normal(0, 0.6, work.shape).astype(np.float32)
-    edges = cv2.dilate((mask >= 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     return work, B, mask, edges, region
 
 
@@ -360,7 +365,7 @@ def _table_scene(face_k: float | None, ripple: float = 0.0, tint: float = 0.0):
     opening[80:200, 60:196] = True
     if face_k is None:
         opening &= shade > 0.05  # the shadowed part: the rest matches the backdrop
-        work[opening] += tint * np.array([1.0, 0.0, -1.0], np.float32) / np.sqrt(2.0)
+        work[opening] += tint * _warm_tint(B[0, 0])
     else:
         work[opening] = face_k * 240.0
     work[sil > 0] = 40.0
@@ -671,9 +676,7 @@ def _pot_over_a_band(
     work *= (1.0 - shade)[..., None]
     region = shade > 0.05
     if tint:
-        warm = np.array([1.0, 0.0, -1.0], np.float32)
-        warm -= (warm @ B[0, 0]) / (B[0, 0] @ B[0, 0]) * B[0, 0]
-        work[region] += tint * warm / np.linalg.norm(warm)
+        work[region] += tint * _warm_tint(B[0, 0])
     mask[region] = 1.0
     inside = grain_out if grain_in is None else grain_in
     level = np.where(region, inside, grain_out).astype(np.float32)[..., None]
