@@ -59,8 +59,8 @@ class Runtime:
     device: str = "cpu"
     threads: int | None = None
 
-    def onnx_session(self, path: str | Path):
-        """An ONNX Runtime session on this runtime's device."""
+    def onnx_session(self, path: str | Path | bytes):
+        """An ONNX Runtime session on this runtime's device (a file, or a serialised model)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -68,8 +68,10 @@ class Runtime:
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
         try:
+            model = path if isinstance(path, bytes) else str(path)
             return ort.InferenceSession(
-                str(path), sess_options=options, providers=onnx_providers(self.device)
+                model, sess_options=options, providers=onnx_providers(self.device)
             )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise StagingError(f"Could not load the ONNX model {path}: {exc}") from exc
+            what = "(in memory)" if isinstance(path, bytes) else path
+            raise StagingError(f"Could not load the ONNX model {what}: {exc}") from exc
