@@ -188,8 +188,27 @@ def _mask_or_none(mask: str | None) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
+def segmentation_banner():
+    """What ``auto`` segments with, and the one-click fetch when no pretrained model is on
+    disk (engine.segmentation_status)."""
+    missing = engine.pretrained_segmenter_name() is None
+    return gr.update(value=engine.segmentation_status()), gr.update(visible=missing)
+
+
 @readable_errors
-def segment_product(image: str | None, backend: str = "auto", steps: dict | None = None):
+def pull_segmenter(progress=gr.Progress(track_tqdm=True)):  # noqa: B008 - Gradio's idiom
+    """Fetch the recommended segmentation model with progress (engine.pull_model)."""
+    engine.pull_model()
+    return segmentation_banner()
+
+
+@readable_errors
+def segment_product(
+    image: str | None,
+    backend: str = "auto",
+    steps: dict | None = None,
+    progress=gr.Progress(track_tqdm=True),  # noqa: B008 - the first run's model fetch
+):
     """Probability map, binary mask, cutout and the product's alpha (engine.segment)."""
     _need_image(image)
     seg = engine.segment(image, backend=backend)
@@ -722,6 +741,14 @@ def build_ui() -> gr.Blocks:
         results = gr.State([])
         gr.Markdown(INTRO)
         status = gr.Markdown(status_line({}), label="Status", elem_id="status-line")
+        with gr.Row():
+            seg_banner = gr.Markdown(engine.segmentation_status(), elem_id="segmentation-banner")
+            pull_button = gr.Button(
+                "Fetch the segmentation model",
+                visible=engine.pretrained_segmenter_name() is None,
+                elem_id="pull-model-button",
+                scale=0,
+            )
 
         # ---------------------------------------------------------------- Product
         with gr.Tab("Product", id="product"):
@@ -741,8 +768,8 @@ def build_ui() -> gr.Blocks:
                         backends,
                         value="auto",
                         label="Segmentation backend",
-                        info="auto: weights-free 'catalog' on plain backgrounds, else the best "
-                        "pretrained model on disk",
+                        info="auto: the best pretrained model on disk (IS-Net first); without "
+                        "one, the weights-free 'catalog' for plain backdrops only",
                     )
                     run = gr.Button("Segment", variant="primary", elem_id="segment-button")
                     gr.Markdown(
@@ -1011,6 +1038,14 @@ def build_ui() -> gr.Blocks:
 
         # ---------------------------------------------------------------- events
         seg_outputs = [prob, mask_view, cutout, alpha, steps, status]
+        banner = dict(
+            fn=segmentation_banner,
+            inputs=None,
+            outputs=[seg_banner, pull_button],
+            api_visibility="private",
+        )
+        pull_button.click(pull_segmenter, None, [seg_banner, pull_button], api_name="pull_model")
+        demo.load(**banner)  # a model fetched by another session or the CLI shows up on reload
         refresh = dict(
             fn=compare_view,
             inputs=[results],
@@ -1022,12 +1057,12 @@ def build_ui() -> gr.Blocks:
         )
         run.click(
             segment_product, [image, backend, steps], seg_outputs, api_name="segment"
-        ).success(**canvas)
+        ).success(**canvas).then(**banner)
         # A new photo: drop the old alpha at once (a Stage click must never pair the new photo
         # with the previous photo's mask), then segment it.
         image.change(_no_alpha, None, [alpha], queue=False, api_visibility="private").then(
             product_changed, [image, backend, steps], seg_outputs, api_visibility="private"
-        ).then(**canvas)
+        ).then(**canvas).then(**banner)
         apply_brush.click(
             correct_mask,
             [image, backend, editor, steps],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -18,12 +19,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from staging.embed.base import Embedder
-from staging.errors import StagingError
+from staging.errors import ModelNotAvailableError, StagingError
 from staging.io import ImageSource, load_image
-from staging.models import ModelStore
+from staging.models import ModelStore, get_spec
 from staging.result import Staged
 from staging.runtime import Runtime, resolve_device
-from staging.segment import PRETRAINED_PREFERENCE, Segmentation, Segmenter, create_segmenter
+from staging.segment import (
+    PRETRAINED_PREFERENCE,
+    RECOMMENDED,
+    Segmentation,
+    Segmenter,
+    create_segmenter,
+)
+from staging.segment.cache import MaskCache, image_key
 from staging.segment.staged import StagedVerdict, classify_staged
 from staging.settings import Settings
 
@@ -66,6 +74,8 @@ class StagingEngine:
         self._cache_lock = threading.Lock()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._plates: OrderedDict[tuple, tuple] = OrderedDict()
+        self._pull_failed: str | None = None
+        self.mask_cache = MaskCache(Path(settings.cache_dir).expanduser() / "masks")
 
     # -- runtime --------------------------------------------------------------------------------
     @property
@@ -114,28 +124,92 @@ class StagingEngine:
                 return name
         return None
 
-    def resolve_segment_backend(self, image: np.ndarray, backend: str | None = None) -> str:
-        """Which backend ``auto`` means for this image.
+    def _pretrained_or_pull(self) -> str | None:
+        """:meth:`pretrained_segmenter_name`; on a fresh machine, first pull the recommended one
+        (with a progress bar) unless offline or ``auto_pull`` is off. A failed pull is tried
+        once per engine: after that ``auto`` falls back without waiting on the network."""
+        name = self.pretrained_segmenter_name()
+        if name is not None or self.store.offline or not self.settings.auto_pull:
+            return name
+        with self._cache_lock:
+            if self._pull_failed is not None:
+                return None
+        try:
+            self.store.pull(RECOMMENDED, progress=True)
+        except StagingError as exc:
+            with self._cache_lock:
+                self._pull_failed = str(exc)
+            warnings.warn(
+                f"Could not fetch the segmentation model {RECOMMENDED!r}; plain-backdrop shots "
+                f"use the weights-free 'catalog' matting.\n{exc}",
+                stacklevel=3,
+            )
+            return None
+        return RECOMMENDED
 
-        See :meth:`auto_segment_backend`: plain-background shots go to ``hybrid`` (or the
-        weights-free ``catalog``), staged scenes to the best pretrained model on disk.
-        """
+    def pull_model(self, name: str = RECOMMENDED, progress: bool = True) -> Path:
+        """Fetch a registered model (default: the recommended segmenter) into the models
+        folder, each source in turn, checksum verified; ``auto`` uses it from the next call."""
+        path = self.store.pull(name, progress=progress)
+        with self._cache_lock:
+            self._pull_failed = None
+        return path
+
+    def segmentation_status(self) -> str:
+        """One line on what ``auto`` segments with, for banners: the model on disk, or why
+        there is none and what to pull (no network is touched)."""
+        name = self.pretrained_segmenter_name()
+        if name is not None:
+            return f"Segmentation: {name} (pretrained, {self.store.find(name)})."
+        spec = get_spec(RECOMMENDED)
+        if self.store.offline:
+            why = "offline mode is on (STAGING_OFFLINE / HF_HUB_OFFLINE)"
+        elif self._pull_failed is not None:
+            why = "fetching it failed"
+        elif self.settings.auto_pull:
+            return (
+                f"Segmentation: no pretrained model on disk yet; {RECOMMENDED} "
+                f"({spec.size_mb:.0f} MB) is fetched on first use."
+            )
+        else:
+            why = "automatic fetching is off (STAGING_AUTO_PULL=0)"
+        return (
+            f"No pretrained segmentation model on disk and {why}: plain-backdrop shots use the "
+            "weights-free 'catalog' matting (less accurate), staged scenes cannot be segmented. "
+            f"Fetch the model with: staging models pull {RECOMMENDED} ({spec.size_mb:.0f} MB)."
+        )
+
+    def resolve_segment_backend(self, image: np.ndarray, backend: str | None = None) -> str:
+        """Which backend ``auto`` means for this image (see :meth:`auto_segment_backend`)."""
         name = backend or self.settings.segment_backend
         if name != "auto":
             return name
+        pretrained = self._pretrained_or_pull()
+        if pretrained is not None:
+            return pretrained  # the network handles shots and scenes alike: no test needed
         return self.auto_segment_backend(classify_staged(image).staged)
 
     def auto_segment_backend(self, staged: bool) -> str:
         """``auto`` for a staged scene or a plain-background shot.
 
-        Shots: ``hybrid`` (``catalog`` and U^2-Net-p, chosen per image: the best on studio
-        shots) when U^2-Net-p is on disk, else the weights-free ``catalog``. Scenes: the best
-        pretrained saliency model on disk (a background model cannot describe a room), else
-        ``catalog``, which does its best.
+        The best pretrained model on disk, for every image (ranked by measured quality:
+        IS-Net > BiRefNet > U^2-Net > U^2-Net-p); fetched first on a fresh machine. Without
+        one, the weights-free ``catalog`` for plain-backdrop shots; a staged scene raises
+        :class:`ModelNotAvailableError` naming the model to pull: a background model cannot
+        describe a room, and a silent wrong mask is worse than an error.
         """
+        pretrained = self._pretrained_or_pull()
+        if pretrained is not None:
+            return pretrained
         if not staged:
-            return "hybrid" if self.store.find("u2netp") is not None else "catalog"
-        return self.pretrained_segmenter_name() or "catalog"
+            return "catalog"
+        spec = get_spec(RECOMMENDED)
+        raise ModelNotAvailableError(
+            "This image is a staged scene (a product in a room), and segmenting a scene needs "
+            "a pretrained model: the weights-free 'catalog' matting only separates a product "
+            f"from a plain backdrop. Fetch one with:\n    staging models pull {RECOMMENDED}\n"
+            f"({spec.size_mb:.0f} MB; `staging models list` shows the others)."
+        )
 
     def segment(
         self,
@@ -144,6 +218,9 @@ class StagingEngine:
         threshold: float | None = None,
     ) -> Segmentation:
         """Segment the product: probability map, binary mask (``prob >= threshold``) and cutout.
+
+        Maps are cached by image content and model (``<cache_dir>/masks``): asking again for
+        the same image, from any process sharing the cache, does not segment it again.
 
         Args:
             image: path, bytes, PIL image or RGB array.
@@ -155,13 +232,20 @@ class StagingEngine:
         rgb = self.load_image(image)
         name = self.resolve_segment_backend(rgb, backend)
         segmenter = self.segmenter(name)
-        prob = np.clip(segmenter.predict(rgb).astype(np.float32, copy=False), 0.0, 1.0)
+        key = image_key(rgb)
+        cached = self.mask_cache.get(segmenter.name, key)
+        if cached is None:
+            prob = np.clip(segmenter.predict(rgb).astype(np.float32, copy=False), 0.0, 1.0)
+            background = segmenter.background(rgb)
+            self.mask_cache.put(segmenter.name, key, prob, background)
+        else:
+            prob, background = cached
         return Segmentation(
             image=rgb,
             prob=prob,
             backend=segmenter.name,
             threshold=self.settings.threshold if threshold is None else threshold,
-            background_estimate=segmenter.background(rgb),
+            background_estimate=background,
         )
 
     # -- embeddings -----------------------------------------------------------------------------

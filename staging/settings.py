@@ -54,6 +54,21 @@ class Settings(BaseSettings):
             "explicit (`staging models pull NAME`)."
         ),
     )
+    auto_pull: bool = Field(
+        True,
+        description=(
+            "When no pretrained segmentation model is on disk, fetch the recommended one "
+            "(isnet-general-fp16, 88 MB) on first use, with a progress bar. Never in offline "
+            "mode; set 0 to fall back to the weights-free `catalog` instead."
+        ),
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_cache_dir("product-staging-studio")),
+        description=(
+            "Folder for recomputable results: masks by image content and model (masks/), so no "
+            "image is segmented twice by the index, copy-paste, parallax or the app."
+        ),
+    )
     segment_backend: str = Field("auto", description="Default segmentation backend name.")
     threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Saliency threshold for binary masks (paper: 0.5)."

@@ -3,10 +3,17 @@ need them skip with a reason when it is absent (a user's fresh clone)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# For the whole run, module-scoped fixtures included: no test fetches the recommended segmenter
+# on first use (the tests that check that opt in), and no test writes the user's mask cache.
+os.environ["STAGING_AUTO_PULL"] = "0"
+os.environ["STAGING_CACHE_DIR"] = tempfile.mkdtemp(prefix="staging-test-cache-")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_MODELS = SHARED / "models"
@@ -24,12 +31,13 @@ def require_shared(*parts: str) -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch, tmp_path_factory):
     """No test reads the developer's own STAGING_* settings or model cache."""
-    import os
-
     for key in list(os.environ):
         if key.startswith("STAGING_") or key == "HF_HUB_OFFLINE":
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("STAGING_MODELS_DIR", str(tmp_path_factory.mktemp("models")))
+    monkeypatch.setenv("STAGING_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    # No test fetches the recommended segmenter on first use (tests that check it opt in).
+    monkeypatch.setenv("STAGING_AUTO_PULL", "0")
 
 
 @pytest.fixture

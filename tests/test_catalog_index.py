@@ -37,7 +37,8 @@ def _scene(rng: np.random.Generator) -> np.ndarray:
     return np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
 
 
-def _staged_shot(kind: str, rng: np.random.Generator) -> np.ndarray:
+def _staged_shot(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A room-like scene with a product in it, and the product's mask."""
     rgb, alpha = procedural_object(kind, rng, size=128)
     side = 110
     a = cv2.resize(alpha, (side, side))[..., None]
@@ -46,7 +47,9 @@ def _staged_shot(kind: str, rng: np.random.Generator) -> np.ndarray:
     y, x = 40, 33
     patch = img[y : y + side, x : x + side].astype(np.float32)
     img[y : y + side, x : x + side] = (patch * (1 - a) + obj * a).astype(np.uint8)
-    return img
+    mask = np.zeros(img.shape[:2], bool)
+    mask[y : y + side, x : x + side] = a[..., 0] >= 0.5
+    return img, mask
 
 
 def _catalog_shot(kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -57,14 +60,21 @@ def _catalog_shot(kind: str, rng: np.random.Generator) -> np.ndarray:
 
 @pytest.fixture
 def catalog(tmp_path):
-    """12 images (10 plain-background shots, 2 staged scenes) and a CSV with metadata."""
+    """12 images (10 plain-background shots, 2 staged scenes) and a CSV with metadata; the
+    scenes' product masks are in the CSV (segmenting a scene needs a pretrained model)."""
     rng = np.random.default_rng(7)
     folder = tmp_path / "catalog"
     rows = []
     for i in range(12):
         kind = KINDS[i % len(KINDS)]
         staged = i >= 10
-        image = _staged_shot(kind, rng) if staged else _catalog_shot(kind, rng)
+        mask = ""
+        if staged:
+            image, scene_mask = _staged_shot(kind, rng)
+            mask = f"../scene-masks/p{i:02d}.png"
+            save_mask(folder / mask, scene_mask)
+        else:
+            image = _catalog_shot(kind, rng)
         sub = "scenes" if staged else "shots"
         save_image(folder / sub / f"p{i:02d}.png", image)
         rows.append(
@@ -74,6 +84,7 @@ def catalog(tmp_path):
                 "category": kind,
                 "title": f"{kind} number {i}",
                 "price": str(10 + i),
+                "mask": mask,
             }
         )
     csv_path = folder / "catalog.csv"
@@ -156,7 +167,10 @@ def test_hnsw_matches_exact_top_hit(tmp_path, catalog, engine):
     index.update(engine, folder, csv=csv_path, progress=False)
     for i in (0, 4, 10):
         sub = "scenes" if i >= 10 else "shots"
-        vector = engine.embed(folder / sub / f"p{i:02d}.png")
+        mask = None
+        if i >= 10:  # a scene's query uses its known mask (no pretrained segmenter in tests)
+            mask = cv2.imread(str(folder.parent / "scene-masks" / f"p{i:02d}.png"), 0) > 127
+        vector = engine.embed(folder / sub / f"p{i:02d}.png", mask=mask)
         exact = index.search(vector, k=3, staged_only=False, index_type="exact")
         hnsw = index.search(vector, k=3, staged_only=False, index_type="hnsw")
         assert exact[0].id == hnsw[0].id == f"SKU-{i:02d}"
@@ -328,7 +342,7 @@ def test_csv_mask_column_is_used_instead_of_segmenting(tmp_path, engine):
     folder = tmp_path / "cat"
     truth = np.zeros((SIZE, SIZE), bool)
     truth[40:150, 33:143] = True
-    save_image(folder / "scene.png", _staged_shot("lamp", rng))
+    save_image(folder / "scene.png", _staged_shot("lamp", rng)[0])
     save_mask(tmp_path / "masks" / "scene.png", truth)  # outside the folder: not an image
     save_image(folder / "shot.png", _catalog_shot("box", rng))
     csv_path = folder / "catalog.csv"
@@ -338,7 +352,7 @@ def test_csv_mask_column_is_used_instead_of_segmenting(tmp_path, engine):
     index = CatalogIndex.open(tmp_path / "idx", create=True)
     report = index.update(engine, folder, csv=csv_path, progress=False)
     assert ("nope.png", "mask listed in catalog.csv but not found") in report.failed
-    vector = engine.embed(folder / "scene.png")
+    vector = engine.embed(folder / "scene.png", mask=truth)
     hits = {h.id: h for h in index.search(vector, k=5, staged_only=False)}
     stored = load_mask(hits["S1"].mask, size=(SIZE, SIZE)) >= 0.5
     assert np.array_equal(stored, truth)

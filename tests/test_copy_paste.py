@@ -213,14 +213,16 @@ def demo_index(tmp_path_factory):
     for number in range(2):
         shot, _ = product_shot(100 + 20 * number, 70)
         save_image(folder / f"studio{number}.png", shot)
+    # The catalog's CSV gives the rooms' product masks (segmenting a room needs a pretrained
+    # model, absent in tests): this test is about staging, not about segmentation.
+    lines = ["image,mask"]
+    for name, mask in truths.items():
+        save_mask(root / "masks" / f"{name}.png", mask)
+        lines.append(f"images/{name}.png,masks/{name}.png")
+    (root / "catalog.csv").write_text("\n".join(lines) + "\n")
     engine = StagingEngine(device="cpu")
     index = CatalogIndex.open(root / "index", create=True)
-    index.update(engine, folder, progress=False)
-    # Segmenting rooms is the pretrained saliency model's job (not available in tests), so
-    # plant the true masks: this test is about staging, not about segmentation.
-    for hit in index.search(engine.embed(folder / "room0.png"), k=10, staged_only=False):
-        if hit.id in truths:
-            save_mask(hit.mask, truths[hit.id])
+    index.update(engine, folder, csv=root / "catalog.csv", progress=False)
     return root / "index", truths
 
 

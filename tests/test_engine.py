@@ -11,6 +11,7 @@ import pytest
 import staging.engine as engine_module
 from staging import Segmentation, Settings, StagingEngine
 from staging.errors import ImageLoadError, ModelNotAvailableError, UnknownNameError
+from staging.segment import BACKENDS
 from staging.segment.base import Segmenter
 
 
@@ -85,22 +86,95 @@ def test_auto_uses_catalog_without_weights(studio_shot):
     assert engine.resolve_segment_backend(studio_shot[0]) == "catalog"
 
 
-def test_auto_prefers_pretrained_for_scenes(monkeypatch, tmp_path, studio_shot):
-    (tmp_path / "u2netp.onnx").write_bytes(b"not loaded here")
+def test_auto_ranks_the_pretrained_models_on_disk(tmp_path, studio_shot):
     engine = StagingEngine(device="cpu", models_dir=str(tmp_path))
-    assert engine.pretrained_segmenter_name() == "u2netp"
-    rng = np.random.default_rng(0)
-    scene = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    # Worst to best: each new file on disk takes over, for shots and scenes alike.
+    for name in ("u2netp", "u2net", "birefnet-general-lite", "isnet-general-use"):
+        (tmp_path / f"{name}.onnx").write_bytes(b"not loaded here")
+        assert engine.pretrained_segmenter_name() == name
+        assert engine.resolve_segment_backend(studio_shot[0]) == name
+        assert engine.auto_segment_backend(staged=True) == name
+    (tmp_path / "isnet-general-fp16.onnx").write_bytes(b"not loaded here")
+    assert engine.resolve_segment_backend(studio_shot[0]) == "isnet-general-fp16"
+    assert engine.resolve_segment_backend(studio_shot[0], "u2net") == "u2net"  # named: kept
+
+
+def test_without_weights_a_scene_fails_naming_the_pull_and_a_shot_uses_catalog(
+    monkeypatch, studio_shot
+):
+    engine = StagingEngine(device="cpu")
+    scene = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
     monkeypatch.setattr(engine_module, "classify_staged", lambda img: _Verdict(True))
-    assert engine.resolve_segment_backend(scene) == "u2netp"
+    with pytest.raises(ModelNotAvailableError) as info:
+        engine.segment(scene)
+    assert "staging models pull isnet-general-fp16" in str(info.value)
+    assert "88 MB" in str(info.value)
     monkeypatch.setattr(engine_module, "classify_staged", lambda img: _Verdict(False))
-    # Studio shots: catalog + U^2-Net-p chosen per image, the best on studio shots.
-    assert engine.resolve_segment_backend(studio_shot[0]) == "hybrid"
-    assert engine.resolve_segment_backend(studio_shot[0], "u2net") == "u2net"
-    (tmp_path / "u2netp.onnx").unlink()
-    (tmp_path / "u2net.onnx").write_bytes(b"not loaded here")
-    bare = StagingEngine(device="cpu", models_dir=str(tmp_path))
-    assert bare.resolve_segment_backend(studio_shot[0]) == "catalog"  # hybrid needs u2netp
+    assert engine.segment(studio_shot[0]).backend == "catalog"
+    assert "staging models pull isnet-general-fp16" in engine.segmentation_status()
+
+
+def test_first_use_pulls_the_recommended_model_unless_offline(monkeypatch, tmp_path, studio_shot):
+    monkeypatch.setenv("STAGING_AUTO_PULL", "1")
+    pulled = []
+
+    def fake_pull(self, name, force=False, progress=True):
+        pulled.append(name)
+        (self.dirs[0] / f"{name}.onnx").write_bytes(b"pulled")
+        return self.dirs[0] / f"{name}.onnx"
+
+    monkeypatch.setattr(engine_module.ModelStore, "pull", fake_pull)
+    engine = StagingEngine(device="cpu", models_dir=str(tmp_path / "fresh"))
+    (tmp_path / "fresh").mkdir()
+    assert "fetched on first use" in engine.segmentation_status()
+    assert engine.resolve_segment_backend(studio_shot[0]) == "isnet-general-fp16"
+    assert pulled == ["isnet-general-fp16"]
+    assert engine.resolve_segment_backend(studio_shot[0]) == "isnet-general-fp16"
+    assert pulled == ["isnet-general-fp16"]  # once
+
+    monkeypatch.setenv("STAGING_OFFLINE", "1")
+    offline = StagingEngine(device="cpu", models_dir=str(tmp_path / "offline"))
+    assert offline.resolve_segment_backend(studio_shot[0]) == "catalog"
+    assert pulled == ["isnet-general-fp16"]
+    assert "offline mode is on" in offline.segmentation_status()
+
+
+def test_a_failed_first_pull_warns_once_and_falls_back(monkeypatch, tmp_path, studio_shot):
+    monkeypatch.setenv("STAGING_AUTO_PULL", "1")
+    tries = []
+
+    def failing_pull(self, name, force=False, progress=True):
+        tries.append(name)
+        raise ModelNotAvailableError("no network")
+
+    monkeypatch.setattr(engine_module.ModelStore, "pull", failing_pull)
+    engine = StagingEngine(device="cpu", models_dir=str(tmp_path))
+    with pytest.warns(UserWarning, match="no network"):
+        assert engine.resolve_segment_backend(studio_shot[0]) == "catalog"
+    assert engine.resolve_segment_backend(studio_shot[0]) == "catalog"
+    assert tries == ["isnet-general-fp16"]  # not again on every image
+    assert "fetching it failed" in engine.segmentation_status()
+
+
+def test_masks_are_cached_by_content_and_model(monkeypatch, tmp_path, studio_shot):
+    _CountingSegmenter.builds = 0
+    calls = []
+
+    class Recording(_CountingSegmenter):
+        def predict(self, image):
+            calls.append(image.shape)
+            return super().predict(image)
+
+    monkeypatch.setitem(BACKENDS, "rec", lambda runtime: Recording())
+    image = studio_shot[0]
+    first = StagingEngine(device="cpu", cache_dir=tmp_path / "cache").segment(image, "rec")
+    again = StagingEngine(device="cpu", cache_dir=tmp_path / "cache").segment(image.copy(), "rec")
+    assert len(calls) == 1  # another engine, another array, the same pixels: no second run
+    assert np.abs(again.prob - first.prob).max() <= 1 / 65535
+    changed = image.copy()
+    changed[0, 0] = 0
+    StagingEngine(device="cpu", cache_dir=tmp_path / "cache").segment(changed, "rec")
+    assert len(calls) == 2
 
 
 class _Verdict:

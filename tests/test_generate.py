@@ -33,7 +33,7 @@ from staging.generate.cache import GenerationCache
 from staging.generate.edges import control_image, mask_contour, resize_control
 from staging.generate.pipeline import choose_prompt, object_expansion, stage
 from staging.generate.studio import StudioGenerator, parse_colours
-from staging.models import REGISTRY, ModelStore
+from staging.models import REGISTRY, HfRepo, ModelStore
 from staging.runtime import Runtime
 
 RED, BLUE = (170, 40, 30), (30, 90, 160)
@@ -84,11 +84,13 @@ def test_backends_and_registry_entries():
     for backend, models in WEIGHTS.items():
         for model in models:
             spec = REGISTRY[model]
-            assert spec.source.startswith("hf://"), backend
+            assert isinstance(spec.sources[0], HfRepo), backend
             assert "model_index.json" in spec.files or "config.json" in spec.files
             assert spec.licence and spec.size_mb > 100
     assert "unet/diffusion_pytorch_model.fp16.safetensors" in REGISTRY["sdxl-inpainting"].files
-    assert REGISTRY["controlnet-canny-sd15"].source == "hf://lllyasviel/control_v11p_sd15_canny"
+    assert REGISTRY["controlnet-canny-sd15"].sources == (
+        HfRepo("lllyasviel/control_v11p_sd15_canny"),
+    )
 
 
 def test_auto_picks_the_best_backend_on_disk(runtime, tmp_path):

@@ -282,12 +282,12 @@ def test_rembg_from_file_u2net_custom(no_network, rembg_segmenter, model_dir, ru
 
 
 def test_rembg_registered_backend_uses_registry_name(no_network, rembg_segmenter, tmp_path):
-    # isnet-general-use runs at 1024x1024 with its own normalisation; the dynamic-shape tiny
-    # model still finds the bright square.
-    make_u2net_like(tmp_path / "isnet-general-use.onnx", size=None)
+    # birefnet-general-lite runs at 1024x1024 with its own normalisation in rembg; the
+    # dynamic-shape tiny model still finds the bright square.
+    make_u2net_like(tmp_path / "birefnet-general-lite.onnx", size=None)
     rt = Runtime(ModelStore([tmp_path]), threads=1)
-    segmenter = create_segmenter("isnet-general-use", rt)
-    assert isinstance(segmenter, rembg_segmenter) and segmenter.name == "isnet-general-use"
+    segmenter = create_segmenter("birefnet-general-lite", rt)
+    assert isinstance(segmenter, rembg_segmenter) and segmenter.name == "birefnet-general-lite"
     image, truth = square_image(120, 90, (30, 90, 20, 70))
     prob = segmenter.predict(image)
     check_prob(prob, (120, 90))

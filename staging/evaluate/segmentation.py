@@ -63,9 +63,14 @@ def _iou(row: dict) -> float:
 def bench_segmentation(
     engine, backends: list[str] | None, sizes: list[int], repeat: int = 10
 ) -> dict:
-    """Median latency in ms per backend and square size (one warm-up run first)."""
+    """Median latency in ms per backend and square size (one warm-up run first).
+
+    Times the backend's ``predict`` (the mask cache is not consulted). For IS-Net it also
+    times a plain ONNX Runtime session on the same file (default options, the ``output``
+    tensor only), interleaved run by run with ours, so the ratio is fair on a noisy machine.
+    """
     from staging.evaluate.synth import compose_catalog_shot, procedural_object
-    from staging.segment import BACKENDS
+    from staging.segment import BACKENDS, ISNET_NORMALIZATION
 
     if backends is None:
         backends = [b for b in BACKENDS if b == "catalog" or engine.store.find(b) is not None]
@@ -89,14 +94,37 @@ def bench_segmentation(
         except ModelNotAvailableError:
             report[name] = "weights not present"
             continue
+        segmenter = engine.segmenter(name)
+        plain = _plain_session(engine, name) if name in ISNET_NORMALIZATION else None
         timings = {}
         for size in sizes:
-            engine.segment(shots[size][0], backend=name)  # warm-up (lazy init, caches)
-            runs = []
+            segmenter.predict(shots[size][0])  # warm-up (lazy init, caches)
+            runs, net_runs, plain_runs = [], [], []
             for shot in shots[size][1:]:
                 start = time.perf_counter()
-                engine.segment(shot, backend=name)
+                segmenter.predict(shot)
                 runs.append(time.perf_counter() - start)
+                if plain is not None:
+                    x = segmenter.preprocess(shot)
+                    start = time.perf_counter()
+                    segmenter.session.run([segmenter.output_name], {segmenter.input_name: x})
+                    net_runs.append(time.perf_counter() - start)
+                    start = time.perf_counter()
+                    plain.run(["output"], {plain.get_inputs()[0].name: x})
+                    plain_runs.append(time.perf_counter() - start)
             timings[f"{size}px_ms"] = 1000 * float(np.median(runs))
+            if plain is not None:
+                timings[f"{size}px_net_ms"] = 1000 * float(np.median(net_runs))
+                timings[f"{size}px_plain_onnxruntime_ms"] = 1000 * float(np.median(plain_runs))
+                timings[f"{size}px_net_speedup"] = float(np.median(plain_runs)) / float(
+                    np.median(net_runs)
+                )
         report[name] = timings
     return report
+
+
+def _plain_session(engine, name: str):
+    """What a first try looks like: the model file in a default ONNX Runtime session."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(engine.store.path(name)), providers=["CPUExecutionProvider"])
