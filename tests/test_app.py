@@ -56,6 +56,30 @@ def test_segment_handler_on_an_example(studio):
     assert "catalog" in status and "cpu" in status
 
 
+def test_banner_offers_the_model_fetch_until_a_model_is_on_disk(studio, monkeypatch):
+    text, button = studio.segmentation_banner()
+    assert "staging models pull isnet-general-fp16" in text["value"] and button["visible"]
+    models = studio.engine.store.dirs[0]
+
+    def fake_pull(name="isnet-general-fp16", progress=True):
+        (models / f"{name}.onnx").write_bytes(b"pulled")
+        return models / f"{name}.onnx"
+
+    monkeypatch.setattr(studio.engine, "pull_model", fake_pull)
+    try:
+        text, button = studio.pull_segmenter()
+        assert "isnet-general-fp16 (pretrained" in text["value"] and not button["visible"]
+    finally:
+        (models / "isnet-general-fp16.onnx").unlink()
+
+
+def test_model_fetch_offline_is_a_readable_error(studio, monkeypatch):
+    monkeypatch.setattr(studio.engine.store, "offline", True)
+    with pytest.raises(gr.Error) as info:
+        studio.pull_segmenter()
+    assert "offline mode is on" in _readable(info)
+
+
 @pytest.mark.parametrize("bad", [None, "README.md"])
 def test_segment_handler_errors_are_readable(studio, bad):
     with pytest.raises(gr.Error) as info:

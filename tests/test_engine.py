@@ -224,3 +224,19 @@ def test_inpaint_keeps_pixels_outside_the_hole(studio_shot):
     assert (filled[~truth] == image[~truth]).all()
     assert np.abs(filled[truth].astype(int) - 245).mean() < 10  # backdrop colour fills it
     assert "inpaint:structure" in engine.loaded_models()
+
+
+def test_cutout_edges_carry_the_product_colour_not_the_backdrop():
+    """Soft edge pixels mix red product and white backdrop; the cutout's colour there is the
+    product's (pymatting's foreground estimate), so it shows no white halo on a dark page."""
+    h = w = 160
+    yy, xx = np.mgrid[:h, :w]
+    alpha = np.clip((50 - np.hypot(yy - 80, xx - 80)) / 6 + 0.5, 0, 1).astype(np.float32)
+    red, white = np.array([200, 20, 30], np.float32), np.array([250, 250, 250], np.float32)
+    image = np.round(alpha[..., None] * red + (1 - alpha[..., None]) * white).astype(np.uint8)
+    seg = Segmentation(image=image, prob=alpha, backend="test")
+    edge = (alpha > 0.15) & (alpha < 0.85)
+    assert image[edge][:, 1].mean() > 100  # the photo's edge is pinkish-white ...
+    assert seg.foreground[edge][:, 1].mean() < 45  # ... the cutout's edge is red
+    solid = alpha >= 0.999
+    assert np.array_equal(seg.foreground[solid], image[solid])  # solid pixels as shot
