@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -152,6 +153,8 @@ class NpmResource:
     name (``/models/medium``) to chunks, each a file ``dist/<sha256>`` with its byte offsets;
     the chunks concatenated in offset order are the file. Each chunk is checked against its
     name. ``package`` is anything ``npm pack`` accepts (``name@version``, a tarball, a folder).
+    Without npm, a ``name@version`` is fetched as the registry's tarball over HTTPS
+    (``NPM_CONFIG_REGISTRY``, default the public registry), which is all ``npm pack`` does.
     """
 
     package: str  # "@imgly/background-removal-data@1.4.5"
@@ -161,13 +164,25 @@ class NpmResource:
     def describe(self) -> str:
         return f"npm package {self.package}, resource {self.resource} (npm pack)"
 
+    def tarball_url(self) -> str | None:
+        """The registry's URL of ``name@version`` (None for a path or a bare name)."""
+        name, at, version = self.package.rpartition("@")
+        if not at or not name or not version or name.startswith((".", "/")):
+            return None
+        registry = os.environ.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org/")
+        return f"{registry.rstrip('/')}/{name}/-/{name.split('/')[-1]}-{version}.tgz"
+
     def fetch(self, dest: Path, name: str, progress: bool) -> None:
         npm = shutil.which("npm")
-        if npm is None:
+        url = self.tarball_url()
+        if npm is None and url is None:
             raise SourceError("npm is not installed (it comes with Node.js)")
         with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".npm-") as tmp:
-            cmd = [npm, "pack", self.package, "--pack-destination", tmp, "--silent"]
-            _run(cmd, f"npm pack {self.package}", quiet=True)
+            if npm is not None:
+                cmd = [npm, "pack", self.package, "--pack-destination", tmp, "--silent"]
+                _run(cmd, f"npm pack {self.package}", quiet=True)
+            else:
+                Url(url).fetch(Path(tmp) / "package.tgz", f"{name} (npm tarball)", progress)
             tarballs = sorted(Path(tmp).glob("*.tgz"))
             if not tarballs:
                 raise SourceError(f"npm pack {self.package} produced no tarball")

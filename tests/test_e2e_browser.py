@@ -82,7 +82,9 @@ def app_url(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("STAGING_")}
     env.update(
         STAGING_APP_CACHE=str(root / "cache"),
-        STAGING_MODELS_DIR=str(root / "models"),  # the offline default: no pretrained weights
+        STAGING_MODELS_DIR=str(root / "models"),  # no pretrained weights ...
+        STAGING_AUTO_PULL="0",  # ... and none fetched: the weights-free fallback, its banner
+        STAGING_CACHE_DIR=str(root / "masks-cache"),
         STAGING_STATE_DIR=str(root / "state"),
         GRADIO_ANALYTICS_ENABLED="False",
     )
@@ -126,6 +128,10 @@ def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url,
     page.set_default_timeout(STEP_TIMEOUT)
     expect.set_options(timeout=STEP_TIMEOUT)
     page.goto(app_url)
+
+    # No pretrained segmenter on disk: the banner says what that means, the fetch is offered.
+    expect(page.locator("#segmentation-banner")).to_contain_text("staging models pull")
+    expect(page.locator("#pull-model-button")).to_be_visible()
 
     # A user error is a readable message, not a traceback.
     page.get_by_role("tab", name="Copy-paste").click()

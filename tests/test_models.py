@@ -289,10 +289,53 @@ def test_pull_assembles_a_chunked_resource_from_npm_pack(tmp_path):
         REGISTRY.pop(spec.name)
 
 
-def test_npm_source_without_npm_says_so(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))  # no npm on it
-    with pytest.raises(ModelNotAvailableError, match="npm is not installed"):
-        ModelStore([tmp_path / "models"]).pull("isnet-general-fp16", progress=False)
+def test_without_npm_the_registry_tarball_is_fetched_directly(tmp_path, monkeypatch):
+    import tarfile
+
+    chunks = [b"x" * 2000, b"y" * 1000]
+    _npm_package(tmp_path / "pkg", chunks)
+    registry = tmp_path / "registry"
+    (registry / "@acme" / "tiny-data" / "-").mkdir(parents=True)
+    with tarfile.open(
+        registry / "@acme" / "tiny-data" / "-" / "tiny-data-1.0.0.tgz", "w:gz"
+    ) as tar:
+        tar.add(tmp_path / "pkg", arcname="package")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-npm-here"))
+    monkeypatch.setenv("NPM_CONFIG_REGISTRY", registry.as_uri())
+    payload = b"".join(chunks)
+    spec = register(
+        ModelSpec(
+            "tiny-npm-direct",
+            "segment",
+            (NpmResource("@acme/tiny-data@1.0.0", "/models/tiny"),),
+            ("tiny-direct.onnx",),
+            "MIT",
+            0.01,
+            "a test model in an npm package",
+            {"tiny-direct.onnx": "sha256:" + hashlib.sha256(payload).hexdigest()},
+        )
+    )
+    try:
+        store = ModelStore([tmp_path / "models"])
+        assert store.pull(spec.name, progress=False).read_bytes() == payload
+        local = NpmResource(str(tmp_path / "pkg"), "/models/tiny")  # a folder needs npm itself
+        REGISTRY[spec.name] = ModelSpec(**{**spec.__dict__, "sources": (local,)})
+        with pytest.raises(ModelNotAvailableError, match="npm is not installed"):
+            store.pull(spec.name, force=True, progress=False)
+    finally:
+        REGISTRY.pop(spec.name)
+
+
+def test_npm_tarball_urls():
+    assert NpmResource("@imgly/background-removal-data@1.4.5", "/m").tarball_url() == (
+        "https://registry.npmjs.org/@imgly/background-removal-data/-/"
+        "background-removal-data-1.4.5.tgz"
+    )
+    assert (
+        NpmResource("left-pad@1.3.0", "/m").tarball_url().endswith("/left-pad/-/left-pad-1.3.0.tgz")
+    )
+    assert NpmResource("./folder", "/m").tarball_url() is None
+    assert NpmResource("@scope/name", "/m").tarball_url() is None
 
 
 @pytest.mark.shared_data
