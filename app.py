@@ -48,7 +48,8 @@ from staging import StagingEngine, StagingError
 from staging.animate import MOTIONS
 from staging.catalog import CatalogIndex
 from staging.io import load_image, save_image, save_mask
-from staging.segment import BACKENDS
+from staging.models import get_spec
+from staging.segment import BACKENDS, RECOMMENDED
 from staging.segment import edit as mask_edit
 
 log = logging.getLogger("staging.app")
@@ -724,8 +725,9 @@ def render_parallax(
 # --------------------------------------------------------------------------------------------
 
 INTRO = """# Product Staging Studio
-Catalog photo in → staged ad images and parallax videos out. Runs offline on the CPU by default
-(weights-free backends); pretrained models are used when they are in the models folder.
+Catalog photo in → staged ad images and parallax videos out, on the CPU. Segmentation uses a
+pretrained IS-Net (fetched once); everything else has weights-free defaults, and pretrained
+models are used when they are in the models folder.
 **Demo data:** the examples and the small demo catalog are procedural renders shipped with the
 project. Real use means indexing **your own catalog** of staged photos (Catalog tab, or
 `staging index`)."""
@@ -744,7 +746,7 @@ def build_ui() -> gr.Blocks:
         with gr.Row():
             seg_banner = gr.Markdown(engine.segmentation_status(), elem_id="segmentation-banner")
             pull_button = gr.Button(
-                "Fetch the segmentation model",
+                f"Fetch the segmentation model ({get_spec(RECOMMENDED).size_mb:.0f} MB)",
                 visible=engine.pretrained_segmenter_name() is None,
                 elem_id="pull-model-button",
                 scale=0,

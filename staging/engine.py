@@ -160,7 +160,7 @@ class StagingEngine:
         there is none and what to pull (no network is touched)."""
         name = self.pretrained_segmenter_name()
         if name is not None:
-            return f"Segmentation: {name} (pretrained, {self.store.find(name)})."
+            return f"Segmentation: `{name}` (pretrained, {self.store.find(name)})."
         spec = get_spec(RECOMMENDED)
         if self.store.offline:
             why = "offline mode is on (STAGING_OFFLINE / HF_HUB_OFFLINE)"
@@ -168,15 +168,15 @@ class StagingEngine:
             why = "fetching it failed"
         elif self.settings.auto_pull:
             return (
-                f"Segmentation: no pretrained model on disk yet; {RECOMMENDED} "
+                f"Segmentation: no pretrained model on disk yet; `{RECOMMENDED}` "
                 f"({spec.size_mb:.0f} MB) is fetched on first use."
             )
         else:
             why = "automatic fetching is off (STAGING_AUTO_PULL=0)"
         return (
-            f"No pretrained segmentation model on disk and {why}: plain-backdrop shots use the "
-            "weights-free 'catalog' matting (less accurate), staged scenes cannot be segmented. "
-            f"Fetch the model with: staging models pull {RECOMMENDED} ({spec.size_mb:.0f} MB)."
+            f"⚠ No pretrained segmentation model on disk and {why}: plain-backdrop shots use the "
+            "weights-free `catalog` matting (less accurate), staged scenes cannot be segmented. "
+            f"Fetch the model with `staging models pull {RECOMMENDED}` ({spec.size_mb:.0f} MB)."
         )
 
     def resolve_segment_backend(self, image: np.ndarray, backend: str | None = None) -> str:

@@ -68,7 +68,7 @@ def test_banner_offers_the_model_fetch_until_a_model_is_on_disk(studio, monkeypa
     monkeypatch.setattr(studio.engine, "pull_model", fake_pull)
     try:
         text, button = studio.pull_segmenter()
-        assert "isnet-general-fp16 (pretrained" in text["value"] and not button["visible"]
+        assert "isnet-general-fp16` (pretrained" in text["value"] and not button["visible"]
     finally:
         (models / "isnet-general-fp16.onnx").unlink()
 
