@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+import time
 
 import cv2
 import numpy as np
@@ -376,3 +377,60 @@ def test_a_new_embedder_version_asks_for_a_rebuild(tmp_path, catalog, engine, mo
     rebuilt.update(engine, folder, csv=csv_path, progress=False)
     assert rebuilt.embedder_version == HandcraftedEmbedder.version
     assert engine.search(folder / "shots" / "p00.png", index=rebuilt, staged_only=False)
+
+
+def _index_process(folder, csv_path, out):
+    import subprocess
+    import sys
+
+    code = "from staging.cli import main; main()"
+    cmd = [
+        sys.executable,
+        "-c",
+        code,
+        "index",
+        str(folder),
+        "--out",
+        str(out),
+        "--csv",
+        str(csv_path),
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_second_writer_says_who_holds_the_index_and_waits(tmp_path, catalog):
+    from filelock import FileLock
+
+    from staging.catalog.index import WRITER_LOCK, WRITER_PID
+
+    folder, csv_path, _ = catalog
+    out = tmp_path / "idx"
+    CatalogIndex.open(out, create=True).close()
+    with FileLock(str(out / WRITER_LOCK)):
+        (out / WRITER_PID).write_text("PID 4242 on testhost")
+        proc = _index_process(folder, csv_path, out)
+        deadline = time.monotonic() + 60
+        line = ""
+        while "waiting" not in line and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+        assert "is being updated by PID 4242 on testhost; waiting" in line
+        time.sleep(0.5)
+        assert proc.poll() is None  # still waiting while the lock is held
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert _consistent(out) == 12
+
+
+def test_two_index_runs_at_once_both_finish_with_one_consistent_index(tmp_path, catalog):
+    folder, csv_path, _ = catalog
+    out = tmp_path / "idx"
+    first, second = (_index_process(folder, csv_path, out) for _ in range(2))
+    for proc in (first, second):
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err
+    assert _consistent(out) == 12
+    db = sqlite3.connect(out / DB_NAME)
+    paths = [r[0] for r in db.execute("SELECT path FROM items")]
+    db.close()
+    assert len(paths) == len(set(paths)) == 12

@@ -46,10 +46,13 @@ import contextlib
 import csv
 import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
+import socket
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -59,6 +62,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from staging.errors import ImageLoadError, StagingError
 
@@ -70,6 +74,9 @@ SCHEMA_VERSION = 1
 DB_NAME = "catalog.sqlite"
 FAISS_NAME = "vectors.faiss"
 MASKS_DIR = "masks"
+WRITER_LOCK = ".writer.lock"  # one update at a time, across processes
+WRITER_PID = ".writer.pid"  # who holds it, for the "waiting" message
+_log = logging.getLogger(__name__)
 
 INDEX_TYPES = ("auto", "exact", "hnsw")
 EXACT_MAX = 50_000
@@ -328,7 +335,9 @@ class CatalogIndex:
         New and changed images are checked for staging, segmented and embedded; images no
         longer present are dropped; unchanged ones are skipped. A file that cannot be read is
         reported in :attr:`UpdateReport.failed` and skipped. Safe to kill at any moment and
-        run again (see the module docstring).
+        run again (see the module docstring). One writer at a time: a second update of the
+        same index (another process, the app, a batch worker) says which process holds it and
+        waits, then only does what the first left to do.
 
         Args:
             engine: supplies the segmenter, the staged test and the embedder.
@@ -344,6 +353,44 @@ class CatalogIndex:
             workers: threads decoding, segmenting and embedding (default: settings.threads,
                 else up to 4).
         """
+        with self._writer(progress):
+            return self._update(
+                engine, folder, csv, embedder, progress, category_column, batch_size, workers
+            )
+
+    @contextlib.contextmanager
+    def _writer(self, progress: bool) -> Iterable[None]:
+        """Hold the index's writer lock (a file lock: across processes and threads)."""
+        lock = FileLock(str(self.path / WRITER_LOCK))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            try:
+                holder = (self.path / WRITER_PID).read_text().strip()
+            except OSError:
+                holder = "another process"
+            message = f"The index at '{self.path}' is being updated by {holder}; waiting."
+            _log.warning(message)
+            if progress:
+                print(message, file=sys.stderr, flush=True)
+            lock.acquire()
+        try:
+            (self.path / WRITER_PID).write_text(f"PID {os.getpid()} on {socket.gethostname()}")
+            yield
+        finally:
+            lock.release()
+
+    def _update(
+        self,
+        engine: StagingEngine,
+        folder: str | os.PathLike,
+        csv: str | os.PathLike | None,
+        embedder: str | None,
+        progress: bool,
+        category_column: str | None,
+        batch_size: int,
+        workers: int | None,
+    ) -> UpdateReport:
         from tqdm import tqdm
 
         t_start = time.perf_counter()
