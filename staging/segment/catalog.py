@@ -10,9 +10,7 @@ shadows, with the product in front of it:
    residuals) follows spotlights, sweeps and vignettes the polynomial cannot (enclosed
    pixels take part only where their mean offset is achromatic, like a spotlight's). A
    clipped white backdrop (the frame 255 in every channel) is not fitted at all: it is 255
-   wherever it shows, and a fit would bend through a white product's shaded body. A
-   narrow horizontal band that both side strips of the frame show (a sweep's crease where
-   wall meets floor) is added back row by row.
+   wherever it shows, and a fit would bend through a white product's shaded body.
 2. **Evidence.** Against the background ``B`` each pixel is *background* (within the noise),
    *product* (a different chromaticity, brighter than ``B``, or much darker) or *shadow-like*
    (``I ~ k*B`` with ``k < 1``: darker, same chromaticity). Grey, black and silver products
@@ -25,13 +23,7 @@ shadows, with the product in front of it:
    background and a grey product's smooth interior joins its sharp outline. Shadow-like
    regions walled off from the backdrop by *sharp* edges (an outline is a step, a shadow's
    penumbra is not) are product markers too, unless they read as a shadow seen through a hole.
-3a. **Shadowed openings.** The backdrop between the legs or shelves of a product, darkened
-   by its drop or cast shadow, is enclosed by the product, so the watershed hands it over.
-   Such regions go back to the background when they are a plausible shadow (neutral, smooth,
-   not too deep) whose factor ``k`` at the rim continues the shadow on the open backdrop just
-   across the thin wall, and the wall is made of marked product parts (not a bare outline,
-   where a shaded white or grey face meets its own shadow).
-3a'. **Explicit shadow model.** On a 64 px thumbnail the darkening ``1 - I/B`` of the open
+3a. **Explicit shadow model.** On a 64 px thumbnail the darkening ``1 - I/B`` of the open
    backdrop is fitted as drop (offset, blurred copy of the silhouette), cast (squashed and
    sheared onto the floor from the base) and contact (band under the base) shadows: a small
    grid per family, closed-form least squares for every offset at once. The silhouette is
@@ -48,20 +40,14 @@ shadows, with the product in front of it:
    lamp shades, cabinet fronts and glass interiors while real holes (between chair legs,
    inside a ring, also under a drop shadow) stay background.
 3c. **Outlined white bodies.** Darkened regions the backdrop claimed whose rim is mostly a
-   sharp (gap-closed) outline and whose darkening the shadow model of 3a' does not predict
+   sharp (gap-closed) outline and whose darkening the shadow model of 3a does not predict
    are product: the shaded body of a white bowl or cabinet door whose faint outline leaks
    (within the convex hull of the product and those walls: not its shadow's halo).
-3d. **Shadow islands.** Detached, smooth, darker-than-backdrop parts of the mask with no
-   colour-certain pixel and small next to the main part are shadows (deep contact shadows
-   with a steep blurred edge get seeded as product steps).
 3e. **Attached penumbrae.** Shadow-like parts of the mask below the product's centre that the
    open backdrop reaches without crossing a sharp edge, and that are light where they meet
    it (a shadow fades in, a product starts at its outline), are shadows the watershed
    flooded from a base sitting in its own shadow (smooth: as fine-grained as the backdrop,
    or a steep ramp -- a thin, deep contact shadow -- that a 3x3 median passes).
-3f. **Contact shadows under the feet.** Neutral, smooth parts of the mask that are not
-   colour-certain, lie below every colour-certain pixel, barely touch them and fade out at
-   their rim are the shadow a chair's leg tips touch.
 3g. **Concavities under a sharp lid.** A large concavity of the mask's convex hull whose
    lid (where the hull closes it) runs along a sharp edge, that is not the backdrop itself
    and not a neutral darkening the shadow model predicts, is product: the bowl of a wine
@@ -79,26 +65,14 @@ shadows, with the product in front of it:
 Everything is vectorised numpy + OpenCV at a reduced working resolution (256 px) with the
 alpha refined at full resolution; about 45-48 ms for a 512x512 image on two cores.
 
-Measured (mean IoU / MAE / boundary F at threshold 0.5, ``dev-data`` with coverage alpha):
-tuning set ``catalog-shots`` 0.933 / 0.010 / 0.944, held-out ``catalog-shots-val`` 0.944 /
-0.008 / 0.941, ``catalog-shots-procedural`` 0.845 / 0.034 / 0.899; 0.975 IoU on 995 real
-photos on white. History of the gains (tuning / val / procedural IoU):
-
-- session 6: the region chroma tolerance of :func:`_neutral_limit` +0.002 / +0.004 / 0.000
-  (and in the peel of 3e +0.0013 / +0.0001 / 0.000),
-  the horizon rows of 1 +0.001 / 0.000 / 0.000, the re-tuned guided decision of 5 +0.002 /
-  +0.0025 / +0.0006 (before them 0.927 / 0.937 / 0.844);
-- session 5: no shadow excuse from specks in 3b, the outline and rim tests of 3e, the
-  rough-but-right shadow match of 3a', the continuity tolerance of 3a and the hull of 3c
-  +0.006 / +0.005 / +0.003, and +0.007 on the real photos (before them 0.921 / 0.932 /
-  0.841, real photos 0.968);
-- session 4: the concavities of 3g +0.004 / +0.009 / +0.012, steep and grainless penumbrae
-  in 3e +0.003 / +0.0028 / +0.0015, the guided decision of 5 +0.0045 / +0.0055 / +0.002,
-  the clipped-white backdrop of 1 +0.001 / 0.000 / -0.018 (and +0.006 on the real photos,
-  see :func:`_clipped_white`; before them 0.908 / 0.915 / 0.844);
-- earlier: the wider, lower-contrast projection band of 4 +0.002 / +0.001 / +0.005, the
-  penumbra peeling of 3e +0.002 / +0.002 / 0.000, the tighter local background of 4
-  +0.002 / +0.001 / +0.002, the contact shadows of 3f +0.000 / +0.003 / 0.000.
+**Status: a frozen fallback.** Its constants were tuned on the dev composites (0.93-0.94
+IoU there) and did not carry over: 0.79 IoU on held-out real objects, where IS-Net scores
+0.95. So ``auto`` uses it only for plain-backdrop shots when no pretrained model is on disk,
+and no new constant is tuned here. Session 8 removed every step whose removal cost less
+than 0.002 IoU on each of the tuning, val and real-photo sets (ablation in BENCHMARKS.md):
+the carving of shadowed openings, the shadow islands, the contact shadows under the feet and
+the horizon rows of a sweep's crease.
+The history of the remaining steps' dev-set gains is in BENCHMARKS.md.
 
 About half of the remaining IoU loss lies within 3 px of the true outline (thin legs,
 faint white-on-white edges: each side of the outline ~0.013 IoU on the tuning and val
@@ -391,18 +365,13 @@ def _matte(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if _clipped_white(image):
         B = np.full_like(B, 255.0)
     sigma = _noise_sigma(work, _resize(region.astype(np.float32), ww, wh) > 0.5, hp=hp)
-    B = _horizon_rows(work, B, sigma, edges)
     mask, undecided = _classify(work, B, sigma, grad, edges, hp=hp)
-    mask, carved = _carve_shadows(work, B, mask, undecided, sigma, edges, hp=hp)
     mask, explained, smodel = _model_shadows(work, B, mask, undecided, sigma, edges, hp=hp)
-    carved |= explained
-    mask = _fill_enclosed(work, B, mask, sigma, edges, keep=carved, hp=hp)
-    # white bodies whose outline leaks, then detached shadow blobs seeded as product
-    mask = _fill_outlined(work, B, mask, sigma, edges, smodel.pred_w, keep=carved)
-    mask = _drop_shadow_islands(work, B, mask, sigma, hp=hp)
-    mask = _base_shadows(work, B, mask, sigma, hp=hp)  # (first: it takes a shadow's core along)
+    mask = _fill_enclosed(work, B, mask, sigma, edges, keep=explained, hp=hp)
+    # white bodies whose outline leaks, then soft shadows still attached under the product
+    mask = _fill_outlined(work, B, mask, sigma, edges, smodel.pred_w, keep=explained)
     mask = _peel_penumbrae(work, B, mask, sigma, edges, hp=hp)
-    mask = _fill_lidded(work, B, mask, sigma, edges, smodel.pred_w, keep=carved, hp=hp)
+    mask = _fill_lidded(work, B, mask, sigma, edges, smodel.pred_w, keep=explained, hp=hp)
 
     # 3. soft alpha at full resolution
     alpha, seen = _soft_alpha(img, work, mask, B)
@@ -475,42 +444,6 @@ def _neutral_parts(small: np.ndarray, poly: np.ndarray, inner: np.ndarray) -> np
 def _ring_width(h: int, w: int) -> int:
     """Width of the frame ring that samples the backdrop: 5 % of the shorter side."""
     return max(1, int(round(0.05 * min(h, w))))
-
-
-HORIZON_AGREE = 2.0  # levels (or sigmas): the left and right frame strips agree on a row ...
-HORIZON_MIN = 2.0  # ... on an offset at least this large (levels or sigmas) ...
-HORIZON_ROWS = 31  # ... that stands out from the running mean over this many rows
-
-
-def _horizon_rows(work: np.ndarray, B: np.ndarray, sigma: float, edges: np.ndarray) -> np.ndarray:
-    """The backdrop ``B`` with a narrow horizontal band the smooth fit missed put back.
-
-    Where a wall meets the floor (a sweep's crease, a horizon), the backdrop has a band a
-    few pixels high that runs across the whole frame; neither the cubic nor the 64 px
-    residual correction can follow it, so it reads as a thin dark line joined to the
-    product at both sides (a sofa or cushion then "extends" to the frame edges). Such a
-    band shows in the frame's left *and* right strips at the same rows with the same
-    offset, which a shadow or a product part touching one edge does not; a vignette or a
-    gradient the fit left over is symmetric too, but smooth over many rows, so only what
-    stands out from a running mean over :data:`HORIZON_ROWS` rows is corrected. Measured on
-    the dev sets: IoU +0.0012 / +0.0001 / +0.0002 (tuning / val / procedural; three sweep
-    shots +0.09 to +0.11, none worse), the 995 real photos unchanged. With a 1-level
-    minimum a mint gradient lost 0.2 IoU: 2 levels (or 2 sigma) is the floor.
-    """
-    h, w = B.shape[:2]
-    r = _ring_width(h, w)
-    res = work - B
-    left = np.median(res[:, :r], axis=1)
-    right = np.median(res[:, -r:], axis=1)
-    free = (edges[:, :r].mean(1) < 0.5) & (edges[:, -r:].mean(1) < 0.5)
-    agree = np.abs(left - right).max(1) < max(HORIZON_AGREE, HORIZON_AGREE * sigma)
-    offset = (0.5 * (left + right)).astype(np.float32)
-    trend = cv2.blur(offset[:, None, :], (1, HORIZON_ROWS), borderType=cv2.BORDER_REFLECT)
-    offset -= trend[:, 0, :]
-    band = free & agree & (np.abs(offset).max(1) > max(HORIZON_MIN, HORIZON_MIN * sigma))
-    if not band.any():
-        return B
-    return np.clip(B + np.where(band[:, None], offset, 0.0)[:, None, :], 1.0, 255.0)
 
 
 def _frame_ring(h: int, w: int) -> np.ndarray:
@@ -883,64 +816,6 @@ def _shadow_evidence(work: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, ...]:
     return k, np.sqrt(_dot(chroma, chroma)), np.clip(1.0 - k, 0.0, 1.0), np.sqrt(_dot(diff, diff))
 
 
-def _colour_certain(
-    B: np.ndarray, k: np.ndarray, chroma_d: np.ndarray, dist: np.ndarray, sigma: float
-) -> np.ndarray:
-    """Pixels that are product by their colour alone (the classifier's test): a chromaticity
-    off the backdrop's by more than the noise and a shadow's tint allow, or brighter than it."""
-    bright = (k - 1.0) * np.sqrt(np.maximum(_dot(B, B), 1.0)) > max(6.0, 3.0 * sigma)
-    return (chroma_d > max(9.0, 3.5 * sigma) + 0.07 * dist) | bright
-
-
-ISLAND_CERTAIN = 0.05  # max share of colour-certain pixels in a detached shadow blob
-ISLAND_SIZE = 0.3  # max island area relative to the main component
-ISLAND_TEX = 3.0  # a shadow blob is smooth (sensor noise, JPEG), a product part is not
-
-
-def _drop_shadow_islands(
-    work: np.ndarray,
-    B: np.ndarray,
-    mask: np.ndarray,
-    sigma: float,
-    hp: np.ndarray | None = None,
-) -> np.ndarray:
-    """Detached parts of the mask that are nothing but a darkening: shadows, not product.
-
-    A contact shadow under a pot or a shelf is deep and its blurred edge is still steep at
-    the working resolution, so it is seeded as a product "step" and kept; it then also
-    moves the silhouette's base, so the shadow model looks for the contact shadow below it.
-    A component of the mask that is not the main one, has (almost) no pixel whose colour
-    is product for certain (chromaticity off the backdrop's, brighter, or near black), is
-    darker than the backdrop, smooth, and small next to the main component, is a shadow.
-    A large detached part (a white mirror's frame split from its glass) is kept.
-    Measured: +0.002 IoU on the tuning set, +0.003 on val, +0.02 on the procedural set.
-    """
-    product = mask >= 0.5
-    n, labels = cv2.connectedComponents(product.astype(np.uint8), connectivity=8)
-    if n <= 2:
-        return mask
-    k, chroma_d, _, dist = _shadow_evidence(work, B)
-    certain = _colour_certain(B, k, chroma_d, dist, sigma) | (k < 0.2)
-    ids = labels.ravel().astype(np.intp)
-    size = np.bincount(ids, minlength=n)
-    stats = _region_means(ids, n, [certain, k])
-    cert, k_m = stats[:, 0], stats[:, 1]
-    main = int(np.argmax(np.where(np.arange(n) > 0, size, 0)))
-    drop = (cert < ISLAND_CERTAIN) & (k_m < 1.0) & (1.0 - k_m < SHADOW_MAX)
-    drop &= size < ISLAND_SIZE * size[main]  # a large detached part is a product face
-    drop[0] = False
-    drop[main] = False
-    if not drop.any():
-        return mask
-    hp = _highpass(work) if hp is None else hp
-    outside = ~_dilate(product, 2)
-    ref_tex = max(float(_median(hp[outside])) if outside.any() else sigma, 0.5)
-    drop &= _region_means(ids, n, [hp])[:, 0] < ISLAND_TEX * ref_tex
-    out = mask.copy()
-    out[drop[labels]] = 0.0
-    return out
-
-
 PEEL_DEPTH = 0.6  # deeper than this (fraction of B) is left to the earlier tests
 PEEL_TEX = 2.0  # a penumbra is as smooth as the open backdrop, within this factor ...
 PEEL_STEEP = 4.0  # ... or, its high-pass above this factor (a steep penumbra's curvature),
@@ -1051,70 +926,7 @@ def _median_residual(work: np.ndarray) -> np.ndarray:
     return _max3(cv2.absdiff(work, cv2.medianBlur(work, 3)))
 
 
-BASE_BELOW = 0.7  # share of the region below the lowest colour-certain product pixel
-BASE_CONTACT = 0.15  # max share of its rim that touches colour-certain product
-BASE_SOFT = 0.5  # max (darkening where it meets the backdrop) / (its mean darkening)
-BASE_TEX = 8.0  # smoothness (inner high-pass vs the open backdrop's): a blurred blob is
 # not flat, but far from a product's texture
-
-
-def _base_shadows(
-    work: np.ndarray, B: np.ndarray, mask: np.ndarray, sigma: float, hp: np.ndarray | None = None
-) -> np.ndarray:
-    """Contact shadows the product's feet touch: at the bottom, neutral, faded at their rim.
-
-    A chair standing a little above its contact shadow touches it with the tips of its legs,
-    so the shadow is neither a detached island (3d) nor reached from the backdrop without
-    crossing a sharp edge (its dark core has a steep rim, 3e). Among the mask's pixels that
-    are not colour-certain product, a connected part goes to the background when it lies
-    (mostly) below every colour-certain pixel, touches them along at most a small share of
-    its rim, is no larger than the colour-certain product, is smooth and neutral like a
-    shadow, and is light where it meets the backdrop (at most :data:`BASE_SOFT` of its mean
-    darkening: a grey foot starts at its outline). Only products with a colour-certain part
-    are judged, so a grey or white product is never cut by it. Measured: +0.0004 IoU on the
-    tuning set, +0.003 on val, no image worse on any dev set.
-    """
-    product = mask >= 0.5
-    outside = ~product
-    if not outside.any() or not product.any():
-        return mask
-    k, chroma_d, depth, dist = _shadow_evidence(work, B)
-    certain = product & _colour_certain(B, k, chroma_d, dist, sigma)
-    if certain.sum() < 20:
-        return mask
-    rest = product & ~certain
-    n, labels = cv2.connectedComponents(rest.astype(np.uint8), connectivity=4)
-    if n <= 1:
-        return mask
-    ids = labels.ravel().astype(np.intp)
-    size = np.bincount(ids, minlength=n)
-    rows = np.indices(depth.shape, dtype=np.float32)[0]
-    lowest_certain = float(np.nonzero(certain.any(axis=1))[0].max())
-    stats = _region_means(ids, n, [rows > lowest_certain, chroma_d, depth])
-    below, chroma_m, depth_m = stats[:, 0], stats[:, 1], stats[:, 2]
-    drop = (size >= 20) & (size <= certain.sum()) & (below >= BASE_BELOW)
-    drop[0] = False
-    if not drop.any():
-        return mask
-    inner = _erode(rest, 1)
-    hp = _highpass(work) if hp is None else hp
-    ref_tex = max(float(_median(hp[outside])), 0.5)
-    n_inner = np.maximum(np.bincount(ids, inner.ravel(), n), 1)
-    tex = np.bincount(ids, (hp * inner).ravel(), n) / n_inner
-    rim_bg = _dilate(outside, 1) & rest
-    n_bg = np.bincount(ids, rim_bg.ravel(), n)
-    rim_depth = np.bincount(ids, (depth * rim_bg).ravel(), n) / np.maximum(n_bg, 1)
-    n_certain = np.bincount(ids, (_dilate(certain, 1) & rest).ravel(), n)
-    ref_chroma = float(_median(chroma_d[outside]))
-    drop &= tex < BASE_TEX * ref_tex
-    drop &= chroma_m < _neutral_limit(ref_chroma, sigma, depth_m)
-    drop &= (depth_m > SHADOW_DEPTH_MIN) & (depth_m < SHADOW_MAX)
-    drop &= (n_bg > 0) & (rim_depth < BASE_SOFT * depth_m)
-    drop &= n_certain <= BASE_CONTACT * (n_bg + n_certain)
-    drop[0] = False
-    out = mask.copy()
-    out[drop[labels]] = 0.0
-    return out
 
 
 LID_SHARP = 0.75  # share of a concavity's lid that must run along a sharp edge ...
@@ -1213,118 +1025,7 @@ def _fill_lidded(
     return out
 
 
-CONT_SIGMA = 6.0  # px (working res): how far across a thin wall the open shadow is read
-CONT_SUPPORT = 0.02  # minimum open-backdrop support for a rim pixel to be compared
-CONT_TOL = 0.07  # max mean |k_inside - k_outside| at the rim (inside accumulates more)
-CONT_BAD = 0.15  # a rim pixel this far off the outside shadow is a discontinuity
-CONT_BAD_FRAC = 0.5  # ... and at most this share of a shadowed rim is one
-CONT_ROUNDS = 3  # carving passes (openings behind openings)
-CONT_FRAME = 6  # px: rim pixels this close to marked product count as framed
-CONT_FRAMED = 0.3  # share of the compared rim that must be framed by product parts
-CONT_DEPTH_OUT = 0.03  # the outside across the wall must be shadowed too
 SHADOW_DEPTH_MIN = 0.03  # shallower than this is not a shadow (and bg0 would have caught it)
-
-
-def _carve_shadows(
-    work: np.ndarray,
-    B: np.ndarray,
-    mask: np.ndarray,
-    undecided: np.ndarray,
-    sigma: float,
-    edges: np.ndarray,
-    hp: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Regions the watershed gave to the product that are a shadow seen through an opening.
-
-    The backdrop between the legs or shelves of a dark product, darkened by its drop or
-    cast shadow, is enclosed by the product, so the watershed hands it to the product (the
-    backdrop markers cannot reach it without crossing a leg). Such a region is a shadow when
-    its shadow factor ``k = I.B/|B|^2`` continues the one on the open backdrop just across
-    the thin wall (a shadow is a low-frequency field; the middle of an opening can be darker,
-    so only the rim is compared), and it is neutral relative to ``B`` and smooth. A grey or
-    white product face fails the rim test: across its outline the backdrop is lighter
-    (or much darker), and the jump is the outline. The middle of an opening collects the
-    shadow of all its walls, so the rim tolerance is generous (``CONT_TOL``) -- but not
-    so generous that a white face in shade passes: at 0.10 a wash-basin's top and a white
-    basket's slats were carved; 0.07 keeps them (IoU +0.0009 on the tuning set, val and
-    procedural sets unchanged, 0.06-0.08 alike; the raw real-photo set +0.0001).
-
-    Returns the new mask and the carved pixels.
-    """
-    product = mask >= 0.5
-    cand = product & undecided & ~edges
-    carved = np.zeros(product.shape, bool)
-    n, labels = cv2.connectedComponents(cand.astype(np.uint8), connectivity=4)
-    if n <= 1 or product.all():
-        return mask, carved
-    bb = np.maximum(_dot(B, B), 1.0)
-    k = _dot(work, B) / bb
-    chroma = work - k[..., None] * B
-    chroma_d = np.sqrt(_dot(chroma, chroma))
-    hp = _highpass(work) if hp is None else hp
-    ids = labels.ravel().astype(np.intp)
-    stats = _region_means(ids, n, [k, chroma_d, hp])
-    depth, chroma_m, tex = 1.0 - stats[:, 0], stats[:, 1], stats[:, 2]
-    bg_px = ~product & ~_dilate(product, 2)
-    ref_tex = max(float(_median(hp[bg_px])) if bg_px.any() else sigma, 0.5)
-    ref_chroma = float(_median(chroma_d[bg_px])) if bg_px.any() else sigma
-    size = np.bincount(ids, minlength=n)
-    plausible = (
-        (size >= 8)
-        & (depth > SHADOW_DEPTH_MIN)
-        & (depth < SHADOW_MAX)
-        & (chroma_m < _neutral_limit(ref_chroma, sigma, depth))
-        & (tex < FILL_TEX * ref_tex)
-    )
-    plausible[0] = False
-    # an opening is framed by product parts (legs, shelves: markers before the watershed);
-    # a face of a white or grey product meets its own shadow at a bare outline
-    framed = _dilate(product & ~undecided, CONT_FRAME)
-    hole = np.zeros(n, bool)
-    # an opening between two others only sees the open shadow once they are carved
-    for _ in range(CONT_ROUNDS):
-        outside = ~product | hole[labels]
-        k_out, sup = _normconv(k[..., None], outside.astype(np.float32), CONT_SIGMA)
-        new = _continuous(
-            k, k_out[..., 0], sup, cand & plausible[labels] & ~hole[labels], framed, labels, n
-        )
-        if not (new & ~hole).any():
-            break
-        hole |= new
-    carved = hole[labels]
-    out = mask.copy()
-    out[carved] = 0.0
-    return out, carved
-
-
-def _continuous(
-    k: np.ndarray,
-    k_out: np.ndarray,
-    sup: np.ndarray,
-    cand: np.ndarray,
-    framed: np.ndarray,
-    labels: np.ndarray,
-    n: int,
-) -> np.ndarray:
-    """Per label: does ``k`` at the region's rim continue the outside shadow ``k_out``?"""
-    rim = cand & (sup > CONT_SUPPORT)
-    ids_rim = np.where(rim, labels, 0).ravel()
-    n_rim = np.bincount(ids_rim, minlength=n)
-    dk = np.abs(k - k_out)
-    d_rim = np.bincount(ids_rim, dk.ravel(), n) / np.maximum(n_rim, 1)
-    # a face's outline breaks continuity somewhere; a shadow across thin legs nowhere
-    bad_rim = np.bincount(ids_rim, (dk > CONT_BAD).ravel(), n) / np.maximum(n_rim, 1)
-    depth_out = np.bincount(ids_rim, (1.0 - k_out).ravel(), n) / np.maximum(n_rim, 1)
-    n_framed = np.bincount(np.where(rim & framed, labels, 0).ravel(), minlength=n)
-    ok = (
-        (n_rim >= 6)
-        & (n_framed >= CONT_FRAMED * n_rim)
-        & (d_rim < CONT_TOL)
-        & (bad_rim < CONT_BAD_FRAC)
-        & (depth_out > CONT_DEPTH_OUT)
-    )
-    ok[0] = False
-    return ok
 
 
 SHADOW_MAX = 0.85  # studio shadows never darken the backdrop more than this
