@@ -268,6 +268,28 @@ def product_changed(image: str | None, backend: str = "auto", steps: dict | None
 # --------------------------------------------------------------------------------------------
 
 
+def catalog_roots() -> list[Path]:
+    """The server folders a browser or API client may name (catalog, CSV, index folder):
+    ``STAGING_CATALOG_ROOTS`` (separated by ``os.pathsep``), by default the demo catalog and the
+    app's cache folder (where the indexes it builds live)."""
+    configured = os.environ.get("STAGING_CATALOG_ROOTS", "")
+    roots = [Path(p) for p in configured.split(os.pathsep) if p.strip()] or [DEMO_CATALOG, CACHE]
+    return [root.expanduser().resolve() for root in roots]
+
+
+def confined(path: str, what: str) -> Path:
+    """``path`` resolved (``~``, ``..`` and symlinks) and checked to lie inside
+    :func:`catalog_roots`: a client must not read or write other server folders."""
+    resolved = Path(path.strip()).expanduser().resolve()
+    if not any(resolved.is_relative_to(root) for root in catalog_roots()):
+        raise gr.Error(
+            f"The {what} '{path.strip()}' is outside the folders this server shares with the "
+            "browser. Ask its administrator to add it to STAGING_CATALOG_ROOTS, or use the "
+            "demo catalog."
+        )
+    return resolved
+
+
 def default_index_dir(folder: str | os.PathLike) -> Path:
     """Where the app keeps the index of ``folder`` when no index folder is given."""
     path = Path(folder).expanduser().resolve()
@@ -300,7 +322,7 @@ def demo_index(progress=None) -> Path:
 
 def _index_dir(index_dir: str | None, progress=None) -> Path:
     if index_dir and index_dir.strip():
-        return Path(index_dir.strip()).expanduser()
+        return confined(index_dir, "index folder")
     return demo_index(progress)
 
 
@@ -349,14 +371,16 @@ def index_catalog(
     """Catalog tab: index a folder (incremental), show counts and a few entries."""
     if not folder or not folder.strip():
         raise gr.Error("Enter the folder of your catalog images (on the server running the app).")
-    folder = folder.strip()
-    if not Path(folder).expanduser().is_dir():
-        raise gr.Error(f"No such folder on the server: '{folder}'.")
-    csv = csv.strip() if csv else ""
-    if not csv and Path(folder).expanduser().resolve() == DEMO_CATALOG.resolve():
+    name = folder.strip()
+    folder = confined(name, "catalog folder")
+    if not folder.is_dir():
+        raise gr.Error(f"No such folder on the server: '{name}'.")
+    csv = str(confined(csv, "CSV file")) if csv and csv.strip() else ""
+    if not csv and folder == DEMO_CATALOG.resolve():
         csv = str(DEMO_CSV)
+    out = confined(index_dir, "index folder") if index_dir and index_dir.strip() else None
     progress(0.0, desc="indexing")
-    index, report = build_index(folder, csv or None, index_dir.strip() or None, progress=progress)
+    index, report = build_index(folder, csv or None, out, progress=progress)
     stats = index.stats()
     entries = _catalog_entries(index.path, image)
     steps, status = _step(steps, "index", f"embedder `{stats['embedder']}`")

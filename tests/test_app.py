@@ -191,7 +191,7 @@ def test_edits_keep_soft_edges_elsewhere_and_remove_wins():
 
 
 def test_index_the_demo_catalog_then_update_it(studio, tmp_path):
-    out = tmp_path / "index"
+    out = studio.CACHE / "indexes" / "mine"  # inside the folders the server shares
     stats, entries, index_dir, steps, status = studio.index_catalog(
         str(studio.DEMO_CATALOG), "", str(out), LAMP, {}
     )
@@ -214,8 +214,49 @@ def test_index_errors_are_readable(studio, folder):
 
 def test_show_a_missing_index_is_readable(studio, tmp_path):
     with pytest.raises(gr.Error) as info:
-        studio.show_catalog(str(tmp_path / "nothing"), None)
+        studio.show_catalog(str(studio.CACHE / "nothing"), None)
     assert "staging index" in _readable(info)
+
+
+def _escapes(studio, tmp_path) -> list[str]:
+    """Server paths outside the shared folders, written the ways a client could try."""
+    private = tmp_path / "private"
+    private.mkdir(exist_ok=True)
+    Image.new("RGB", (40, 40), "red").save(private / "secret.png")
+    studio.CACHE.mkdir(parents=True, exist_ok=True)
+    link = studio.CACHE / "innocent-link"
+    if not link.exists():
+        link.symlink_to(private, target_is_directory=True)
+    return [
+        str(private),  # an absolute path
+        str(studio.CACHE / ".." / ".." / private.relative_to(tmp_path.parent.parent)),  # ..
+        str(link),  # a symlink out of a shared folder
+    ]
+
+
+def test_server_paths_outside_the_shared_folders_are_refused(studio, tmp_path):
+    demo = str(studio.DEMO_CATALOG)
+    for path in _escapes(studio, tmp_path):
+        for handler, args in (
+            (studio.index_catalog, (path, "", "", None, {})),  # the catalog folder
+            (studio.index_catalog, (demo, "", path, None, {})),  # the index folder
+            (studio.index_catalog, (demo, path + "/x.csv", "", None, {})),  # the CSV
+            (studio.show_catalog, (path, None)),
+            (studio.copy_paste, (LAMP, None, 1, True, False, path, [], {})),
+        ):
+            with pytest.raises(gr.Error) as info:
+                handler(*args)
+            assert "outside the folders this server shares" in _readable(info)
+    assert not (tmp_path / "private" / "catalog.sqlite").exists()  # nothing written there
+
+
+def test_catalog_roots_are_configurable(studio, tmp_path, monkeypatch):
+    allowed = tmp_path / "catalogs"
+    allowed.mkdir()
+    monkeypatch.setenv("STAGING_CATALOG_ROOTS", str(allowed))
+    assert studio.confined(str(allowed / "a" / ".." / "b"), "x") == (allowed / "b").resolve()
+    with pytest.raises(gr.Error):
+        studio.confined(str(studio.DEMO_CATALOG), "x")  # no longer shared
 
 
 # ------------------------------------------------------------------------------ staging modes
@@ -398,6 +439,13 @@ def test_api_from_gradio_client(server, tmp_path):
     assert Path(video).read_bytes()[4:8] == b"ftyp"
     theme, prompt, about = client.predict("chair", "", "", api_name="/suggest_prompt")
     assert theme and prompt
+    for path in _escapes(app, tmp_path):  # the same refusal through the API
+        with pytest.raises(Exception) as refused:
+            client.predict(path, "", "", None, api_name="/index_catalog")
+        assert "outside the folders this server shares" in str(refused.value)
+        with pytest.raises(Exception) as refused:
+            client.predict(path, None, api_name="/show_catalog")
+        assert "outside the folders this server shares" in str(refused.value)
 
 
 def test_api_errors_are_messages_and_uploads_are_limited(server, tmp_path):

@@ -24,6 +24,7 @@ from staging.segment.isnet import (
     fp32_graph,
     refine_edges,
     trimap_from,
+    with_margin,
 )
 
 SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
@@ -192,3 +193,56 @@ def test_real_isnet_fp16_through_the_engine():
         assert seg.prob.shape == load_image(photo).shape[:2]
     # The README measured IoU 0.94 against the authors' U^2-Net maps over all 18 photos.
     assert min(ious) > 0.85, ious
+
+
+class _RedDetector(_Session):
+    """Answers 1 where the fed image is red (low green), like a net that found the product."""
+
+    def __init__(self):
+        super().__init__(np.zeros((INPUT_SIZE, INPUT_SIZE), np.float32))
+
+    def run(self, names, feeds):
+        self.fed = feeds["input"]
+        return [(self.fed[0, 1] < 0).astype(np.float32)[None, None]]
+
+
+def _red_box_on_white(h=300, w=240):
+    image = np.full((h, w, 3), 250, np.uint8)
+    truth = np.zeros((h, w), bool)
+    truth[20 : h - 20, 10 : w - 10] = True  # nearly frame-filling
+    image[truth] = (220, 30, 40)
+    return image, truth
+
+
+def test_a_plain_backdrop_gets_a_margin_of_its_own_colour_and_the_map_is_cropped_back():
+    image, truth = _red_box_on_white()
+    session = _RedDetector()
+    segmenter = IsNetSegmenter(session, "x", "imgly", refine="none", pad=0.25)
+    prob = segmenter.predict(image)
+    assert prob.shape == truth.shape
+    assert ((prob >= 0.5) == truth).mean() > 0.98  # cropped back in place
+    fed = session.fed[0]
+    white = (250 - 128) / 256
+    assert np.allclose(fed[:, :100, :], white, atol=1e-3)  # the margin: the backdrop's colour
+    red_share = (fed[1] < 0).mean()
+    assert red_share < 0.5 * truth.mean()  # the product now sits on a page
+
+
+def test_no_margin_around_a_scene(monkeypatch):
+    import staging.segment.isnet as isnet
+
+    monkeypatch.setattr(isnet, "classify_staged", lambda img: type("V", (), {"staged": True})())
+    image, truth = _red_box_on_white()
+    session = _RedDetector()
+    IsNetSegmenter(session, "x", "imgly", refine="none", pad=0.25).predict(image)
+    assert np.isclose((session.fed[0, 1] < 0).mean(), truth.mean(), atol=0.02)
+
+
+def test_with_margin_uses_the_border_median():
+    image = np.zeros((10, 20, 3), np.uint8)
+    image[:] = (10, 20, 30)
+    image[4:6, 8:12] = 255
+    framed = with_margin(image, 3)
+    assert framed.shape == (16, 26, 3)
+    assert (framed[0, 0] == (10, 20, 30)).all() and np.array_equal(framed[3:13, 3:23], image)
+    assert with_margin(image, 0) is image
