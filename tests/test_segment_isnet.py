@@ -160,7 +160,7 @@ def test_refinement_runs_only_for_photos_larger_than_the_net_input(monkeypatch):
     calls = []
     monkeypatch.setattr(isnet, "refine_edges", lambda img, p, b: calls.append(b) or p)
     answer = np.zeros((INPUT_SIZE, INPUT_SIZE), np.float32)
-    segmenter = IsNetSegmenter(_Session(answer), "x", "imgly", refine="cf")
+    segmenter = IsNetSegmenter(_Session(answer), "x", "imgly", refine="cf", pad=0.0)
     segmenter.predict(np.zeros((1024, 700, 3), np.uint8))
     assert calls == []
     segmenter.predict(np.zeros((1500, 700, 3), np.uint8))
@@ -169,6 +169,11 @@ def test_refinement_runs_only_for_photos_larger_than_the_net_input(monkeypatch):
         np.zeros((1500, 700, 3), np.uint8)
     )
     assert calls == [3]
+    # With the margin a plain 1024 px shot is seen at 1536 px: its map is upsampled too.
+    IsNetSegmenter(_Session(answer), "x", "imgly", refine="cf", pad=0.25).predict(
+        np.zeros((1024, 700, 3), np.uint8)
+    )
+    assert calls == [3, 3]
 
 
 @pytest.mark.shared_data
