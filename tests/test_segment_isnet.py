@@ -251,3 +251,24 @@ def test_with_margin_uses_the_border_median():
     assert framed.shape == (16, 26, 3)
     assert (framed[0, 0] == (10, 20, 30)).all() and np.array_equal(framed[3:13, 3:23], image)
     assert with_margin(image, 0) is image
+
+
+def test_bench_segment_times_isnet_against_a_plain_onnxruntime_session(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from staging.cli import app
+
+    make_u2net_like(tmp_path / "isnet-general-use.onnx", size=None)
+    monkeypatch.setenv("STAGING_MODELS_DIR", str(tmp_path))
+    args = ["bench", "segment", "--backends", "catalog,isnet-general-use", "--sizes", "96"]
+    result = CliRunner().invoke(app, [*args, "--repeat", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    isnet = report["isnet-general-use"]
+    assert isnet["96px_ms"] > 0 and isnet["96px_plain_onnxruntime_ms"] > 0
+    assert isnet["96px_net_speedup"] == pytest.approx(
+        isnet["96px_plain_onnxruntime_ms"] / isnet["96px_net_ms"]
+    )
+    assert set(report["catalog"]) == {"96px_ms"}

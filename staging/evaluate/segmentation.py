@@ -110,7 +110,7 @@ def bench_segmentation(
                     segmenter.session.run([segmenter.output_name], {segmenter.input_name: x})
                     net_runs.append(time.perf_counter() - start)
                     start = time.perf_counter()
-                    plain.run(["output"], {plain.get_inputs()[0].name: x})
+                    plain.run([segmenter.output_name], {plain.get_inputs()[0].name: x})
                     plain_runs.append(time.perf_counter() - start)
             timings[f"{size}px_ms"] = 1000 * float(np.median(runs))
             if plain is not None:
