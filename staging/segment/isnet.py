@@ -31,6 +31,8 @@ the same output to 1e-5.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import cv2
@@ -212,7 +214,10 @@ def refine_edges(image: np.ndarray, prob: np.ndarray, band: int) -> np.ndarray:
             if not (local == 1.0).any() or not (local == 0.0).any():
                 continue  # no product or no background to anchor the solve: keep the net's map
             try:
-                alpha = estimate_alpha_cf(rgb[y0:y1, x0:x1], local)
+                # pymatting prints a "PERFORMANCE WARNING" to stdout whenever its incomplete
+                # Cholesky needs a diagonal shift (it then retries): not the user's concern.
+                with contextlib.redirect_stdout(io.StringIO()):
+                    alpha = estimate_alpha_cf(rgb[y0:y1, x0:x1], local)
             except (ValueError, ArithmeticError, np.linalg.LinAlgError):
                 continue
             inner = alpha[y - y0 : y - y0 + TILE, x - x0 : x - x0 + TILE]
