@@ -13,8 +13,8 @@ registry name                input x                output
 
 A product that fills its frame (a pillow or a blind shot edge to edge) has no outline for the
 net, which then answers "no object" (IoU 0 on such real IKEA shots): a plain-backdrop photo
-(the weights-free staged test says so) is put on a margin of its border's colour first
-(:func:`with_margin`); a scene never is (around a room the margin frames the whole photo).
+(the weights-free staged test says so) gets its backdrop extended first (:func:`with_margin`);
+a scene never does (around a room a margin makes the whole photo one object).
 
 Both take a fixed 1024x1024 RGB input (bilinear resize, as the authors' code does), so on a
 larger photo the map is upsampled and its edges are as soft as the upsampling. ``refine``
@@ -152,19 +152,18 @@ class IsNetSegmenter(Segmenter):
 
 
 def with_margin(image: np.ndarray, margin: int) -> np.ndarray:
-    """The photo on a margin of its own border's median colour.
+    """The photo with its backdrop extended by ``margin`` px on every side.
 
     A product that fills the frame (a pillow, a blind, a panel photographed edge to edge) has
     no outline for the net to find, and IS-Net then answers "no object" (IoU 0 on such IKEA
-    shots); on a margin of the backdrop's colour it is an object on a page again.
+    shots); with more backdrop around it, it is an object on a page again. The border pixels
+    are repeated outwards, so a vignette or a gradient sweep continues without the step a
+    constant colour makes (with a constant margin IS-Net took a vignetted shot's whole frame
+    for the object).
     """
     if margin <= 0:
         return image
-    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
-    colour = [float(c) for c in np.median(border, axis=0)]
-    return cv2.copyMakeBorder(
-        image, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=colour
-    )
+    return cv2.copyMakeBorder(image, margin, margin, margin, margin, cv2.BORDER_REPLICATE)
 
 
 def band_for(shape: tuple[int, ...]) -> int:
