@@ -155,6 +155,12 @@ class StagingEngine:
             self._pull_failed = None
         return path
 
+    def can_segment_scenes(self) -> bool:
+        """Whether ``auto`` has (or will fetch on first use) a pretrained model for scenes."""
+        if self.pretrained_segmenter_name() is not None:
+            return True
+        return self.settings.auto_pull and not self.store.offline and self._pull_failed is None
+
     def segmentation_status(self) -> str:
         """One line on what ``auto`` segments with, for banners: the model on disk, or why
         there is none and what to pull (no network is touched)."""

@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# For the whole run, module-scoped fixtures included: no test fetches the recommended segmenter
-# on first use (the tests that check that opt in), and no test writes the user's mask cache.
+# For the whole run, module-scoped fixtures included: no test reads the user's models folder or
+# fetches the recommended segmenter on first use (the tests that check that opt in), and no
+# test writes the user's mask cache.
+os.environ["STAGING_MODELS_DIR"] = tempfile.mkdtemp(prefix="staging-test-models-")
 os.environ["STAGING_AUTO_PULL"] = "0"
 os.environ["STAGING_CACHE_DIR"] = tempfile.mkdtemp(prefix="staging-test-cache-")
 

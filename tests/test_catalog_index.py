@@ -7,6 +7,7 @@ import csv
 import json
 import sqlite3
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -434,3 +435,18 @@ def test_two_index_runs_at_once_both_finish_with_one_consistent_index(tmp_path, 
     paths = [r[0] for r in db.execute("SELECT path FROM items")]
     db.close()
     assert len(paths) == len(set(paths)) == 12
+
+
+def test_without_a_segmentation_model_scenes_are_skipped_saying_why_once(tmp_path, engine, capsys):
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "cat"
+    for i in range(2):
+        save_image(folder / f"scene{i}.png", _staged_shot("lamp", rng)[0])
+    save_image(folder / "shot.png", _catalog_shot("box", rng))
+    index = CatalogIndex.open(tmp_path / "idx", create=True)
+    report = index.update(engine, folder, progress=True)
+    err = capsys.readouterr().err
+    assert err.count("staging models pull isnet-general-fp16") == 1  # once, at the start
+    assert sorted(Path(p).name for p, _ in report.failed) == ["scene0.png", "scene1.png"]
+    assert all("needs a pretrained model" in why for _, why in report.failed)
+    assert len(index) == 1  # the shot, on the weights-free catalog matting

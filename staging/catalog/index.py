@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from staging.errors import ImageLoadError, StagingError
+from staging.errors import ImageLoadError, ModelNotAvailableError, StagingError
 
 if TYPE_CHECKING:
     from staging.embed.base import Embedder
@@ -369,10 +369,7 @@ class CatalogIndex:
                 holder = (self.path / WRITER_PID).read_text().strip()
             except OSError:
                 holder = "another process"
-            message = f"The index at '{self.path}' is being updated by {holder}; waiting."
-            _log.warning(message)
-            if progress:
-                print(message, file=sys.stderr, flush=True)
+            _say(f"The index at '{self.path}' is being updated by {holder}; waiting.", progress)
             lock.acquire()
         try:
             (self.path / WRITER_PID).write_text(f"PID {os.getpid()} on {socket.gethostname()}")
@@ -399,6 +396,17 @@ class CatalogIndex:
             raise StagingError(f"No such catalog folder: '{folder}'.")
         model = self._embedder_for_update(engine, embedder)
         report = UpdateReport(self.path, model.name, int(model.dim))
+        if engine.settings.segment_backend == "auto" and not engine.can_segment_scenes():
+            from staging.models import get_spec
+            from staging.segment import RECOMMENDED
+
+            _say(
+                "No pretrained segmentation model on disk: staged scenes without a mask in the "
+                "CSV are skipped, product shots use the weights-free 'catalog' matting. Fetch "
+                f"one with `staging models pull {RECOMMENDED}` "
+                f"({get_spec(RECOMMENDED).size_mb:.0f} MB).",
+                progress,
+            )
 
         csv_path, category_column = self._csv_settings(csv, category_column)
         from staging.io import list_images
@@ -848,6 +856,14 @@ class CatalogIndex:
 
 
 # -- module helpers ----------------------------------------------------------------------------
+def _say(message: str, progress: bool) -> None:
+    """Tell the person running the update (beside the progress bar), else the log."""
+    if progress:
+        print(message, file=sys.stderr, flush=True)
+    else:
+        _log.warning(message)
+
+
 def new_faiss_index(
     kind: str,
     dim: int,
@@ -1012,6 +1028,8 @@ def _process(
             item.vector = np.asarray(model.embed(rgb, item.mask), dtype=np.float32)
     except ImageLoadError as exc:
         item.error = str(exc)
+    except ModelNotAvailableError:  # (an OSError too: before it) said once at the start
+        item.error = "a staged scene: segmenting it needs a pretrained model (see above)"
     except OSError as exc:
         item.error = f"cannot read the file ({exc.strerror or exc})"
     except StagingError:
