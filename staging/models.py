@@ -179,6 +179,8 @@ class NpmResource:
             raise SourceError("npm is not installed (it comes with Node.js)")
         with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".npm-") as tmp:
             if npm is not None:
+                if progress:  # npm pack shows no progress of its own
+                    print(f"{name}: npm pack {self.package} ...", file=sys.stderr, flush=True)
                 cmd = [npm, "pack", self.package, "--pack-destination", tmp, "--silent"]
                 _run(cmd, f"npm pack {self.package}", quiet=True)
             else:
