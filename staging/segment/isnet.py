@@ -21,8 +21,8 @@ larger photo the map is upsampled and its edges are as soft as the upsampling. `
 re-estimates alpha in a narrow band around the net's edge at the photo's own resolution with
 pymatting's closed-form matting (Levin et al. 2008) on a trimap taken from the net's map; the
 band is as wide as one input pixel of the net at the photo's scale (plus one pixel), which is
-exactly the width the upsampling blurred. Whether to refine was measured by boundary F on real
-photos (BENCHMARKS.md, "IS-Net edge refinement"), not tuned.
+exactly the width the upsampling blurred. Whether to refine was decided by boundary F on real
+photos enlarged past 1024 px (BENCHMARKS.md, session 8, "Edge refinement"), not tuned.
 
 Speed: the fp16 file's weights are cast to fp32 once at load and its Cast nodes made no-ops
 (:func:`fp32_graph`), which ONNX Runtime's CPU kernels run faster than the mixed graph, with
@@ -46,11 +46,10 @@ from staging.segment.u2net import _as_rgb
 INPUT_SIZE = 1024
 NORMALIZATIONS = ("dis", "imgly")  # pixel/255 - 0.5 | (pixel - 128) / 256
 REFINEMENTS = ("none", "cf")
-# Margin around a plain-backdrop photo, as a share of its longer side (see with_margin): 0.25
-# chosen over 0.1 and none on half A of the real IKEA shots (IoU 0.888 / 0.926 / 0.936),
+# Backdrop added around a plain-backdrop photo, as a share of its longer side (with_margin):
+# 0.25 chosen over 0.1 and none on half A of the real IKEA shots (IoU 0.936 / 0.926 / 0.888);
 # BENCHMARKS.md reports half B.
 CONTEXT_PAD = 0.25
-_CERTAIN = 0.02  # a map value this close to 0 or 1 is the net being sure, not an edge
 
 
 def fp32_graph(path: str | Path) -> bytes:
