@@ -473,9 +473,16 @@ class StagingEngine:
         )
         if not hits:
             where = f" of category {category!r}" if category else ""
+            why = "Index a catalog that includes photos of products in rooms (staging index)."
+            if not self.can_segment_scenes():  # its scenes were skipped, not missing
+                why = (
+                    "Scenes are skipped at indexing while no pretrained segmentation model is "
+                    f"on disk: fetch one with `staging models pull {RECOMMENDED}` "
+                    f"({get_spec(RECOMMENDED).size_mb:.0f} MB), or give the scenes' masks in "
+                    "the catalog CSV, then run staging index again."
+                )
             raise StagingError(
-                f"The catalog index has no staged images{where} to copy a background from. "
-                "Index a catalog that includes photos of products in rooms (staging index)."
+                f"The catalog index has no staged images{where} to copy a background from. {why}"
             )
         results: list[Staged] = []
         skipped: list[str] = []

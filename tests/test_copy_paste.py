@@ -8,6 +8,7 @@ product — can be checked against ground truth.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -279,6 +280,22 @@ def test_stage_copy_paste_errors(tmp_path, demo_index):
         engine.stage_copy_paste(product, k=1, index=index, category="sofa")
     with pytest.raises(StagingError, match="needs an index"):
         engine.stage_copy_paste(product, k=1)
+
+
+def test_an_index_whose_scenes_were_skipped_names_the_missing_model(tmp_path):
+    """Offline, no weights, no CSV masks: the rooms are skipped at indexing, and copy-paste
+    says that a segmentation model is missing, not merely "index more photos"."""
+    folder = tmp_path / "images"
+    scene, _ = room(3, box=(130, 70, 90))
+    save_image(folder / "room.png", scene)
+    save_image(folder / "studio.png", product_shot(100, 70)[0])
+    engine = StagingEngine(device="cpu")
+    index = CatalogIndex.open(tmp_path / "index", create=True)
+    report = index.update(engine, folder, progress=False)
+    assert [Path(p).name for p, _ in report.failed] == ["room.png"]
+    with pytest.raises(StagingError) as info:
+        engine.stage_copy_paste(product_shot()[0], k=1, index=tmp_path / "index")
+    assert "staging models pull isnet-general-fp16" in str(info.value)
 
 
 def test_cli_stage_copy_paste(tmp_path, demo_index):
