@@ -239,11 +239,12 @@ class StagingEngine:
         name = self.resolve_segment_backend(rgb, backend)
         segmenter = self.segmenter(name)
         key = image_key(rgb)
-        cached = self.mask_cache.get(segmenter.name, key)
+        model = f"{segmenter.name}@{segmenter.cache_tag}"
+        cached = self.mask_cache.get(model, key)
         if cached is None:
             prob = np.clip(segmenter.predict(rgb).astype(np.float32, copy=False), 0.0, 1.0)
             background = segmenter.background(rgb)
-            self.mask_cache.put(segmenter.name, key, prob, background)
+            self.mask_cache.put(model, key, prob, background)
         else:
             prob, background = cached
         return Segmentation(

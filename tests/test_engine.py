@@ -175,6 +175,9 @@ def test_masks_are_cached_by_content_and_model(monkeypatch, tmp_path, studio_sho
     changed[0, 0] = 0
     StagingEngine(device="cpu", cache_dir=tmp_path / "cache").segment(changed, "rec")
     assert len(calls) == 2
+    monkeypatch.setattr(Recording, "cache_tag", "2")  # the model now answers differently
+    StagingEngine(device="cpu", cache_dir=tmp_path / "cache").segment(image, "rec")
+    assert len(calls) == 3
 
 
 class _Verdict:

@@ -20,6 +20,9 @@ class Segmenter(ABC):
     """A segmentation backend. Subclasses implement :meth:`predict` and set :attr:`name`."""
 
     name: str = "?"
+    #: Part of the mask cache's key next to :attr:`name`: change it when the same model starts
+    #: answering differently (new pre/post-processing), so no stale cached mask is served.
+    cache_tag: str = "1"
 
     @abstractmethod
     def predict(self, image: np.ndarray) -> np.ndarray:

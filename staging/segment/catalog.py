@@ -138,6 +138,7 @@ class CatalogSegmenter(Segmenter):
     """Background-model matting for studio shots; no weights."""
 
     name = "catalog"
+    cache_tag = "2"  # session 8: steps pruned
 
     def __init__(self) -> None:
         # (key, (prob, background)) of the last image, as one tuple: the app shares one

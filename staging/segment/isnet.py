@@ -117,6 +117,10 @@ class IsNetSegmenter(Segmenter):
         names = [o.name for o in outputs]
         self.output_name = "output" if "output" in names else names[0]  # not the side outputs
 
+    @property
+    def cache_tag(self) -> str:
+        return f"{self.normalization}-{self.refine}-pad{self.pad:g}"
+
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """RGB uint8 HxWx3 -> the 1x3x1024x1024 float32 input."""
         size = (INPUT_SIZE, INPUT_SIZE)
