@@ -615,13 +615,11 @@ class StagingEngine:
         return missing_weights_hint(self.runtime)
 
     def generation_cache(self, folder: str | os.PathLike | bool | None = True) -> GenerationCache:
-        """The generation cache in ``folder`` (True: ``<user cache>/generations``), opened once."""
+        """The generation cache in ``folder`` (True: ``<cache_dir>/generations``), opened once."""
         from staging.generate.cache import GenerationCache
 
         if folder is True or folder is None:
-            import platformdirs
-
-            folder = Path(platformdirs.user_cache_dir("product-staging-studio")) / "generations"
+            folder = Path(self.settings.cache_dir).expanduser() / "generations"
         key = str(Path(os.fspath(folder)).expanduser().resolve())
         return self._cached("generation-cache", key, lambda: GenerationCache(key))
 
