@@ -437,11 +437,12 @@ def _caption(item) -> str:
         return f"{source.get('id')} ({source.get('category') or '-'}), score {source.get('score')}"
     placement = source.get("placement") or {}
     bits = [
+        source.get("label"),  # "backdrop only (no diffusion model)" without weights
         placement.get("name"),
         source.get("theme") or source.get("prompt"),
         f"seed {source['seed']}" if "seed" in source else None,
     ]
-    return ", ".join(str(b) for b in bits if b)[:80]
+    return ", ".join(str(b) for b in bits if b)
 
 
 @readable_errors

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from staging.inpaint.base import Inpainter
 
 T = TypeVar("T")
+BACKDROP_ONLY = "backdrop only (no diffusion model)"
 
 
 class StagingEngine:
@@ -739,6 +740,8 @@ class StagingEngine:
         if cache is not None and cache is not False and not hasattr(cache, "get_or_generate"):
             cache = self.generation_cache(cache)
         extra: dict[str, Any] = {"segment_backend": product.backend}
+        if name == "studio":  # the weights-free backdrop ignores the prompt's scene words
+            extra["label"] = BACKDROP_ONLY
         hint = self.generation_hint() if backend in (None, "", "auto") else None
         if hint:
             extra["hint"] = hint

@@ -288,6 +288,9 @@ def test_vanilla_and_prompt_stage_every_placement(studio):
     assert [d["width"] for d in details] == [1080, 300]
     assert details[0]["mode"] == "vanilla" and details[0]["source"]["seed"] == 3
     assert "studio" in status
+    # Without diffusion weights the result says what it is, in the gallery and the API.
+    assert details[0]["source"]["label"] == "backdrop only (no diffusion model)"
+    assert all("backdrop only (no diffusion model)" in caption for _, caption in gallery)
     gallery, details, results, steps, status = studio.stage_prompt(
         LAMP, None, "lamp", "bedside", "", "nature", ["4:5"], 1, "auto", results, {}
     )

@@ -335,6 +335,7 @@ def test_engine_stages_offline_with_the_studio_backdrop_and_says_what_to_pull(tm
     assert len(results) == 2 and [r.source["seed"] for r in results] == [5, 6]
     assert all(r.source["backend"] == "studio" and r.ssim == 1.0 for r in results)
     assert "staging models pull" in results[0].source["hint"]
+    assert results[0].source["label"] == "backdrop only (no diffusion model)"
     assert results[0].source["segment_backend"] == "mask"
     assert seen[0] == 0.0 and seen[-1] == 1.0
     assert engine.generator() is engine.generator("studio")

@@ -244,6 +244,7 @@ def test_sd_end_to_end_exact_cut_back_seeds_and_progress(engine):
         _assert_exact_cut_back(staged, rgb, mask)
         assert staged.mode == "prompt" and staged.source["seed"] == seed
         assert staged.source["backend"] == "sd" and staged.source["model"] == "sd-inpainting"
+        assert "label" not in staged.source  # a real diffusion result: no "backdrop only"
         assert staged.source["steps"] == STEPS and staged.source["generation_size"] == [64, 64]
         assert 0.0 <= staged.scores["object_expansion"] <= 1.0
     steps = [m for _, m in seen if "step" in m]
