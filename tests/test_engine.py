@@ -243,3 +243,8 @@ def test_cutout_edges_carry_the_product_colour_not_the_backdrop():
     assert seg.foreground[edge][:, 1].mean() < 45  # ... the cutout's edge is red
     solid = alpha >= 0.999
     assert np.array_equal(seg.foreground[solid], image[solid])  # solid pixels as shot
+
+
+def test_a_single_pixel_photo_segments_and_cuts_out():
+    seg = StagingEngine(device="cpu").segment(np.full((1, 1, 3), 200, np.uint8))
+    assert seg.prob.shape == (1, 1) and seg.cutout.size == (1, 1)

@@ -117,6 +117,8 @@ def estimate_foreground(
 
     img = image.astype(np.float64) / 255.0
     alpha = np.clip(alpha.astype(np.float64), 0.0, 1.0)
+    if img.shape[0] * img.shape[1] < 2:  # pymatting divides by zero on a single pixel
+        return image.copy()
     propagated = estimate_foreground_ml(img, alpha)
     if background is not None:
         bg = background.astype(np.float64) / 255.0
