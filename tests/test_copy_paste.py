@@ -19,7 +19,13 @@ from staging import StagingEngine, StagingError
 from staging.catalog import CatalogIndex
 from staging.cli import app
 from staging.compose.align import align_product, crop_to_content, mask_geometry, warp_product
-from staging.compose.blend import contact_shadow, feather, harmonise, product_ssim
+from staging.compose.blend import (
+    contact_shadow,
+    feather,
+    harmonise,
+    product_ssim,
+    support_points,
+)
 from staging.compose.copy_paste import main_object, paste_product, removal_hole, scene_problem
 from staging.inpaint import create_inpainter
 from staging.inpaint.base import inpaint_downscaled
@@ -356,3 +362,34 @@ def test_faint_background_probability_is_not_pasted(demo_index):
     clean = engine.stage_copy_paste(product, k=1, index=index, mask=alpha)[0]
     assert np.abs(faint.alpha - clean.alpha).max() < 0.05
     assert np.abs(faint.image.astype(int) - clean.image.astype(int)).max() <= 12
+
+
+def _chair_alpha() -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """A chair in three-quarter view: a seat, two front legs ending lower in the picture than
+    the two back legs (they stand further back on the floor). Returns alpha and the leg tips."""
+    alpha = np.zeros((240, 240), np.float32)
+    alpha[60:110, 60:180] = 1  # back and seat
+    tips = [(70, 200), (160, 200), (95, 175), (185, 175)]  # (x, lowest row)
+    for x, y in tips:
+        alpha[100 : y + 1, x - 3 : x + 4] = 1
+    return alpha, tips
+
+
+def test_support_points_are_the_leg_tips_front_and_back():
+    alpha, tips = _chair_alpha()
+    feet = support_points(alpha)
+    assert sorted((y, (x0 + x1 - 1) // 2) for x0, x1, y in feet) == sorted((y, x) for x, y in tips)
+    box = np.zeros((100, 100), np.float32)
+    box[20:70, 10:90] = 1
+    assert support_points(box) == [(10, 90, 69)]  # a flat bottom stands on its whole edge
+    assert support_points(np.zeros((10, 10), np.float32)) == []
+
+
+def test_the_contact_shadow_touches_every_foot_and_not_the_air_below():
+    alpha, tips = _chair_alpha()
+    shadow = contact_shadow(alpha)
+    peak = float(shadow.max())
+    for x, y in tips:  # right under each tip, back legs included
+        assert shadow[y + 1 : y + 3, x - 2 : x + 3].mean() > 0.5 * peak, (x, y)
+    assert shadow[215:, :].max() < 0.25 * peak  # nothing detached below the front legs
+    assert shadow[:55].max() == 0  # nothing above the product

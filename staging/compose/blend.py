@@ -31,42 +31,70 @@ def feather(alpha: np.ndarray, sigma: float = 0.7) -> np.ndarray:
     return np.where((alpha >= SOLID) & (soft >= SOLID), 1.0, np.clip(soft, 0, 1)).astype(np.float32)
 
 
+def support_points(alpha: np.ndarray) -> list[tuple[int, int, int]]:
+    """Where the product stands: ``(x0, x1, y)`` for each foot (columns ``x0..x1-1``, floor row
+    ``y``).
+
+    A foot is a run of columns whose lowest product pixel is the lowest in its neighbourhood
+    (a local maximum of the bottom profile, within 2 % of the product's height), in the lower
+    third of the product: the tips of a chair's four legs, front ones lower in the picture than
+    back ones, a pedestal's base, a sofa's whole bottom edge. Between the legs the profile
+    rises to the seat or the rails, which stand on nothing.
+    """
+    from scipy.ndimage import maximum_filter1d
+
+    inside = alpha >= 0.5
+    columns = inside.any(axis=0)
+    if not columns.any():
+        return []
+    h = alpha.shape[0]
+    bottom = np.where(columns, h - 1 - np.argmax(inside[::-1], axis=0), -1)
+    rows = np.flatnonzero(inside.any(axis=1))
+    top, low = int(rows[0]), int(rows[-1])
+    height = low - top + 1
+    xs = np.flatnonzero(columns)
+    window = max(3, int(round(0.08 * (xs[-1] - xs[0] + 1)))) | 1
+    tolerance = max(1.0, 0.02 * height)
+    foot = columns & (bottom >= maximum_filter1d(bottom, window) - tolerance)
+    foot &= bottom >= low - height / 3.0
+    feet = []
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], foot.astype(np.int8), [0]])))
+    for x0, x1 in zip(edges[::2], edges[1::2], strict=True):
+        feet.append((int(x0), int(x1), int(bottom[x0:x1].max())))
+    return feet
+
+
 def contact_shadow(alpha: np.ndarray, strength: float = 0.45, spread: float = 0.04) -> np.ndarray:
     """Shadow darkness (float32 HxW in [0, 1]) cast on the floor by a product of ``alpha``.
 
-    Two terms, as in studio composites: a soft ambient-occlusion pool (the product's lowest
-    band, flattened onto the floor line and blurred by ``spread`` of the product's size) and
-    a tight contact line where the product touches the floor. Multiply the scene by
-    ``1 - shadow`` *outside* the product.
+    Two terms, as in studio composites, both anchored on the product's :func:`support_points`:
+    a tight contact shadow under every foot (a flat ellipse as wide as the foot, blurred by
+    under 1 % of the product's size) and a soft ambient-occlusion pool over the floor between
+    the feet (their convex hull, blurred by ``spread`` of the product's size). Multiply the
+    scene by ``1 - shadow`` *outside* the product.
     """
-    inside = alpha > 0.05
+    feet = support_points(alpha)
+    if not feet:
+        return np.zeros_like(alpha, dtype=np.float32)
+    inside = alpha >= 0.5
     rows = np.flatnonzero(inside.any(axis=1))
     cols = np.flatnonzero(inside.any(axis=0))
-    if rows.size == 0:
-        return np.zeros_like(alpha, dtype=np.float32)
-    y0, y1 = int(rows[0]), int(rows[-1]) + 1
-    x0, x1 = int(cols[0]), int(cols[-1]) + 1
-    height, width = y1 - y0, x1 - x0
-    size = max(height, width)
+    size = max(int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1))
     h, w = alpha.shape
-
-    # The lowest 12% of the product, squashed to a quarter of its height onto the floor line.
-    band_top = y1 - max(2, int(round(0.12 * height)))
-    band = alpha[band_top:y1].astype(np.float32)
-    flat_h = max(1, band.shape[0] // 4)
-    footprint = cv2.resize(band, (w, flat_h), interpolation=cv2.INTER_AREA)
+    thin = max(1, int(round(0.012 * size)))
+    contact = np.zeros((h, w), np.float32)
     pool = np.zeros((h, w), np.float32)
-    top = min(h, y1) - flat_h // 2
-    top = max(0, min(top, h - flat_h))
-    pool[top : top + flat_h] = footprint
+    points = []
+    for x0, x1, y in feet:
+        centre = ((x0 + x1 - 1) // 2, y)
+        axes = (max(thin, (x1 - x0) // 2 + thin), thin)
+        cv2.ellipse(contact, centre, axes, 0, 0, 360, 1.0, -1)
+        points += [(x0 - thin, y - thin), (x1 - 1 + thin, y - thin), (x0, y + thin), (x1, y + thin)]
+    cv2.fillConvexPoly(pool, cv2.convexHull(np.array(points, np.int32)), 1.0)
+    contact = cv2.GaussianBlur(contact, (0, 0), max(1.0, 0.008 * size))
     pool = cv2.GaussianBlur(pool, (0, 0), max(1.0, spread * size))
-    contact_band = np.zeros((h, w), np.float32)
-    lowest = alpha[max(0, y1 - 3) : y1].astype(np.float32)
-    start = min(h - lowest.shape[0], y1 - lowest.shape[0] + 1)
-    contact_band[start : start + lowest.shape[0]] = lowest
-    contact_band = cv2.GaussianBlur(contact_band, (0, 0), max(1.0, 0.008 * size))
-    shadow = 0.6 * pool / max(float(pool.max()), 1e-6) + 0.4 * contact_band / max(
-        float(contact_band.max()), 1e-6
+    shadow = 0.6 * pool / max(float(pool.max()), 1e-6) + 0.4 * contact / max(
+        float(contact.max()), 1e-6
     )
     return np.clip(strength * shadow, 0.0, 1.0).astype(np.float32)
 
