@@ -24,6 +24,7 @@ from staging.segment.isnet import (
     fp32_graph,
     refine_edges,
     trimap_from,
+    upsample_crop,
     with_margin,
 )
 
@@ -253,3 +254,33 @@ def test_with_margin_extends_the_border_without_a_step():
         framed[0, 3:23], image[0]
     )
     assert with_margin(image, 0) is image
+
+
+@pytest.mark.parametrize(("framed", "margin"), [((1500, 1200), 150), ((700, 500), 0)])
+def test_the_map_is_upsampled_for_the_photo_only_as_a_full_resize_would(framed, margin):
+    pred = np.random.default_rng(0).random((INPUT_SIZE, INPUT_SIZE)).astype(np.float32)
+    h, w = framed[0] - 2 * margin, framed[1] - 2 * margin
+    full = cv2.resize(pred, framed[::-1], interpolation=cv2.INTER_LINEAR)
+    expected = full[margin : margin + h, margin : margin + w]
+    assert np.abs(upsample_crop(pred, framed, margin, (h, w)) - expected).max() < 1e-3
+
+
+def test_bench_segment_times_isnet_against_a_plain_onnxruntime_session(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from staging.cli import app
+
+    make_u2net_like(tmp_path / "isnet-general-use.onnx", size=None)
+    monkeypatch.setenv("STAGING_MODELS_DIR", str(tmp_path))
+    args = ["bench", "segment", "--backends", "catalog,isnet-general-use", "--sizes", "96"]
+    result = CliRunner().invoke(app, [*args, "--repeat", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    isnet = report["isnet-general-use"]
+    assert isnet["96px_ms"] > 0 and isnet["96px_plain_onnxruntime_ms"] > 0
+    assert isnet["96px_net_speedup"] == pytest.approx(
+        isnet["96px_plain_onnxruntime_ms"] / isnet["96px_net_ms"]
+    )
+    assert set(report["catalog"]) == {"96px_ms"}

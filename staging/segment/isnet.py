@@ -145,13 +145,26 @@ class IsNetSegmenter(Segmenter):
         plain = self.pad > 0 and not classify_staged(image).staged
         margin = int(round(self.pad * max(height, width))) if plain else 0
         framed = with_margin(image, margin)
-        pred = self.net_map(framed)
-        full = cv2.resize(pred, framed.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-        prob = full[margin : margin + height, margin : margin + width]
-        prob = np.clip(prob, 0.0, 1.0)
+        prob = np.clip(upsample_crop(self.net_map(framed), framed.shape, margin, image.shape), 0, 1)
         if self.refine == "cf" and max(framed.shape[:2]) > INPUT_SIZE:  # an upsampled map
             prob = refine_edges(image, prob, band_for(framed.shape))
         return prob.astype(np.float32, copy=False)
+
+
+def upsample_crop(
+    pred: np.ndarray, framed: tuple[int, ...], margin: int, shape: tuple[int, ...]
+) -> np.ndarray:
+    """The net's map resized to the framed photo (bilinear, as ``cv2.resize``) and cropped to
+    the photo, computed for the photo's pixels only: at 6000 px a full-size map of the framed
+    photo would be a 9000x9000 float array."""
+    sy, sx = pred.shape[0] / framed[0], pred.shape[1] / framed[1]
+    to_map = np.array(
+        [[sx, 0.0, (margin + 0.5) * sx - 0.5], [0.0, sy, (margin + 0.5) * sy - 0.5]], np.float64
+    )
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(
+        pred, to_map, (shape[1], shape[0]), flags=flags, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def with_margin(image: np.ndarray, margin: int) -> np.ndarray:
