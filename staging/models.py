@@ -676,8 +676,9 @@ class ModelStore:
         target = self._location(spec, root)
         failures: list[str] = []
         with FileLock(str(root / f".{spec.name}.lock")):
-            if not force and self.find(name) is not None:  # another process pulled it meanwhile
-                return self.find(name)
+            found = None if force else self.find(name)
+            if found is not None:  # another process pulled it meanwhile
+                return found
             for source in spec.sources:
                 try:
                     if isinstance(source, HfRepo):

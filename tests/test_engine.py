@@ -114,16 +114,24 @@ def test_without_weights_a_scene_fails_naming_the_pull_and_a_shot_uses_catalog(
     assert "staging models pull isnet-general-fp16" in engine.segmentation_status()
 
 
-def test_first_use_pulls_the_recommended_model_unless_offline(monkeypatch, tmp_path, studio_shot):
+def _fake_pulls(monkeypatch, failure: str | None = None) -> list[str]:
+    """First-use fetching on, with ModelStore.pull recorded (writing a file, or failing)."""
     monkeypatch.setenv("STAGING_AUTO_PULL", "1")
-    pulled = []
+    pulled: list[str] = []
 
-    def fake_pull(self, name, force=False, progress=True):
+    def pull(self, name, force=False, progress=True):
         pulled.append(name)
+        if failure is not None:
+            raise ModelNotAvailableError(failure)
         (self.dirs[0] / f"{name}.onnx").write_bytes(b"pulled")
         return self.dirs[0] / f"{name}.onnx"
 
-    monkeypatch.setattr(engine_module.ModelStore, "pull", fake_pull)
+    monkeypatch.setattr(engine_module.ModelStore, "pull", pull)
+    return pulled
+
+
+def test_first_use_pulls_the_recommended_model_unless_offline(monkeypatch, tmp_path, studio_shot):
+    pulled = _fake_pulls(monkeypatch)
     engine = StagingEngine(device="cpu", models_dir=str(tmp_path / "fresh"))
     (tmp_path / "fresh").mkdir()
     assert "fetched on first use" in engine.segmentation_status()
@@ -140,14 +148,7 @@ def test_first_use_pulls_the_recommended_model_unless_offline(monkeypatch, tmp_p
 
 
 def test_a_failed_first_pull_warns_once_and_falls_back(monkeypatch, tmp_path, studio_shot):
-    monkeypatch.setenv("STAGING_AUTO_PULL", "1")
-    tries = []
-
-    def failing_pull(self, name, force=False, progress=True):
-        tries.append(name)
-        raise ModelNotAvailableError("no network")
-
-    monkeypatch.setattr(engine_module.ModelStore, "pull", failing_pull)
+    tries = _fake_pulls(monkeypatch, failure="no network")
     engine = StagingEngine(device="cpu", models_dir=str(tmp_path))
     with pytest.warns(UserWarning, match="no network"):
         assert engine.resolve_segment_backend(studio_shot[0]) == "catalog"
