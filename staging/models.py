@@ -428,6 +428,28 @@ register(
         {_INCEPTION_V3_FILE: "sha256:0cc3c7bd"},
     )
 )
+# pytorch-fid's port of the TF Inception graph FID is defined on; `staging eval realism
+# --features inception` uses it (needs torch + pytorch-fid). The release names the file by the
+# first 8 hex digits of its SHA-256, like torchvision.
+_FID_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
+register(
+    ModelSpec(
+        "inception-v3-fid",
+        "evaluate",
+        (
+            Url(
+                "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                + _FID_INCEPTION_FILE
+            ),
+        ),
+        (_FID_INCEPTION_FILE,),
+        "Apache-2.0",
+        91.2,
+        "Inception-V3 of the FID definition (pytorch-fid's port of the TF 2015-12-05 graph); its "
+        "pool3 features make `staging eval realism` report FID as papers do",
+        {_FID_INCEPTION_FILE: "sha256:6726825d"},
+    )
+)
 register(
     ModelSpec(
         "clip-vit-base-patch32",
