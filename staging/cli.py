@@ -345,6 +345,54 @@ def eval_inpaint(
     _print_report(report, as_json)
 
 
+@eval_app.command("realism")
+def eval_realism(
+    real: Path = typer.Option(..., help="Folder of real photos (the reference)."),
+    generated: Path = typer.Option(..., help="Folder of generated images."),
+    features: str = typer.Option(
+        "mobilenet_v2", help="mobilenet_v2 (weights here), or inception (FID's network)."
+    ),
+    subsets: int = typer.Option(100, help="KID: random subsets averaged."),
+    subset_size: int = typer.Option(1000, help="KID: images per subset (capped at the sets)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """How real generated images look: KID x1000 (mean, std over subsets) and the Frechet
+    distance of deep features against real photos (FID with --features inception)."""
+    from staging.evaluate.realism import feature_fn, load_folder, realism
+
+    extract = feature_fn(features, _engine().runtime.store)
+    report = realism(load_folder(real), load_folder(generated), extract, subsets, subset_size)
+    report["features"] = features
+    _print_report(report, as_json)
+
+
+@eval_app.command("copy-paste")
+def eval_copy_paste(
+    products: Path = typer.Option(..., help="CSV of products: image, and id/type/size if known."),
+    scenes: Path = typer.Option(..., help="Folder of staged scenes to index and stage into."),
+    reference: Path = typer.Option(..., help="Folder of real rooms the index never sees."),
+    out: Path = typer.Option(..., help="Results, contact sheets, index and report.json."),
+    k: int = typer.Option(3, "-k", help="Results per product."),
+    inpaint_backend: str = typer.Option(
+        None, help="Fill of replaced objects (default: structure)."
+    ),
+    features: str = typer.Option("mobilenet_v2", help="Realism features (see eval realism)."),
+    limit: int = typer.Option(0, help="Use only the first N products (0: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Stage every product into its k best scenes; write every result, contact sheets and the
+    realism (KID, FD) against the reference beside real-vs-real and naive-paste anchors."""
+    from staging.evaluate.copy_paste import evaluate_copy_paste
+    from staging.evaluate.realism import feature_fn
+
+    engine = _engine()
+    report = evaluate_copy_paste(
+        engine, products, scenes, reference, out, feature_fn(features, engine.runtime.store),
+        k=k, limit=limit, progress=not as_json, inpaint_backend=inpaint_backend,
+    )  # fmt: skip
+    _print_report(report, as_json)
+
+
 @bench_app.command("segment")
 def bench_segment(
     backends: str = typer.Option(None, help="Comma-separated names (default: all available)."),
