@@ -74,7 +74,8 @@ class StagingEngine:
         self._models: dict[tuple[str, str], Any] = {}
         self._cache_lock = threading.Lock()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
-        self._plates: OrderedDict[tuple, tuple] = OrderedDict()
+        self._plates: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._scenes: OrderedDict[tuple, tuple] = OrderedDict()
         self._pull_failed: str | None = None
         self.mask_cache = MaskCache(Path(settings.cache_dir).expanduser() / "masks")
 
@@ -417,24 +418,28 @@ class StagingEngine:
         mask: np.ndarray | ImageSource | None = None,
         category: str | None = None,
         shadow: bool = True,
-        harmonize: bool = False,
+        harmonize: bool = True,
         inpaint_backend: str | None = None,
         segment_backend: str | None = None,
         max_side: int = 1024,
         inpaint_side: int = 384,
+        product_type: str | None = None,
+        product_size: str | None = None,
         progress: Callable[[float, str], None] | None = None,
     ) -> list[Staged]:
-        """Stage the product into the ``k`` most similar staged catalog scenes (paper §5.3).
+        """Stage the product into the ``k`` catalog scenes it fits best (paper §5.3).
 
-        For each retrieved scene: its product is removed (dilated mask plus its floor shadow)
-        and the hole inpainted — once per scene, cached for the next products — then the input
-        product is pasted where the old one stood: scaled to its size, centre of mass aligned,
-        bottom on its floor line, aspect never distorted, soft edges, an optional contact
-        shadow and an optional bounded colour harmonisation.
+        Similar staged scenes are retrieved, analysed (their object, floor line, feet, shadow
+        and light; cached) and ranked by how well the product fits each
+        (:mod:`staging.compose.fit`: similarity, how much of the old object it covers at its
+        real size, whether it fits the frame, same kind). Only the chosen scenes are
+        inpainted — their object and its shadow removed, cached for the next products — and
+        the product is pasted at its real size on the old object's floor line, with contact
+        and cast shadows, bounded tone matching and the scene's grain.
 
         Args:
             product_image: the un-staged product photo.
-            k: how many candidates (one per retrieved scene).
+            k: how many candidates (one per scene).
             index: a catalog index folder (``staging index``) or an open index.
             mask: the product mask to use (bool, float alpha or a mask file), e.g. one
                 corrected by hand; default: :meth:`segment`.
@@ -443,16 +448,23 @@ class StagingEngine:
             inpaint_backend: default ``structure`` (weights-free).
             max_side: scenes larger than this are worked on (and returned) at this size.
             inpaint_side: the hole is filled at this long side and scaled back up, with the
-                scene's own texture copied back in: background fills are low-frequency, and
-                the structure fill's cost grows fast with the hole's pixel count.
+                scene's own texture copied back in.
+            product_type: the product's kind (``Chair``, ``Chest of 3 drawers``): its typical
+                real width when ``product_size`` is not given, and the category part of the
+                fit.
+            product_size: the catalog's size text (``80x78 cm``, width first).
             progress: called as ``progress(fraction, message)``.
 
         Returns:
-            :class:`~staging.result.Staged` results, best retrieval score first; ``source``
-            holds the catalog ``id``, ``path``, ``category``, ``title`` and ``score``.
+            :class:`~staging.result.Staged` results, best fit first; ``source`` holds the
+            catalog ``id``, ``path``, ``category``, ``title``, retrieval ``score`` and the
+            product's real ``width_cm`` and where it came from; ``scores`` the ``fit`` and its
+            parts (``fit_similarity``, ``fit_coverage``, ``fit_scale``, ``fit_category``).
         """
-        from staging.compose.align import mask_geometry
+        from staging.compose.align import crop_to_content
         from staging.compose.copy_paste import paste_product, scene_problem
+        from staging.compose.fit import place_product
+        from staging.compose.scale import SizePriors
 
         report = progress or (lambda fraction, message: None)
         if k < 1:
@@ -465,14 +477,13 @@ class StagingEngine:
                 "No product was found in the image: draw its mask by hand (Product tab) or "
                 "pass mask=."
             )
-        _, _, _, (px0, py0, px1, py1) = mask_geometry(product.mask)
-        product_aspect = (py1 - py0) / (px1 - px0)
+        colour, alpha = crop_to_content(product.foreground, product.alpha)
+        width = SizePriors().width(product_type, product_size)
         report(0.1, "retrieving similar staged scenes")
-        # Ask for spare hits: scenes whose product hangs on a wall, or fills the frame, are
-        # skipped (see scene_problem) and the next most similar scene is used instead.
         hits = self.search(
-            rgb, k=4 * k, index=index, staged_only=True, category=category, mask=product.mask
-        )
+            rgb, k=max(12, 4 * k), index=index, staged_only=True, category=category,
+            mask=product.mask,
+        )  # fmt: skip
         if not hits:
             where = f" of category {category!r}" if category else ""
             why = "Index a catalog that includes photos of products in rooms (staging index)."
@@ -486,45 +497,59 @@ class StagingEngine:
             raise StagingError(
                 f"The catalog index has no staged images{where} to copy a background from. {why}"
             )
-        results: list[Staged] = []
-        skipped: list[str] = []
-        for hit in hits:
-            if len(results) == k:
-                break
-            report(0.2 + 0.8 * len(results) / k, f"staging into {hit.id}")
-            scene_mask, plate, problem = self._clean_plate(
-                hit, inpaint_backend, max_side, inpaint_side
-            )
-            problem = problem or scene_problem(scene_mask, product_aspect)
+        candidates, skipped = [], []
+        for i, hit in enumerate(hits):
+            report(0.1 + 0.3 * i / len(hits), f"fitting the product into {hit.id}")
+            scene, analysis, problem = self._scene(hit, max_side)
+            if problem is None:
+                problem = scene_problem(analysis.mask)
             if problem is not None:
                 skipped.append(f"{hit.id}: {problem}")
                 continue
-            pasted = paste_product(
-                plate, scene_mask, product.foreground, product.alpha, shadow, harmonize
-            )
+            fit = place_product(
+                alpha, analysis, width[0] if width else None, hit.score, product_type,
+                hit.category,
+            )  # fmt: skip
+            candidates.append((fit, hit, scene, analysis))
+        candidates.sort(key=lambda c: -c[0].score)
+        results: list[Staged] = []
+        for fit, hit, scene, analysis in candidates[:k]:
+            report(0.4 + 0.6 * len(results) / k, f"staging into {hit.id}")
+            if fit.mode == "replace":
+                plate = self._clean_plate(
+                    hit, scene, analysis, inpaint_backend, max_side, inpaint_side
+                )
+            else:  # inserted in front of the old object: nothing is removed
+                plate = scene
+            pasted = paste_product(plate, analysis, colour, alpha, fit.alignment, shadow, harmonize)
+            source = {
+                "id": hit.id,
+                "path": str(hit.path),
+                "category": hit.category,
+                "title": hit.title,
+                "score": round(float(hit.score), 4),
+                "segment_backend": product.backend,
+                "inpaint_backend": inpaint_backend or "structure",
+                "placement": fit.mode,
+            }
+            if width is not None:
+                source["width_cm"], source["width_from"] = width
+            parts = {f"fit_{name}": round(value, 4) for name, value in fit.parts.items()}
             results.append(
                 Staged(
                     image=pasted.image,
                     alpha=pasted.alpha,
                     mode="copy-paste",
                     ssim=pasted.ssim,
-                    source={
-                        "id": hit.id,
-                        "path": str(hit.path),
-                        "category": hit.category,
-                        "title": hit.title,
-                        "score": round(float(hit.score), 4),
-                        "segment_backend": product.backend,
-                        "inpaint_backend": inpaint_backend or "structure",
-                    },
-                    scores=pasted.scores,
+                    source=source,
+                    scores={"fit": round(fit.score, 4)} | parts | pasted.scores,
                 )
             )
         if not results:
             raise StagingError(
                 "None of the similar catalog scenes can take the product: "
                 + "; ".join(skipped[:3])
-                + ". Index more staged photos of products standing in rooms."
+                + ". Index more staged photos of products standing on a floor."
             )
         report(1.0, "done")
         return results
@@ -543,17 +568,27 @@ class StagingEngine:
             raise StagingError("The product mask is empty: mark the product before staging.")
         return Segmentation(rgb, alpha.astype(np.float32), "mask", self.settings.threshold)
 
-    def _clean_plate(
-        self, hit: Hit, inpaint_backend: str | None, max_side: int, inpaint_side: int
-    ) -> tuple[np.ndarray, np.ndarray | None, str | None]:
-        """``(product mask, clean plate, problem)`` of a catalog hit.
+    def _lru(self, cache: OrderedDict, key: tuple, make: Callable[[], T], size: int = 16) -> T:
+        """``cache[key]``, made once; the ``size`` most recently used entries are kept."""
+        with self._cache_lock:
+            if key in cache:
+                cache.move_to_end(key)
+                return cache[key]
+        value = make()
+        with self._cache_lock:
+            cache[key] = value
+            while len(cache) > size:
+                cache.popitem(last=False)
+        return value
 
-        The plate is the scene with its main product inpainted away (None when the scene is
-        unsuitable; ``problem`` says why). Plates depend only on the scene, so they are kept
-        in a small LRU: staging a whole catalog into the same few scenes inpaints each once.
+    def _scene(self, hit: Hit, max_side: int) -> tuple[np.ndarray, Any, str | None]:
+        """``(scene RGB, SceneAnalysis or None, problem)`` of a catalog hit, at ``max_side``.
+
+        The object to replace is the stored mask's (or the segmenter's) largest part. Cached
+        by file and modification time: staging a catalog into the same scenes analyses each
+        once.
         """
-        from staging.compose.copy_paste import main_object, removal_hole, scene_problem
-        from staging.inpaint.base import inpaint_downscaled
+        from staging.compose.scene import analyse_scene
         from staging.io import load_mask
 
         path = Path(hit.path)
@@ -561,36 +596,52 @@ class StagingEngine:
             stamp = path.stat().st_mtime_ns
         except OSError as exc:
             raise StagingError(f"Catalog image {path} is missing: re-run staging index.") from exc
-        key = (str(path), stamp, inpaint_backend or "", max_side, inpaint_side)
-        with self._cache_lock:
-            if key in self._plates:
-                self._plates.move_to_end(key)
-                return self._plates[key]
-        scene = self.load_image(path)
-        h, w = scene.shape[:2]
-        if max(h, w) > max_side:
-            import cv2
 
-            factor = max_side / max(h, w)
-            size = (max(1, round(w * factor)), max(1, round(h * factor)))
-            scene = cv2.resize(scene, size, interpolation=cv2.INTER_AREA)
-        size = (scene.shape[1], scene.shape[0])
-        if hit.mask is not None and Path(hit.mask).is_file():
-            scene_mask = load_mask(hit.mask, size=size) >= 0.5
-        else:
-            scene_mask = self.segment(scene).mask
-        scene_mask = main_object(scene_mask)
-        problem = scene_problem(scene_mask)
-        plate = None
-        if problem is None:
-            hole = removal_hole(scene_mask)
-            plate = inpaint_downscaled(self.inpainter(inpaint_backend), scene, hole, inpaint_side)
-        entry = (scene_mask, plate, problem)
-        with self._cache_lock:
-            self._plates[key] = entry
-            while len(self._plates) > 16:
-                self._plates.popitem(last=False)
-        return entry
+        def analyse() -> tuple[np.ndarray, Any, str | None]:
+            scene = self.load_image(path)
+            h, w = scene.shape[:2]
+            if max(h, w) > max_side:
+                import cv2
+
+                factor = max_side / max(h, w)
+                size = (max(1, round(w * factor)), max(1, round(h * factor)))
+                scene = cv2.resize(scene, size, interpolation=cv2.INTER_AREA)
+            size = (scene.shape[1], scene.shape[0])
+            if hit.mask is not None and Path(hit.mask).is_file():
+                mask = load_mask(hit.mask, size=size) >= 0.5
+            else:
+                mask = self.segment(scene).mask
+            if not mask.any():
+                return scene, None, "no product found in the scene"
+            return scene, analyse_scene(scene, mask), None
+
+        return self._lru(self._scenes, (str(path), stamp, max_side), analyse)
+
+    def _clean_plate(
+        self,
+        hit: Hit,
+        scene: np.ndarray,
+        analysis: Any,
+        inpaint_backend: str | None,
+        max_side: int,
+        inpaint_side: int,
+    ) -> np.ndarray:
+        """The scene with its object and shadow inpainted away; cached like :meth:`_scene`."""
+        from staging.compose.copy_paste import clean_plate
+        from staging.inpaint.base import inpaint_downscaled
+
+        inpainter = self.inpainter(inpaint_backend)
+        key = (str(hit.path), Path(hit.path).stat().st_mtime_ns, inpaint_backend or "",
+               max_side, inpaint_side)  # fmt: skip
+        return self._lru(
+            self._plates,
+            key,
+            lambda: clean_plate(
+                scene,
+                analysis,
+                lambda rgb, hole: inpaint_downscaled(inpainter, rgb, hole, inpaint_side),
+            ),
+        )
 
     def is_staged(self, image: ImageSource) -> StagedVerdict:
         """Is the product shown in a scene (staged) rather than on a plain background?

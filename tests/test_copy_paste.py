@@ -27,6 +27,7 @@ from staging.compose.blend import (
     support_points,
 )
 from staging.compose.copy_paste import main_object, paste_product, removal_hole, scene_problem
+from staging.compose.scene import analyse_scene
 from staging.inpaint import create_inpainter
 from staging.inpaint.base import inpaint_downscaled
 from staging.io import save_image, save_mask
@@ -159,10 +160,17 @@ def _plate(seed=4):
     return scene, mask, inpainter.inpaint(scene, removal_hole(mask))
 
 
+def _paste(plate, mask, rgb, alpha, **options):
+    """Paste as the engine does without a real width: the old object's size and place."""
+    rgb, alpha = crop_to_content(rgb, alpha)
+    analysis = analyse_scene(plate, mask)
+    return paste_product(plate, analysis, rgb, alpha, align_product(alpha, mask), **options)
+
+
 def test_paste_is_exact_without_harmonisation_and_bounded_with_it():
     _, mask, plate = _plate()
     rgb, alpha = product_shot()
-    plain = paste_product(plate, mask, rgb, alpha, shadow=False, harmonize=False)
+    plain = _paste(plate, mask, rgb, alpha, shadow=False, harmonize=False, grain=False)
     assert plain.ssim == 1.0
     outside = plain.alpha == 0
     assert np.array_equal(plain.image[outside], plate[outside])  # nothing else touched
@@ -170,7 +178,7 @@ def test_paste_is_exact_without_harmonisation_and_bounded_with_it():
     assert solid.sum() > 1000
     assert (np.abs(plain.image[solid].astype(int) - (30, 60, 170)).max(axis=1) <= 1).mean() > 0.8
 
-    tinted = paste_product(plate, mask, rgb, alpha, shadow=False, harmonize=True)
+    tinted = _paste(plate, mask, rgb, alpha, shadow=False, harmonize=True, grain=False)
     assert 0.9 < tinted.ssim < 1.0
     shift = np.abs(tinted.image[solid].astype(int) - plain.image[solid].astype(int))
     # Small and bounded (caps of 8 L and 4 a/b units): the product stays the product.
@@ -180,8 +188,8 @@ def test_paste_is_exact_without_harmonisation_and_bounded_with_it():
 def test_contact_shadow_darkens_the_floor_under_the_product_only():
     _, mask, plate = _plate()
     rgb, alpha = product_shot()
-    with_shadow = paste_product(plate, mask, rgb, alpha, shadow=True)
-    without = paste_product(plate, mask, rgb, alpha, shadow=False)
+    with_shadow = _paste(plate, mask, rgb, alpha, shadow=True, harmonize=False, grain=False)
+    without = _paste(plate, mask, rgb, alpha, shadow=False, harmonize=False, grain=False)
     _, _, _, (x0, y0, x1, y1) = mask_geometry(with_shadow.alpha >= 0.5)
     below = (slice(y1, y1 + 4), slice(x0, x1))
     darker = without.image[below].astype(float).mean() - with_shadow.image[below].mean()
@@ -243,12 +251,14 @@ def test_stage_copy_paste_end_to_end(demo_index):
     )
     assert len(results) == 3
     assert calls[0] == 0.0 and calls[-1] == 1.0 and calls == sorted(calls)
-    scores = [r.source["score"] for r in results]
-    assert scores == sorted(scores, reverse=True)
+    fits = [r.scores["fit"] for r in results]
+    assert fits == sorted(fits, reverse=True)
     for staged in results:
         old = truths[staged.source["id"]]
         assert staged.source["id"].startswith("room")  # staged scenes only
-        assert staged.mode == "copy-paste" and staged.ssim == 1.0
+        assert staged.source["placement"] == "replace"  # no real width: the paper's rule
+        # Tone matching and grain move the product a little, never much.
+        assert staged.mode == "copy-paste" and 0.8 < staged.ssim < 1.0
         assert staged.image.shape == (*old.shape, 3)
         _, new_cx, _, (_, _, _, ny1) = mask_geometry(staged.mask)
         _, old_cx, _, (_, _, _, oy1) = mask_geometry(old)
@@ -322,7 +332,7 @@ def test_cli_stage_copy_paste(tmp_path, demo_index):
     ]
     summary = json.loads((out / "blue.copy-paste.json").read_text())
     assert [s["file"] for s in summary] == ["blue.copy-paste1.jpg", "blue.copy-paste2.jpg"]
-    assert all(s["source"]["id"].startswith("room") and s["ssim"] == 1.0 for s in summary)
+    assert all(s["source"]["id"].startswith("room") and s["ssim"] > 0.8 for s in summary)
     assert cv2.imread(str(out / "blue.copy-paste1.jpg")).shape == (256, 320, 3)
 
 

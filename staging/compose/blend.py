@@ -99,6 +99,77 @@ def contact_shadow(alpha: np.ndarray, strength: float = 0.45, spread: float = 0.
     return np.clip(strength * shadow, 0.0, 1.0).astype(np.float32)
 
 
+def cast_shadow(
+    alpha: np.ndarray,
+    light_dx: float,
+    strength: float,
+    length: float = 0.3,
+    softness: float = 0.03,
+) -> np.ndarray:
+    """Shadow darkness (float32 HxW) the product casts on the floor, away from the light.
+
+    The silhouette is laid on the floor behind the product: squashed to ``length`` of its
+    height about its floor line (the foreshortening of a floor seen from eye height) and
+    sheared sideways by ``light_dx`` (−1..1, the side the shadow falls to), then blurred more
+    the further it reaches from the feet (penumbrae widen with distance). ``strength`` is the
+    darkness at the feet, measured on the scene's own objects by
+    :func:`staging.compose.scene.object_shadow`.
+    """
+    inside = (alpha >= 0.5).astype(np.float32)
+    rows = np.flatnonzero(inside.any(axis=1))
+    if rows.size == 0 or strength <= 0:
+        return np.zeros_like(alpha, dtype=np.float32)
+    top, floor = int(rows[0]), int(rows[-1])
+    height = floor - top + 1
+    # Row y of the product lands on floor - length*(floor - y); x moves by shear*(floor - y).
+    shear = light_dx * length * 1.5
+    matrix = np.array(
+        [[1.0, -shear, shear * floor], [0.0, length, (1 - length) * floor]], np.float32
+    )
+    h, w = alpha.shape
+    shadow = cv2.warpAffine(inside, matrix, (w, h), flags=cv2.INTER_LINEAR)
+    near = cv2.GaussianBlur(shadow, (0, 0), max(1.0, softness * height))
+    far = cv2.GaussianBlur(shadow, (0, 0), max(1.0, 3 * softness * height))
+    reach = np.clip((floor - np.arange(h, dtype=np.float32)) / max(1.0, length * height), 0, 1)
+    blended = near * (1 - reach[:, None]) + far * reach[:, None]
+    fade = 1.0 - 0.6 * reach[:, None]  # lighter towards its far end
+    return np.clip(strength * blended * fade, 0.0, 1.0).astype(np.float32)
+
+
+def noise_sigma(grey: np.ndarray) -> float:
+    """Noise standard deviation of a grey image (Immerkær 1996, "Fast noise variance
+    estimation"): the mean absolute response to a Laplacian-difference kernel that cancels
+    image structure up to second order."""
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    response = np.abs(cv2.filter2D(grey.astype(np.float32), -1, kernel)[1:-1, 1:-1])
+    return float(np.sqrt(np.pi / 2) * response.mean() / 6)
+
+
+def match_grain(
+    product: np.ndarray, alpha: np.ndarray, scene: np.ndarray, seed: int = 0
+) -> np.ndarray:
+    """The product with noise added up to the scene's noise level (float32 RGB).
+
+    A catalog shot is cleaner than a room photo; pasted as is it looks like a sticker. The
+    noise levels are estimated by :func:`noise_sigma`; only the missing variance is added, so
+    a product that is already as noisy as the scene is left alone.
+    """
+    inside = alpha >= 0.5
+    if not inside.any():
+        return product.astype(np.float32)
+    grey = lambda rgb: cv2.cvtColor(np.clip(rgb, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)  # noqa: E731
+    rows = np.flatnonzero(inside.any(axis=1))
+    cols = np.flatnonzero(inside.any(axis=0))
+    crop = product[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    scene_sigma = noise_sigma(grey(scene))
+    product_sigma = noise_sigma(grey(crop)) if min(crop.shape[:2]) >= 8 else 0.0
+    missing = np.sqrt(max(0.0, scene_sigma**2 - product_sigma**2))
+    if missing < 0.3:
+        return product.astype(np.float32)
+    noise = np.random.default_rng(seed).normal(0.0, missing, alpha.shape).astype(np.float32)
+    return np.clip(product.astype(np.float32) + noise[..., None], 0, 255)
+
+
 def harmonise(
     product: np.ndarray,
     alpha: np.ndarray,

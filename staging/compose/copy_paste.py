@@ -1,9 +1,11 @@
 """Copy-paste staging of one product into one retrieved scene (paper §5.3, Figs. 5-6).
 
-    scene + its product mask ──remove (dilated mask + old shadow)──▶ inpaint ──▶ clean plate
-    clean plate + input product ──align (scale, centre of mass, floor)──▶ shadow ──▶ paste
+    scene + its object mask ──analyse──▶ SceneAnalysis (floor line, feet, shadow, light)
+    SceneAnalysis + product ──place at real size──▶ Fit (rank scenes before inpainting any)
+    scene ──remove (dilated mask + old shadow)──▶ inpaint ──▶ clean plate
+    clean plate + product ──align──▶ cast + contact shadow, tone, grain ──▶ paste
 
-:func:`removal_hole` and :func:`paste_product` are separate so a caller can inpaint a scene once
+:func:`clean_plate` and :func:`paste_product` are separate so a caller can inpaint a scene once
 and paste many products into the same clean plate (batch staging of a catalog does exactly
 that; the engine caches plates). The inpainter is passed in — any ``(rgb, hole) -> rgb``
 function — so this module stays free of model loading.
@@ -16,15 +18,20 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from staging.compose.align import align_product, crop_to_content, mask_geometry, warp_product
+from staging.compose.align import Alignment, mask_geometry, warp_product
 from staging.compose.blend import (
+    cast_shadow,
     composite,
     contact_shadow,
     feather,
     harmonise,
+    match_grain,
     product_ssim,
 )
+from staging.compose.scene import SceneAnalysis, main_object
 from staging.errors import StagingError
+
+__all__ = ["Pasted", "clean_plate", "main_object", "paste_product", "removal_hole", "scene_problem"]
 
 
 @dataclass
@@ -35,19 +42,6 @@ class Pasted:
     alpha: np.ndarray  # float32, the product's coverage in ``image``
     ssim: float  # product region against the (scaled) input product
     scores: dict[str, float] = field(default_factory=dict)
-
-
-def main_object(mask: np.ndarray) -> np.ndarray:
-    """The largest connected part of ``mask`` (bool), with its holes kept as they are.
-
-    A staged photo's saliency mask can include a second, smaller object (a vase on the
-    table, a cushion); the product we replace is the biggest one, the rest stays scenery.
-    """
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
-    if count <= 1:
-        return mask.astype(bool)
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return labels == largest
 
 
 def removal_hole(scene_mask: np.ndarray, grow: float = 0.04, shadow: float = 0.06) -> np.ndarray:
@@ -79,38 +73,57 @@ def removal_hole(scene_mask: np.ndarray, grow: float = 0.04, shadow: float = 0.0
     return hole
 
 
+def clean_plate(
+    scene: np.ndarray,
+    analysis: SceneAnalysis,
+    inpaint,
+) -> np.ndarray:
+    """The scene with its object and that object's shadow removed: ``inpaint(rgb, hole)``
+    fills :func:`removal_hole` of the object, grown over the shadow found by the analysis."""
+    hole = removal_hole(analysis.mask) | analysis.shadow
+    return inpaint(scene, hole)
+
+
 def paste_product(
     plate: np.ndarray,
-    scene_mask: np.ndarray,
+    scene: SceneAnalysis,
     product_rgb: np.ndarray,
     product_alpha: np.ndarray,
+    alignment: Alignment,
     shadow: bool = True,
-    harmonize: bool = False,
+    harmonize: bool = True,
+    grain: bool = True,
     shadow_strength: float = 0.45,
 ) -> Pasted:
-    """Paste the product (RGB + alpha, any size) into ``plate`` where ``scene_mask`` was.
+    """Paste the product (RGB + alpha, cropped to content) into ``plate`` as ``alignment``
+    places it (see :func:`staging.compose.fit.place_product`).
 
     Args:
-        plate: the scene with its old product removed (RGB uint8).
-        scene_mask: the old product's mask in the scene (bool, plate-sized).
+        plate: the scene with its old object removed (RGB uint8).
+        scene: the scene's analysis: old mask, light direction and shadow darkness.
         product_rgb: the input product's decontaminated colours (uint8 HxWx3).
         product_alpha: its alpha (float32 HxW; a bool mask works too).
-        shadow: add a contact shadow under the product.
+        shadow: contact shadow and ambient occlusion under every foot, and a cast shadow in
+            the scene's light direction as dark as the old object's own (when it had one).
         harmonize: shift the product's colour a little towards the scene (bounded).
+        grain: add the scene's noise level to the (cleaner) catalog shot.
     """
-    rgb, alpha = crop_to_content(product_rgb, product_alpha.astype(np.float32))
-    alignment = align_product(alpha, scene_mask)
-    colour, placed_alpha = warp_product(rgb, alpha, alignment, plate.shape[:2])
+    colour, placed_alpha = warp_product(product_rgb, product_alpha, alignment, plate.shape[:2])
     placed_alpha = feather(placed_alpha)
     background = plate.astype(np.float32)
     if shadow:
         darkness = contact_shadow(placed_alpha, strength=shadow_strength)
+        if scene.shadow_strength > 0:
+            cast = cast_shadow(placed_alpha, scene.light_dx, scene.shadow_strength)
+            darkness = 1 - (1 - darkness) * (1 - cast)
         background *= (1.0 - darkness * (1.0 - placed_alpha))[..., None]
     reference = colour
     if harmonize:
         colour = harmonise(colour, placed_alpha, plate)
+    if grain:
+        colour = match_grain(colour, placed_alpha, plate)
     image = composite(background, colour, placed_alpha)
-    old_area, _, _, (_, oy0, _, oy1) = mask_geometry(scene_mask)
+    old_area, _, _, (_, oy0, _, oy1) = mask_geometry(scene.mask)
     new_mask = placed_alpha >= 0.5
     _, _, _, (_, ny0, _, ny1) = mask_geometry(new_mask)
     scores = {

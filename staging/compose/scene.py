@@ -1,0 +1,175 @@
+"""What a staged scene offers the product that will replace its main object.
+
+Computed once per scene (the engine caches it with the clean plate) from the scene and the
+old object's mask:
+
+* the object's mask (its largest part), bottom row (the **floor line**) and **support points**;
+* the **floor/wall boundary** behind it: the dominant near-horizontal line in the columns left
+  and right of the object, between its top and its floor line. The fill searches the floor for
+  the floor and the wall for the wall, so a skirting board or a rug edge continues instead of
+  smearing into the wall;
+* the object's own **shadow** on the floor (pixels around its base darker than the floor
+  further away) and from it the **light**: the shadow's darkness, and the side the light comes
+  from (a shadow falling right means light from the left). The new product's cast shadow
+  copies both, so it matches the other objects in the room.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from staging.compose.blend import support_points
+
+
+@dataclass
+class SceneAnalysis:
+    """One scene's replaceable object and its surroundings (see the module doc)."""
+
+    mask: np.ndarray  # bool HxW, the object to replace
+    objects: np.ndarray  # bool HxW, every object the segmenter found (the mask's parts)
+    floor_y: int  # the object's lowest row
+    support: list[tuple[int, int, int]]  # (x0, x1, y) per foot
+    floor_line: tuple[float, float] | None  # wall/floor boundary y = a*x + b, if found
+    shadow: np.ndarray  # bool HxW, the object's shadow on the floor
+    shadow_strength: float  # 1 - shadow / lit floor luminance, 0 when none was found
+    light_dx: float  # -1: light from the right ... +1: from the left (shadow falls right)
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        rows = np.flatnonzero(self.mask.any(axis=1))
+        cols = np.flatnonzero(self.mask.any(axis=0))
+        return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+    def surfaces(self) -> np.ndarray | None:
+        """int8 HxW: 0 above the floor/wall boundary (wall), 1 below (floor); None if unknown."""
+        if self.floor_line is None:
+            return None
+        h, w = self.mask.shape
+        a, b = self.floor_line
+        ys, xs = np.indices((h, w), dtype=np.float32)
+        return (ys >= a * xs + b).astype(np.int8)
+
+
+def main_object(mask: np.ndarray) -> np.ndarray:
+    """The largest connected part of ``mask`` (bool): a staged photo's mask can include a
+    second, smaller object (a vase, a cushion); the product we replace is the biggest one."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    if count <= 1:
+        return mask.astype(bool)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def floor_wall_line(
+    rgb: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]
+) -> tuple[float, float] | None:
+    """The wall/floor boundary beside the object as ``(a, b)`` of ``y = a*x + b``, or None.
+
+    Edges (Canny) in a strip as wide as the object on each side, between the object's top
+    and its floor line, are searched for long lines within 10° of horizontal (probabilistic
+    Hough); the longest on each side that the other side agrees with (within 3 % of the
+    height) wins. One side alone is accepted when the other is out of the frame.
+    """
+    x0, y0, x1, y1 = box
+    h, w = mask.shape
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    edges = cv2.Canny(cv2.GaussianBlur(grey, (5, 5), 1.2), 40, 120)
+    edges[cv2.dilate(mask.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0] = 0
+    width = x1 - x0
+    lines = cv2.HoughLinesP(
+        edges, 1, np.pi / 180, threshold=40, minLineLength=max(20, width // 4), maxLineGap=6
+    )
+    if lines is None:
+        return None
+    best: dict[str, tuple[float, float, float]] = {}
+    for lx0, ly0, lx1, ly1 in lines.reshape(-1, 4).astype(float):
+        if lx1 == lx0 or abs(ly1 - ly0) > np.tan(np.radians(10)) * abs(lx1 - lx0):
+            continue
+        mid_x, mid_y = (lx0 + lx1) / 2, (ly0 + ly1) / 2
+        if not y0 <= mid_y < y1:
+            continue
+        if x0 - width <= mid_x < x0:
+            side = "left"
+        elif x1 <= mid_x < x1 + width:
+            side = "right"
+        else:
+            continue
+        a = (ly1 - ly0) / (lx1 - lx0)
+        length = float(np.hypot(lx1 - lx0, ly1 - ly0))
+        if side not in best or length > best[side][2]:
+            best[side] = (a, mid_y - a * mid_x, length)
+    if not best:
+        return None
+    if len(best) == 2:
+        (al, bl, _), (ar, br, _) = best["left"], best["right"]
+        centre = (x0 + x1) / 2
+        if abs((al * centre + bl) - (ar * centre + br)) > 0.03 * h:
+            return None
+        return (al + ar) / 2, (bl + br) / 2
+    side = next(iter(best))
+    other_out = x0 - width < 0 if side == "right" else x1 + width > w
+    return best[side][:2] if other_out else None
+
+
+def object_shadow(
+    rgb: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]
+) -> tuple[np.ndarray, float, float]:
+    """``(shadow mask, strength, light_dx)`` of the object's shadow on the floor.
+
+    Measured in thin strips at the floor line (4 % of the object's height tall): the strip
+    under and beside the object's base, against the floor a quarter of its width further out
+    on each side. Strength is how much darker the strip by the object is than the floor
+    further out; the light comes from the side whose strip is brighter. Only that strip can
+    be shadow, so a dark rug or a striped floor elsewhere is never taken for one.
+    """
+    x0, y0, x1, y1 = box
+    h, w = mask.shape
+    oh, ow = y1 - y0, x1 - x0
+    empty = np.zeros((h, w), bool)
+    top, bottom = max(0, y1 - max(2, int(0.04 * oh))), min(h, y1 + max(2, int(0.04 * oh)))
+    near, far = max(2, ow // 4), max(4, ow // 2)
+    free = ~cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)[..., 0].astype(np.float32)
+
+    def strip(c0: int, c1: int) -> np.ndarray:
+        region = np.zeros((h, w), bool)
+        region[top:bottom, max(0, c0) : max(0, min(w, c1))] = True
+        return region & free
+
+    by_object = strip(x0 - near, x1 + near)
+    left, right = strip(x0 - near, x0), strip(x1, x1 + near)
+    outside = strip(x0 - far, x0 - near) | strip(x1 + near, x1 + far)
+    if by_object.sum() < 20 or outside.sum() < 20:
+        return empty, 0.0, 0.0
+    lit = float(np.median(lum[outside]))
+    strength = float(np.clip(1 - np.median(lum[by_object]) / max(lit, 1.0), 0.0, 0.9))
+    if strength < 0.05:
+        return empty, 0.0, 0.0
+    light_dx = 0.0
+    if left.sum() >= 10 and right.sum() >= 10:
+        dark_left, dark_right = 1 - np.median(lum[left]) / lit, 1 - np.median(lum[right]) / lit
+        light_dx = float(np.clip((dark_right - dark_left) / max(strength, 1e-3), -1, 1))
+    return by_object & (lum < 0.9 * lit), strength, light_dx
+
+
+def analyse_scene(rgb: np.ndarray, mask: np.ndarray) -> SceneAnalysis:
+    """The :class:`SceneAnalysis` of a scene (RGB uint8) whose objects are ``mask``; the one
+    to replace is its largest part."""
+    objects = mask.astype(bool)
+    mask = main_object(objects)
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    shadow, strength, light_dx = object_shadow(rgb, mask, box)
+    return SceneAnalysis(
+        mask=mask,
+        objects=objects,
+        floor_y=box[3] - 1,
+        support=support_points(mask.astype(np.float32)),
+        floor_line=floor_wall_line(rgb, mask, box),
+        shadow=shadow,
+        shadow_strength=strength,
+        light_dx=light_dx,
+    )

@@ -1,0 +1,268 @@
+"""Copy-paste that holds up on real catalogs: real sizes, fit ranking, scene analysis, shadows,
+grain, the realism measure and ``staging eval copy-paste``.
+
+Scenes are the synthetic rooms of test_copy_paste (wall, floorboards, a red product whose true
+mask is known), so sizes, positions and shadows can be checked against geometry.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from staging import StagingEngine
+from staging.catalog import CatalogIndex
+from staging.cli import app
+from staging.compose.align import crop_to_content, mask_geometry
+from staging.compose.blend import cast_shadow, match_grain, noise_sigma, support_points
+from staging.compose.copy_paste import paste_product
+from staging.compose.fit import MIN_COVERAGE, place_product, same_kind
+from staging.compose.scale import (
+    CAMERA_HEIGHT_CM,
+    SizePriors,
+    pixels_per_cm,
+    typical_width,
+    width_from_size,
+)
+from staging.compose.scene import analyse_scene, object_shadow
+from staging.errors import ModelNotAvailableError
+from staging.evaluate.copy_paste import evaluate_copy_paste
+from staging.evaluate.realism import frechet_distance, kid, realism
+from staging.io import save_image, save_mask
+from tests.test_copy_paste import product_shot, room
+
+
+# -- real sizes --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "cm"),
+    [
+        ("98x57 cm", 98.0), ("28 cm", 28.0), ("90x50x50 cm", 90.0), ("161,221x88 cm", 161.0),
+        ("1,5 m", 150.0), ("500 mm", 50.0), ("10.5 cm", 10.5), ("Standard King", None),
+        ("1.5 l", None), ("", None), (None, None),
+    ],
+)  # fmt: skip
+def test_width_from_catalog_sizes(text, cm):
+    assert width_from_size(text) == cm
+
+
+def test_size_priors_prefer_the_size_then_the_catalog_then_typical_widths():
+    priors = SizePriors.from_catalog(
+        [("Chair", "40 cm"), ("Chair", "44 cm"), ("Chair", "48x50 cm"), ("Stool", "30 cm")]
+    )
+    assert priors.width("Chair", "52x50 cm") == (52.0, "size")
+    assert priors.width("chair") == (44.0, "catalog median of its type")
+    # One stool size is no median: the typical stool width is used.
+    assert priors.width("Stool") == (typical_width("stool"), "typical width of its kind")
+    assert typical_width("Bar stool") == 45 and typical_width("Armchair") == 80
+    assert priors.width("Spaceship") is None and priors.width(None) is None
+
+
+def test_pixels_per_cm_follow_the_level_camera():
+    # Floor row 700 of a 1000-row frame: 200 rows below the horizon.
+    assert pixels_per_cm(700, 1000) == pytest.approx(200 / CAMERA_HEIGHT_CM)
+    assert pixels_per_cm(400, 1000) is None  # above the horizon: no floor
+
+
+# -- fit and placement -------------------------------------------------------------------------
+def _analysis(box, size=(256, 320), seed=3):
+    scene, mask = room(seed, box=box, size=size)
+    return scene, mask, analyse_scene(scene, mask)
+
+
+def test_the_product_takes_its_real_width_on_the_old_floor_line():
+    scene, mask, analysis = _analysis((140, 40, 75))
+    _, alpha = crop_to_content(*product_shot(120, 60))
+    fit = place_product(alpha, analysis, width_cm=50.0)
+    assert fit.mode == "replace"
+    floor = mask_geometry(mask)[3][3]
+    expected = 50.0 * pixels_per_cm(floor, mask.shape[0])
+    x0, y0, x1, y1 = fit.alignment.box
+    assert x1 - x0 == pytest.approx(expected, abs=1.0)
+    assert y1 == pytest.approx(floor, abs=0.5)
+    # Twice as wide in reality: twice as wide in the picture (same floor line).
+    wider = place_product(alpha, analysis, width_cm=100.0)
+    assert wider.mode == "replace"
+    assert wider.alignment.box[2] - wider.alignment.box[0] == pytest.approx(2 * (x1 - x0), abs=1)
+
+
+def test_no_product_ends_up_larger_than_the_frame_allows():
+    scene, mask, analysis = _analysis((130, 70, 90))
+    _, alpha = crop_to_content(*product_shot(180, 40))  # tall: a wardrobe
+    fit = place_product(alpha, analysis, width_cm=400.0)
+    x0, y0, x1, y1 = fit.alignment.box
+    h, w = mask.shape
+    assert y0 >= 0.02 * h - 0.5 and x0 >= 0 and x1 <= w
+    assert 0 < fit.parts["scale"] < 0.5  # shrunk to fit, and the fit says so
+
+
+def test_fit_ranks_the_compatible_scene_first_whatever_the_similarity():
+    _, alpha = crop_to_content(*product_shot(120, 60))
+    # Scene A: the old object is about the product's real size (the product covers it).
+    _, _, a = _analysis((140, 40, 75), seed=3)
+    width = 40 / pixels_per_cm(mask_geometry(a.mask)[3][3], a.mask.shape[0])
+    # Scene B: a wide low object (a bed) the product would cover a sliver of.
+    _, _, b = _analysis((20, 280, 60), seed=4)
+    fit_a = place_product(alpha, a, width, similarity=0.6, product_type="Chair",
+                          scene_category="chair")  # fmt: skip
+    fit_b = place_product(alpha, b, width, similarity=0.9, product_type="Chair",
+                          scene_category="bed")  # fmt: skip
+    assert fit_a.mode == "replace" and fit_a.parts["coverage"] >= MIN_COVERAGE
+    assert fit_a.parts["category"] == 1.0 and fit_b.parts["category"] == 0.5
+    assert fit_a.score > fit_b.score
+    # B is kept, but as an insert in front of the bed (nothing to inpaint), on free floor.
+    assert fit_b.mode == "insert" and "coverage" not in fit_b.parts
+    assert fit_b.alignment.box[3] > mask_geometry(b.mask)[3][3]
+    assert same_kind("Folding chairs", "chair") == 1.0 and same_kind(None, "chair") is None
+
+
+def test_an_insert_changes_nothing_outside_the_product_and_its_shadows():
+    scene, mask, analysis = _analysis((20, 280, 60), seed=4)
+    rgb, alpha = crop_to_content(*product_shot(120, 60))
+    fit = place_product(alpha, analysis, width_cm=45.0)
+    assert fit.mode == "insert"
+    pasted = paste_product(scene, analysis, rgb, alpha, fit.alignment, harmonize=False,
+                           grain=False)  # fmt: skip
+    x0, y0, x1, y1 = (int(v) for v in fit.alignment.box)
+    far = np.ones(mask.shape, bool)
+    far[max(0, y0 - 20) :, max(0, x0 - 60) : x1 + 60] = False
+    assert np.array_equal(pasted.image[far], scene[far])  # the old object is untouched
+    assert np.array_equal(pasted.image[mask & far], scene[mask & far])
+
+
+# -- scene analysis and shadows ----------------------------------------------------------------
+def _lit_room(shadow_side: int):
+    """A plain room, a dark box on the floor and its shadow falling to one side."""
+    h, w = 240, 320
+    img = np.full((h, w, 3), 200, np.uint8)
+    img[150:] = 160  # floor
+    mask = np.zeros((h, w), bool)
+    mask[120:200, 130:190] = True
+    img[mask] = (40, 40, 40)
+    shadow = np.zeros((h, w), bool)
+    if shadow_side > 0:
+        shadow[192:204, 150:230] = True
+    else:
+        shadow[192:204, 90:170] = True
+    img[shadow & ~mask] = 90
+    return img, mask
+
+
+@pytest.mark.parametrize("side", [1, -1])
+def test_the_old_objects_shadow_gives_the_lights_side_and_darkness(side):
+    img, mask = _lit_room(side)
+    box = (130, 120, 190, 200)
+    shadow, strength, light_dx = object_shadow(img, mask, box)
+    assert np.sign(light_dx) == side and abs(light_dx) > 0.3
+    assert 0.1 < strength < 0.5  # 90 on a 160 floor, over part of the strip
+    assert shadow.any() and not shadow[:150].any()
+    # A plain floor without a shadow: no light direction is invented.
+    plain = img.copy()
+    plain[150:][~mask[150:]] = 160
+    assert object_shadow(plain, mask, box)[1] == 0.0
+
+
+def test_cast_shadow_starts_at_the_feet_and_falls_away_from_the_light():
+    alpha = np.zeros((200, 200), np.float32)
+    alpha[60:150, 90:96] = 1  # two legs and a seat
+    alpha[60:150, 124:130] = 1
+    alpha[60:70, 90:130] = 1
+    right = cast_shadow(alpha, light_dx=1.0, strength=0.5)
+    left = cast_shadow(alpha, light_dx=-1.0, strength=0.5)
+    for x0, x1, y in support_points(alpha):
+        assert right[y, x0:x1].max() > 0.1  # it touches every foot
+    cols = np.arange(200)
+    centre = lambda s: (s.sum(axis=0) * cols).sum() / s.sum()  # noqa: E731
+    assert centre(right) > 110 > centre(left)
+    assert right[:40].max() < 0.01  # on the floor, not on the wall above the product
+
+
+def test_grain_is_matched_to_the_scene():
+    rng = np.random.default_rng(0)
+    noisy = np.clip(120 + rng.normal(0, 6, (120, 160)), 0, 255).astype(np.uint8)
+    assert noise_sigma(noisy) == pytest.approx(6, rel=0.15)
+    scene = np.dstack([noisy] * 3)
+    product = np.full((120, 160, 3), 100, np.float32)
+    alpha = np.ones((120, 160), np.float32)
+    grained = match_grain(product, alpha, scene)
+    grey = grained.mean(axis=2).astype(np.uint8)
+    assert noise_sigma(grey) == pytest.approx(6, rel=0.25)
+    # A product already as noisy as the scene is left alone.
+    assert np.array_equal(match_grain(scene.astype(np.float32), alpha, scene), scene)
+
+
+# -- realism -----------------------------------------------------------------------------------
+def test_kid_and_fd_separate_distributions():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, (60, 16)), rng.normal(0, 1, (60, 16))
+    shifted = rng.normal(0.8, 1, (60, 16))
+    same, _ = kid(a, b, subsets=20)
+    different, _ = kid(a, shifted, subsets=20)
+    assert abs(same) < 0.2 * different
+    assert frechet_distance(a, b) < frechet_distance(a, shifted)
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-3)
+
+
+def _colour_features(images):
+    """A tiny stand-in for deep features: per-channel means and spreads."""
+    return np.array([[*im.mean(axis=(0, 1)), *im.std(axis=(0, 1))] for im in images]) / 50
+
+
+def test_realism_reports_kid_and_fd():
+    rng = np.random.default_rng(0)
+    real = [np.full((32, 32, 3), rng.integers(100, 120), np.uint8) for _ in range(10)]
+    fake = [np.full((32, 32, 3), rng.integers(180, 200), np.uint8) for _ in range(10)]
+    near = realism(real, real[::-1], _colour_features, subsets=10)
+    far = realism(real, fake, _colour_features, subsets=10)
+    assert far["kid_x1000"] > near["kid_x1000"] + 10 and far["fd"] > near["fd"]
+    assert set(far) == {"real", "generated", "kid_x1000", "kid_x1000_std", "fd"}
+
+
+def test_eval_copy_paste_writes_results_sheets_and_realism(tmp_path):
+    scenes, reference = tmp_path / "scenes", tmp_path / "reference"
+    lines = ["image,mask"]
+    for i, box in enumerate([(130, 70, 90), (60, 90, 120), (180, 60, 80)]):
+        scene, mask = room(20 + i, box=box)
+        save_image(scenes / f"room{i}.png", scene)
+        save_mask(tmp_path / "masks" / f"room{i}.png", mask)
+        lines.append(f"scenes/room{i}.png,masks/room{i}.png")
+        save_image(reference / f"real{i}.png", room(40 + i, box=box)[0])
+    (tmp_path / "scenes.csv").write_text("\n".join(lines) + "\n")
+    for i in range(3, 9):
+        save_image(reference / f"real{i}.png", room(40 + i)[0])
+    save_image(tmp_path / "chair.png", product_shot(120, 60)[0])
+    save_image(tmp_path / "cabinet.png", product_shot(150, 90)[0])
+    (tmp_path / "products.csv").write_text(
+        "id,image,type,size\nc1,chair.png,Chair,45x50 cm\nc2,cabinet.png,Cabinet,\n"
+    )
+    engine = StagingEngine(device="cpu")
+    out = tmp_path / "out"
+    # The scenes' masks come from a CSV (no segmentation model in tests): index them first.
+    CatalogIndex.open(out / "index", create=True).update(
+        engine, scenes, csv=tmp_path / "scenes.csv", progress=False
+    )
+    report = evaluate_copy_paste(
+        engine, tmp_path / "products.csv", scenes, reference, out, _colour_features, k=2,
+        progress=False,
+    )  # fmt: skip
+    assert report["products"] == 2 and report["with_results"] == 2 and report["results"] == 4
+    assert sorted(p.name for p in (out / "results").iterdir()) == [
+        "c1_1.jpg", "c1_2.jpg", "c2_1.jpg", "c2_2.jpg"
+    ]  # fmt: skip
+    assert [p.endswith("sheet_1.png") for p in report["sheets"]] == [True]
+    for key in ("realism", "realism_naive_paste", "realism_real_vs_real"):
+        assert "kid_x1000" in report[key]
+    saved = json.loads((out / "report.json").read_text())
+    result = saved["per_product"][0]["results"][0]
+    assert result["fit"] > 0 and "fit_similarity" in result
+
+
+def test_cli_eval_realism_needs_its_feature_weights(tmp_path):
+    save_image(tmp_path / "a" / "x.png", np.zeros((8, 8, 3), np.uint8))
+    result = CliRunner().invoke(
+        app, ["eval", "realism", "--real", str(tmp_path / "a"), "--generated", str(tmp_path / "a")]
+    )
+    assert isinstance(result.exception, ModelNotAvailableError)  # main() prints it, exit 2
+    assert "staging models pull mobilenet_v2" in str(result.exception)
