@@ -511,15 +511,20 @@ def stage_copy_paste_command(
     k: int = typer.Option(3, "-k", help="Candidates per product (one per retrieved scene)."),
     mask: Path = typer.Option(None, help="Product mask image (one input only)."),
     category: str = typer.Option(None, help="Only scenes of this catalog category."),
-    shadow: bool = typer.Option(True, "--shadow/--no-shadow", help="Contact shadow."),
-    harmonize: bool = typer.Option(False, help="Nudge the product's colour to the scene."),
+    shadow: bool = typer.Option(True, "--shadow/--no-shadow", help="Contact and cast shadows."),
+    harmonize: bool = typer.Option(True, help="Nudge the product's colour to the scene."),
     inpaint_backend: str = typer.Option(None, "--inpaint", help="Inpainting backend."),
+    product_type: str = typer.Option(
+        None, "--type", help="The product's kind (Chair, Bookcase): its typical real width."
+    ),
+    size: str = typer.Option(None, help="The product's catalog size, width first (80x78 cm)."),
     fmt: str = typer.Option("png", "--format", help="png, jpg or webp."),
 ) -> None:
-    """Copy-paste staging (paper §5.3): the product pasted into its k most similar scenes.
+    """Copy-paste staging (paper §5.3): the product pasted into the k scenes it fits best.
 
     Writes <name>.copy-paste<N>.<format> per candidate and <name>.copy-paste.json with
-    provenance (catalog id, retrieval score), product SSIM and alignment figures.
+    provenance (catalog id, retrieval score, placement), the fit and its parts, product SSIM
+    and alignment figures. With --type or --size the product takes its real size.
     """
     engine = _engine()
     if mask is not None and len(inputs) != 1:
@@ -538,6 +543,8 @@ def stage_copy_paste_command(
             shadow=shadow,
             harmonize=harmonize,
             inpaint_backend=inpaint_backend,
+            product_type=product_type,
+            product_size=size,
         ),
     )
 
