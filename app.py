@@ -434,7 +434,9 @@ def _details(staged: list) -> list[dict]:
 def _caption(item) -> str:
     source = item.source
     if item.mode == "copy-paste":
-        return f"{source.get('id')} ({source.get('category') or '-'}), score {source.get('score')}"
+        where = "in front of its object" if source.get("placement") == "insert" else "replacing"
+        fit = item.scores.get("fit")
+        return f"{source.get('id')} ({source.get('category') or '-'}), {where}, fit {fit}"
     placement = source.get("placement") or {}
     bits = [
         source.get("label"),  # "backdrop only (no diffusion model)" without weights
@@ -451,7 +453,7 @@ def copy_paste(
     mask: str | None = None,
     k: int = 3,
     shadow: bool = True,
-    harmonize: bool = False,
+    harmonize: bool = True,
     index_dir: str = "",
     results: list | None = None,
     steps: dict | None = None,
@@ -900,7 +902,7 @@ def build_ui() -> gr.Blocks:
             with gr.Row():
                 k = gr.Slider(1, 6, value=3, step=1, label="Candidates (k)", elem_id="copy-paste-k")
                 shadow = gr.Checkbox(value=True, label="Contact shadow")
-                harmonize = gr.Checkbox(value=False, label="Harmonise colours")
+                harmonize = gr.Checkbox(value=True, label="Harmonise colours")
                 cp_button = gr.Button("Stage", variant="primary", elem_id="copy-paste-button")
             with gr.Row():
                 cp_gallery = gr.Gallery(
