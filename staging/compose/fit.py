@@ -91,7 +91,8 @@ def place_product(
     if (kind := same_kind(product_type, scene_category)) is not None:
         parts["category"] = kind
 
-    def at_real_size(floor: float, centre: float = old_cx) -> Alignment | None:
+    def at_real_size(floor: float, centre: float = old_cx) -> tuple[Alignment, float] | None:
+        """The placement with feet on row ``floor``, and how much it shrank to fit (1: none)."""
         ppcm = pixels_per_cm(floor, sh)
         if width_cm is None or ppcm is None:
             return None
@@ -99,35 +100,38 @@ def place_product(
         # The whole product inside the frame: below its top margin, within its width.
         fits = min((floor - margin * sh) / (ny1 - ny0), (1 - 2 * margin) * sw / pw)
         scale = min(real, fits)
-        parts["scale"] = float(scale / real)
         dx = float(np.clip(centre - scale * new_cx, 0.0, sw - scale * pw))
         dy = floor - scale * ny1
-        return Alignment(scale, dx, dy, (dx, dy, dx + scale * pw, dy + scale * ph))
+        return Alignment(scale, dx, dy, (dx, dy, dx + scale * pw, dy + scale * ph)), scale / real
 
-    alignment = at_real_size(oy1) or align_product(product_alpha, scene.mask)
+    replaced = at_real_size(oy1)
+    alignment = replaced[0] if replaced else align_product(product_alpha, scene.mask)
     coverage = float((_placed(inside, alignment, (sh, sw)) & scene.mask).sum() / old_area)
-    if coverage >= MIN_COVERAGE or width_cm is None:
+    if coverage >= MIN_COVERAGE or replaced is None:
         parts["coverage"] = coverage
+        if replaced is not None:
+            parts["scale"] = float(replaced[1])
         return Fit(alignment, parts)
     # Insert in front, on free floor: feet between the old object's floor line and the frame's
     # foot, where the product overlaps the scene's other objects least (nearest the old object
     # and its centre line on ties).
     others = scene.objects & ~scene.mask
-    best: tuple[float, Alignment] | None = None
+    best: tuple[float, tuple[Alignment, float]] | None = None
     for t in (0.5, 0.25, 0.75, 1.0):
         floor = oy1 + t * (sh * (1 - margin) - oy1)
         for shift in (0.0, -0.5, 0.5, -1.0, 1.0):
             placed = at_real_size(floor, old_cx + shift * (ox1 - ox0))
             if placed is None:
                 continue
-            mask = _placed(inside, placed, (sh, sw))
+            mask = _placed(inside, placed[0], (sh, sw))
             overlap = float((mask & others).sum() / max(1, mask.sum()))
             if best is None or overlap < best[0] - 0.01:
                 best = (overlap, placed)
     if best is None:  # the old object stands above the horizon: no floor to use
         return Fit(align_product(product_alpha, scene.mask), parts, problem="no floor in view")
     parts["free_floor"] = 1.0 - best[0]
-    return Fit(best[1], parts, mode="insert")
+    parts["scale"] = float(best[1][1])
+    return Fit(best[1][0], parts, mode="insert")
 
 
 def _placed(inside: np.ndarray, alignment: Alignment, shape: tuple[int, int]) -> np.ndarray:
