@@ -76,6 +76,7 @@ class StagingEngine:
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._plates: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._scenes: OrderedDict[tuple, tuple] = OrderedDict()
+        self._products: OrderedDict[tuple, tuple] = OrderedDict()
         self._pull_failed: str | None = None
         self.mask_cache = MaskCache(Path(settings.cache_dir).expanduser() / "masks")
 
@@ -461,7 +462,6 @@ class StagingEngine:
             product's real ``width_cm`` and where it came from; ``scores`` the ``fit`` and its
             parts (``fit_similarity``, ``fit_coverage``, ``fit_scale``, ``fit_category``).
         """
-        from staging.compose.align import crop_to_content
         from staging.compose.copy_paste import paste_product, scene_problem
         from staging.compose.fit import place_product
         from staging.compose.scale import SizePriors
@@ -471,18 +471,12 @@ class StagingEngine:
             raise StagingError(f"k must be at least 1, got {k}.")
         rgb = self.load_image(product_image)
         report(0.0, "segmenting the product")
-        product = self._product_layer(rgb, mask, segment_backend)
-        if not product.mask.any():
-            raise StagingError(
-                "No product was found in the image: draw its mask by hand (Product tab) or "
-                "pass mask=."
-            )
-        colour, alpha = crop_to_content(product.foreground, product.alpha)
+        colour, alpha, segment_name, product_mask = self._product_cutout(rgb, mask, segment_backend)
         width = SizePriors().width(product_type, product_size)
         report(0.1, "retrieving similar staged scenes")
         hits = self.search(
             rgb, k=max(12, 4 * k), index=index, staged_only=True, category=category,
-            mask=product.mask,
+            mask=product_mask,
         )  # fmt: skip
         if not hits:
             where = f" of category {category!r}" if category else ""
@@ -517,20 +511,23 @@ class StagingEngine:
             report(0.4 + 0.6 * len(results) / k, f"staging into {hit.id}")
             if fit.mode == "replace":
                 plate = self._clean_plate(
-                    hit, scene, analysis, inpaint_backend, max_side, inpaint_side
-                )
+                    self._scene_key(*self._hit_scene(hit), max_side, None), scene, analysis,
+                    inpaint_backend, inpaint_side,
+                )  # fmt: skip
             else:  # inserted in front of the old object: nothing is removed
                 plate = scene
             pasted = paste_product(plate, analysis, colour, alpha, fit.alignment, shadow, harmonize)
             source = {
                 "id": hit.id,
                 "path": str(hit.path),
+                "mask": str(hit.mask) if self._hit_scene(hit)[1] is not None else None,
                 "category": hit.category,
                 "title": hit.title,
                 "score": round(float(hit.score), 4),
-                "segment_backend": product.backend,
+                "segment_backend": segment_name,
                 "inpaint_backend": inpaint_backend or "structure",
                 "placement": fit.mode,
+                "feet": _feet(fit.alignment),
             }
             if width is not None:
                 source["width_cm"], source["width_from"] = width
@@ -553,6 +550,102 @@ class StagingEngine:
             )
         report(1.0, "done")
         return results
+
+    def stage_in_scene(
+        self,
+        product_image: ImageSource,
+        scene: ImageSource,
+        mask: np.ndarray | ImageSource | None = None,
+        scene_mask: np.ndarray | ImageSource | None = None,
+        object_at: tuple[float, float] | None = None,
+        remove: bool | None = None,
+        position: tuple[float, float] | None = None,
+        scale: float = 1.0,
+        shadow: bool = True,
+        harmonize: bool = True,
+        product_type: str | None = None,
+        product_size: str | None = None,
+        inpaint_backend: str | None = None,
+        segment_backend: str | None = None,
+        max_side: int = 1024,
+        inpaint_side: int = 384,
+    ) -> Staged:
+        """Stage the product into one scene the way the user wants it (copy-paste, by hand).
+
+        Any room photo works: a copy-paste result's ``source["path"]`` (with its
+        ``source["mask"]`` as ``scene_mask``) or one of the user's own. Without the hand-set
+        arguments the result is what :meth:`stage_copy_paste` made of that scene. The product's
+        cut-out, the scene's analysis and its clean plate are cached, so a call that only moves,
+        resizes or re-shadows the product just pastes again (``staging bench restage``).
+
+        Args:
+            product_image, mask, shadow, harmonize, product_type, product_size,
+            inpaint_backend, segment_backend, max_side, inpaint_side: as in
+                :meth:`stage_copy_paste`.
+            scene: the room photo.
+            scene_mask: the scene's objects (a mask file or array); default: the segmenter's.
+            object_at: ``(x, y)`` in the scene (at ``max_side``): the object there (or the
+                nearest one) is the one replaced; default: the largest.
+            remove: inpaint that object away (True) or keep it and stand the product in front
+                (False); default: what the fit chose (replace when the product covers most of
+                it at its real size).
+            position: ``(x, y)``: where the product's feet go (the middle of its bottom edge);
+                default: the fit's placement.
+            scale: the product's size, as a multiple of the fit's.
+        """
+        from staging.compose.copy_paste import paste_product
+        from staging.compose.fit import adjust, place_product
+        from staging.compose.scale import SizePriors
+
+        rgb = self.load_image(product_image)
+        scene, scene_mask = _settled(scene), _settled(scene_mask, as_mask=True)
+        colour, alpha, segment_name, _ = self._product_cutout(rgb, mask, segment_backend)
+        point = None if object_at is None else (float(object_at[0]), float(object_at[1]))
+        plate_key = self._scene_key(scene, scene_mask, max_side, point)
+        image, analysis, problem = self._analysed_scene(scene, scene_mask, max_side, point)
+        if analysis is None:
+            raise StagingError(
+                f"In this scene: {problem}. Give its objects' mask (scene_mask=) to say which "
+                "object the product stands in for."
+            )
+        h, w = image.shape[:2]
+        if not 0 < scale <= 10:
+            raise StagingError(f"scale must be in (0, 10], got {scale}.")
+        if position is not None and not (0 <= position[0] <= w and 0 <= position[1] <= h):
+            raise StagingError(
+                f"position {tuple(position)} is outside the scene ({w}x{h} at max_side)."
+            )
+        width = SizePriors().width(product_type, product_size)
+        fit = place_product(alpha, analysis, width[0] if width else None, None, product_type)
+        removed = fit.mode == "replace" if remove is None else bool(remove)
+        alignment = adjust(fit.alignment, alpha.shape, position, scale)
+        plate = image
+        if removed:
+            plate = self._clean_plate(plate_key, image, analysis, inpaint_backend, inpaint_side)
+        pasted = paste_product(plate, analysis, colour, alpha, alignment, shadow, harmonize)
+        source = {
+            "path": str(scene) if isinstance(scene, (str, os.PathLike)) else None,
+            "mask": str(scene_mask) if isinstance(scene_mask, (str, os.PathLike)) else None,
+            "segment_backend": segment_name,
+            "inpaint_backend": (inpaint_backend or "structure") if removed else None,
+            "placement": "replace" if removed else "insert",
+            "object_box": list(analysis.box),
+            "feet": _feet(alignment),
+            "scale": float(scale),
+        }
+        if fit.problem is not None:  # placed by the paper's rule, and said why
+            source["fit_problem"] = fit.problem
+        if width is not None:
+            source["width_cm"], source["width_from"] = width
+        parts = {f"fit_{name}": round(value, 4) for name, value in fit.parts.items()}
+        return Staged(
+            image=pasted.image,
+            alpha=pasted.alpha,
+            mode="copy-paste",
+            ssim=pasted.ssim,
+            source=source,
+            scores={"fit": round(fit.score, 4)} | parts | pasted.scores,
+        )
 
     def _product_layer(
         self, rgb: np.ndarray, mask: np.ndarray | ImageSource | None, backend: str | None
@@ -581,61 +674,104 @@ class StagingEngine:
                 cache.popitem(last=False)
         return value
 
-    def _scene(self, hit: Hit, max_side: int) -> tuple[np.ndarray, Any, str | None]:
-        """``(scene RGB, SceneAnalysis or None, problem)`` of a catalog hit, at ``max_side``.
+    def _product_cutout(
+        self, rgb: np.ndarray, mask: np.ndarray | ImageSource | None, backend: str | None
+    ) -> tuple[np.ndarray, np.ndarray, str, np.ndarray]:
+        """``(colour, alpha, backend, mask)``: the product cropped to its content, and its
+        full-frame mask; cached by the image's and mask's content, so re-rendering a
+        placement does not matte the product again."""
+        from staging.compose.align import crop_to_content
 
-        The object to replace is the stored mask's (or the segmenter's) largest part. Cached
-        by file and modification time: staging a catalog into the same scenes analyses each
-        once.
+        def cut() -> tuple[np.ndarray, np.ndarray, str, np.ndarray]:
+            product = self._product_layer(rgb, mask, backend)
+            if not product.mask.any():
+                raise StagingError(
+                    "No product was found in the image: draw its mask by hand (Product tab) "
+                    "or pass mask=."
+                )
+            colour, alpha = crop_to_content(product.foreground, product.alpha)
+            return colour, alpha, product.backend, product.mask
+
+        mask = _settled(mask, as_mask=True)
+        key = (image_key(rgb), _content_key(mask), backend or "")
+        return self._lru(self._products, key, cut, size=8)
+
+    def _hit_scene(self, hit: Hit) -> tuple[Path, Path | None]:
+        """A catalog hit's image and its stored object mask (None when there is none)."""
+        path = Path(hit.path)
+        if not path.is_file():
+            raise StagingError(f"Catalog image {path} is missing: re-run staging index.")
+        mask = Path(hit.mask) if hit.mask is not None and Path(hit.mask).is_file() else None
+        return path, mask
+
+    def _scene_key(
+        self,
+        scene: ImageSource,
+        scene_mask: ImageSource | None,
+        max_side: int,
+        point: tuple[float, float] | None,
+    ) -> tuple:
+        return (_content_key(scene), _content_key(scene_mask), max_side, point)
+
+    def _scene(self, hit: Hit, max_side: int) -> tuple[np.ndarray, Any, str | None]:
+        """``(scene RGB, SceneAnalysis or None, problem)`` of a catalog hit (see
+        :meth:`_analysed_scene`)."""
+        return self._analysed_scene(*self._hit_scene(hit), max_side, None)
+
+    def _analysed_scene(
+        self,
+        scene: ImageSource,
+        scene_mask: ImageSource | None,
+        max_side: int,
+        point: tuple[float, float] | None,
+    ) -> tuple[np.ndarray, Any, str | None]:
+        """``(scene RGB, SceneAnalysis or None, problem)`` of a scene, at ``max_side``.
+
+        The objects are the given mask's or the segmenter's; the one to replace is their
+        largest part, or the part at ``point``. Cached by content (file and modification time
+        for paths): staging a catalog into the same scenes, or re-rendering a placement,
+        analyses each scene once.
         """
         from staging.compose.scene import analyse_scene
         from staging.io import load_mask
 
-        path = Path(hit.path)
-        try:
-            stamp = path.stat().st_mtime_ns
-        except OSError as exc:
-            raise StagingError(f"Catalog image {path} is missing: re-run staging index.") from exc
-
         def analyse() -> tuple[np.ndarray, Any, str | None]:
-            scene = self.load_image(path)
-            h, w = scene.shape[:2]
+            image = self.load_image(scene)
+            h, w = image.shape[:2]
             if max(h, w) > max_side:
                 import cv2
 
                 factor = max_side / max(h, w)
                 size = (max(1, round(w * factor)), max(1, round(h * factor)))
-                scene = cv2.resize(scene, size, interpolation=cv2.INTER_AREA)
-            size = (scene.shape[1], scene.shape[0])
-            if hit.mask is not None and Path(hit.mask).is_file():
-                mask = load_mask(hit.mask, size=size) >= 0.5
+                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            size = (image.shape[1], image.shape[0])
+            if scene_mask is not None:
+                objects = load_mask(scene_mask, size=size) >= 0.5
             else:
-                mask = self.segment(scene).mask
-            if not mask.any():
-                return scene, None, "no product found in the scene"
-            return scene, analyse_scene(scene, mask), None
+                objects = self.segment(image).mask
+            if not objects.any():
+                return image, None, "no object found in the scene"
+            return image, analyse_scene(image, objects, point), None
 
-        return self._lru(self._scenes, (str(path), stamp, max_side), analyse)
+        key = self._scene_key(scene, scene_mask, max_side, point)
+        return self._lru(self._scenes, key, analyse)
 
     def _clean_plate(
         self,
-        hit: Hit,
+        scene_key: tuple,
         scene: np.ndarray,
         analysis: Any,
         inpaint_backend: str | None,
-        max_side: int,
         inpaint_side: int,
     ) -> np.ndarray:
-        """The scene with its object and shadow inpainted away; cached like :meth:`_scene`."""
+        """The scene with its object and shadow inpainted away; cached like the analysis."""
         from staging.compose.copy_paste import clean_plate
         from staging.inpaint.base import inpaint_downscaled
 
         inpainter = self.inpainter(inpaint_backend)
-        key = (str(hit.path), Path(hit.path).stat().st_mtime_ns, inpaint_backend or "",
-               max_side, inpaint_side)  # fmt: skip
         return self._lru(
             self._plates,
-            key,
+            (*scene_key, inpaint_backend or "", inpaint_side),
             lambda: clean_plate(
                 scene,
                 analysis,
@@ -873,3 +1009,43 @@ class StagingEngine:
             fit=fit,
             progress=progress,
         )
+
+
+def _content_key(source: Any) -> tuple:
+    """A cache key for an image source: file and modification time for a path, a content
+    hash for pixels or bytes (an edited file or array never hits a stale entry)."""
+    if source is None:
+        return (None,)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        try:
+            return ("file", str(path.resolve()), path.stat().st_mtime_ns)
+        except OSError as exc:
+            raise StagingError(f"{path} is missing or unreadable.") from exc
+    if isinstance(source, np.ndarray):
+        return ("pixels", str(source.dtype), image_key(source))
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        import hashlib
+
+        return ("bytes", hashlib.blake2b(bytes(source), digest_size=20).hexdigest())
+    raise TypeError(f"cannot key {type(source).__name__}: settle it first (_settled)")
+
+
+def _settled(source: Any, as_mask: bool = False) -> Any:
+    """A path, array or bytes as they are; anything else (a file object, a PIL image) read
+    into an array once, so it can be both hashed for the caches and decoded."""
+    if source is None or isinstance(
+        source, (str, os.PathLike, np.ndarray, bytes, bytearray, memoryview)
+    ):
+        return source
+    if as_mask:
+        from staging.io import load_mask
+
+        return load_mask(source)
+    return load_image(source)
+
+
+def _feet(alignment: Any) -> list[float]:
+    """Where a placed product's feet are (x, y in the scene): the middle of its box's bottom."""
+    x0, _, x1, y1 = alignment.box
+    return [round((x0 + x1) / 2, 1), round(y1, 1)]

@@ -32,6 +32,7 @@ import numpy as np
 from staging.compose.align import Alignment, align_product, mask_geometry
 from staging.compose.scale import pixels_per_cm
 from staging.compose.scene import SceneAnalysis
+from staging.errors import StagingError
 
 MIN_COVERAGE = 0.6
 """Replace the old object only when the product covers this much of it: a fill of more than
@@ -132,6 +133,25 @@ def place_product(
     parts["free_floor"] = 1.0 - best[0]
     parts["scale"] = float(best[1][1])
     return Fit(best[1][0], parts, mode="insert")
+
+
+def adjust(
+    alignment: Alignment,
+    product_shape: tuple[int, int],
+    feet: tuple[float, float] | None = None,
+    scale: float = 1.0,
+) -> Alignment:
+    """``alignment`` moved and resized by hand: the product's feet (the middle of its box's
+    bottom edge) go to ``feet`` (x, y in the scene; default: where they are) and its size is
+    multiplied by ``scale``, about the feet, so it stays standing on the same floor line."""
+    if not scale > 0:
+        raise StagingError(f"scale must be positive, got {scale}.")
+    ph, pw = product_shape
+    x0, _, x1, y1 = alignment.box
+    fx, fy = feet if feet is not None else ((x0 + x1) / 2, y1)
+    s = alignment.scale * scale
+    dx, dy = fx - s * pw / 2, fy - s * ph
+    return Alignment(s, dx, dy, (dx, dy, dx + s * pw, dy + s * ph))
 
 
 def _placed(inside: np.ndarray, alignment: Alignment, shape: tuple[int, int]) -> np.ndarray:

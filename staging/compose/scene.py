@@ -62,6 +62,23 @@ def main_object(mask: np.ndarray) -> np.ndarray:
     return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
+def pick_object(objects: np.ndarray, point: tuple[float, float]) -> np.ndarray:
+    """The connected part of ``objects`` (bool) that a click at ``point`` (x, y) means: the
+    part under it, else the nearest part (a click just beside a thin chair leg still picks
+    the chair). An empty ``objects`` gives an empty mask."""
+    count, labels = cv2.connectedComponents(objects.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros(objects.shape, bool)
+    h, w = objects.shape
+    x, y = int(np.clip(round(point[0]), 0, w - 1)), int(np.clip(round(point[1]), 0, h - 1))
+    label = labels[y, x]
+    if label == 0:
+        ys, xs = np.nonzero(labels)
+        nearest = int(np.argmin((xs - x) ** 2 + (ys - y) ** 2))
+        label = labels[ys[nearest], xs[nearest]]
+    return labels == label
+
+
 def floor_wall_line(
     rgb: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]
 ) -> tuple[float, float] | None:
@@ -154,11 +171,13 @@ def object_shadow(
     return by_object & (lum < 0.9 * lit), strength, light_dx
 
 
-def analyse_scene(rgb: np.ndarray, mask: np.ndarray) -> SceneAnalysis:
+def analyse_scene(
+    rgb: np.ndarray, mask: np.ndarray, point: tuple[float, float] | None = None
+) -> SceneAnalysis:
     """The :class:`SceneAnalysis` of a scene (RGB uint8) whose objects are ``mask``; the one
-    to replace is its largest part."""
+    to replace is its largest part, or the part a user clicked at ``point`` (x, y)."""
     objects = mask.astype(bool)
-    mask = main_object(objects)
+    mask = main_object(objects) if point is None else pick_object(objects, point)
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
