@@ -484,7 +484,70 @@ def copy_paste(
         f"segment `{first.get('segment_backend', '?')}`, inpaint "
         f"`{first.get('inpaint_backend', '?')}`",
     )
-    return gallery, sources, details, results, steps, status
+    scenes = [{"scene": s.source["path"], "scene_mask": s.source.get("mask")} for s in staged]
+    return gallery, sources, details, results, steps, status, scenes
+
+
+OLD_OBJECT = {"as fitted": None, "removed": True, "kept": False}
+CLICK_MOVES, CLICK_PICKS = "moves the product there", "picks the object to replace"
+
+
+def pick_result(scenes: list | None, evt: gr.SelectData):
+    """Selecting a copy-paste result opens it for adjusting, as it was fitted."""
+    if not scenes or evt.index is None or evt.index >= len(scenes):
+        raise gr.Error("Stage the product first, then pick one of its results.")
+    return dict(scenes[evt.index], object_at=None, position=None), "as fitted", 1.0
+
+
+def click_scene(adjusting: dict | None, click: str, evt: gr.SelectData) -> dict:
+    """A click in the adjusted image moves the product's feet there, or picks the object
+    there to stand in for (the product then goes where that object stands)."""
+    if not adjusting:
+        raise gr.Error("Pick one of the copy-paste results above first.")
+    point = [float(v) for v in evt.index]
+    if click == CLICK_PICKS:
+        return dict(adjusting, object_at=point, position=None)
+    return dict(adjusting, position=point)
+
+
+@readable_errors
+def restage(
+    image: str | None,
+    mask: str | None,
+    adjusting: dict | None,
+    old_object: str = "as fitted",
+    scale: float = 1.0,
+    shadow: bool = True,
+    harmonize: bool = True,
+):
+    """One re-render of the picked result (engine.stage_in_scene; the cut-out, the scene's
+    analysis and its clean plate are cached, so this only pastes)."""
+    _need_image(image)
+    if not adjusting:
+        raise gr.Error("Pick one of the copy-paste results above first.")
+    scene_mask = adjusting.get("scene_mask")
+    staged = engine.stage_in_scene(
+        image,
+        confined(adjusting["scene"], "scene"),
+        mask=_mask_or_none(mask),
+        scene_mask=confined(scene_mask, "scene mask") if scene_mask else None,
+        object_at=adjusting.get("object_at"),
+        remove=OLD_OBJECT.get(old_object),
+        position=adjusting.get("position"),
+        scale=float(scale),
+        shadow=bool(shadow),
+        harmonize=bool(harmonize),
+    )
+    path = staged.save(_result_path("adjusted", ".png"))
+    return str(path), _details([staged])[0], staged
+
+
+def keep_adjusted(staged, results: list | None):
+    """Add the adjusted image to the session's results (Compare tab, exports)."""
+    if staged is None:
+        raise gr.Error("Adjust a result first.")
+    results, _ = _keep(results, [staged], "adjusted")
+    return results
 
 
 def _placements(placement) -> list[str] | None:
@@ -768,6 +831,9 @@ def build_ui() -> gr.Blocks:
     with gr.Blocks(title="Product Staging Studio", delete_cache=(3600, 86400)) as demo:
         steps = gr.State({})
         results = gr.State([])
+        cp_scenes = gr.State([])  # the last copy-paste results' scenes, for adjusting
+        adjusting = gr.State(None)  # the result being adjusted: scene, object, feet
+        adjusted = gr.State(None)  # its last render (a Staged), to keep
         gr.Markdown(INTRO)
         status = gr.Markdown(status_line({}), label="Status", elem_id="status-line")
         with gr.Row():
@@ -915,6 +981,31 @@ def build_ui() -> gr.Blocks:
                     elem_id="copy-paste-sources",
                 )
             cp_details = gr.JSON(label="Details (retrieval score, product SSIM, alignment)")
+            with gr.Accordion("Adjust a result (pick one above)", open=True):
+                with gr.Row():
+                    click_mode = gr.Radio(
+                        [CLICK_MOVES, CLICK_PICKS],
+                        value=CLICK_MOVES,
+                        label="A click in the picture",
+                        elem_id="adjust-click",
+                    )
+                    old_object = gr.Radio(
+                        list(OLD_OBJECT), value="as fitted", label="The old object",
+                        elem_id="adjust-old-object",
+                    )  # fmt: skip
+                    adjust_scale = gr.Slider(
+                        0.3, 2.0, value=1.0, step=0.05, label="Size", elem_id="adjust-scale"
+                    )
+                    adjust_shadow = gr.Checkbox(value=True, label="Shadows")
+                    keep_button = gr.Button("Keep this version", elem_id="adjust-keep")
+                with gr.Row():
+                    adjust_view = gr.Image(
+                        label="Click to move the product or to pick the object it replaces",
+                        interactive=False,
+                        height=420,
+                        elem_id="adjust-view",
+                    )
+                    adjust_details = gr.JSON(label="Placement (feet, object, fit)")
 
         # ---------------------------------------------------------------- Vanilla
         categories = category_choices()
@@ -1115,10 +1206,31 @@ def build_ui() -> gr.Blocks:
         cp_button.click(
             copy_paste,
             [image, alpha, k, shadow, harmonize, index_dir, results, steps],
-            [cp_gallery, cp_sources, cp_details, results, steps, status],
+            [cp_gallery, cp_sources, cp_details, results, steps, status, cp_scenes],
             api_name="copy_paste",
             concurrency_id=HEAVY,
             concurrency_limit=HEAVY_LIMIT,
+        ).success(**refresh)
+        rerender = dict(
+            fn=restage,
+            inputs=[image, alpha, adjusting, old_object, adjust_scale, adjust_shadow, harmonize],
+            outputs=[adjust_view, adjust_details, adjusted],
+            api_visibility="private",
+        )
+        cp_gallery.select(
+            pick_result,
+            [cp_scenes],
+            [adjusting, old_object, adjust_scale],
+            api_visibility="private",
+        ).success(**rerender)
+        adjust_view.select(
+            click_scene, [adjusting, click_mode], [adjusting], api_visibility="private"
+        ).success(**rerender)
+        for control in (old_object, adjust_shadow):
+            control.input(**rerender)
+        adjust_scale.release(**rerender)
+        keep_button.click(
+            keep_adjusted, [adjusted, results], [results], api_visibility="private"
         ).success(**refresh)
         v_button.click(
             stage_vanilla,

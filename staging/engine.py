@@ -623,8 +623,10 @@ class StagingEngine:
         if removed:
             plate = self._clean_plate(plate_key, image, analysis, inpaint_backend, inpaint_side)
         pasted = paste_product(plate, analysis, colour, alpha, alignment, shadow, harmonize)
+        named = isinstance(scene, (str, os.PathLike))
         source = {
-            "path": str(scene) if isinstance(scene, (str, os.PathLike)) else None,
+            "id": Path(scene).stem if named else None,
+            "path": str(scene) if named else None,
             "mask": str(scene_mask) if isinstance(scene_mask, (str, os.PathLike)) else None,
             "segment_backend": segment_name,
             "inpaint_backend": (inpaint_backend or "structure") if removed else None,

@@ -263,9 +263,10 @@ def test_catalog_roots_are_configurable(studio, tmp_path, monkeypatch):
 
 
 def test_copy_paste_uses_the_demo_index_and_names_each_scene(studio):
-    gallery, sources, details, results, steps, status = studio.copy_paste(
+    gallery, sources, details, results, steps, status, scenes = studio.copy_paste(
         LAMP, None, 2, True, False, "", [], {}
     )
+    assert [s["scene"] for s in scenes] == [d["source"]["file"] for d in details]
     assert studio.DEMO_INDEX.joinpath("catalog.sqlite").is_file()  # built on first use
     assert len(gallery) == len(sources) == len(details) == len(results) == 2
     assert all(Path(path).is_file() for path, _ in gallery)
@@ -273,6 +274,32 @@ def test_copy_paste_uses_the_demo_index_and_names_each_scene(studio):
     assert details[0]["source"]["file"].endswith(".jpg") and "path" not in details[0]["source"]
     assert {"label", "image", "alpha", "info"} <= set(results[0])
     assert "copy-paste" in status and "structure" in status
+
+
+def test_a_copy_paste_result_is_adjusted_by_clicks_size_and_shadows(studio, tmp_path):
+    from types import SimpleNamespace as Click
+
+    *_, results, _, _, scenes = studio.copy_paste(LAMP, None, 1, True, False, "", [], {})
+    adjusting, old_object, scale = studio.pick_result(scenes, Click(index=0))
+    assert (old_object, scale) == ("as fitted", 1.0) and adjusting["position"] is None
+    first, info, staged = studio.restage(LAMP, None, adjusting, old_object, scale)
+    assert info["source"]["feet"] == staged.source["feet"] and Path(first).is_file()
+    x, y = staged.source["feet"]
+    moved = studio.click_scene(adjusting, studio.CLICK_MOVES, Click(index=[x - 20, y + 10]))
+    second, info, smaller = studio.restage(LAMP, None, moved, "kept", 0.7, False)
+    assert info["source"]["feet"] == [x - 20, y + 10] and info["source"]["placement"] == "insert"
+    assert smaller.mask.sum() < 0.6 * staged.mask.sum() and second != first  # a new file
+    picked = studio.click_scene(moved, studio.CLICK_PICKS, Click(index=[5, 5]))
+    assert picked["object_at"] == [5, 5] and picked["position"] is None
+    kept = studio.keep_adjusted(smaller, results)
+    assert len(kept) == len(results) + 1 and kept[-1]["label"].startswith("adjusted #")
+    with pytest.raises(gr.Error) as info:
+        studio.restage(LAMP, None, None)
+    assert "Pick one of the copy-paste results" in _readable(info)
+    forged = dict(adjusting, scene=str(tmp_path / "elsewhere.jpg"))
+    with pytest.raises(gr.Error) as info:
+        studio.restage(LAMP, None, forged)
+    assert "outside the folders this server shares" in _readable(info)
 
 
 def test_copy_paste_without_a_photo_is_readable(studio):
