@@ -436,7 +436,10 @@ def _caption(item) -> str:
     if item.mode == "copy-paste":
         where = "in front of its object" if source.get("placement") == "insert" else "replacing"
         fit = item.scores.get("fit")
-        return f"{source.get('id')} ({source.get('category') or '-'}), {where}, fit {fit}"
+        caption = f"{source.get('id')} ({source.get('category') or '-'}), {where}, fit {fit}"
+        if item.scores.get("scale", 0) > 1 and source.get("warning"):
+            caption += f", enlarged {item.scores['scale']:.1f}x (may look soft)"
+        return caption
     placement = source.get("placement") or {}
     bits = [
         source.get("label"),  # "backdrop only (no diffusion model)" without weights

@@ -605,6 +605,8 @@ def stage_in_scene_command(
     target = staged.save(out)
     info = staged.describe()
     target.with_suffix(".json").write_text(json.dumps(info, indent=2, default=str))
+    if warning := info["source"].get("warning"):
+        typer.echo(f"{target.name}: {warning}", err=True)
     typer.echo(
         f"{target}: {info['source']['placement']}, feet at {info['source']['feet']}, "
         f"fit {info['scores']['fit']}"
@@ -783,6 +785,8 @@ def _write_generated(mode: str, files: list[Path], out: Path, fmt: str, run) -> 
             if hint and not hint_shown:
                 typer.echo(hint, err=True)
                 hint_shown = True
+            if warning := info["source"].get("warning"):
+                typer.echo(f"{target.name}: {warning}", err=True)
             summary.append({"file": target.name, **info})
             written += 1
         (out / f"{path.stem}.{mode}.json").write_text(json.dumps(summary, indent=2, default=str))

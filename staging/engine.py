@@ -459,10 +459,11 @@ class StagingEngine:
         Returns:
             :class:`~staging.result.Staged` results, best fit first; ``source`` holds the
             catalog ``id``, ``path``, ``category``, ``title``, retrieval ``score`` and the
-            product's real ``width_cm`` and where it came from; ``scores`` the ``fit`` and its
-            parts (``fit_similarity``, ``fit_coverage``, ``fit_scale``, ``fit_category``).
+            product's real ``width_cm`` and where it came from, and a ``warning`` when the
+            product photo had to be enlarged; ``scores`` the ``fit`` and its parts
+            (``fit_similarity``, ``fit_coverage``, ``fit_scale``, ``fit_category``).
         """
-        from staging.compose.copy_paste import paste_product, scene_problem
+        from staging.compose.copy_paste import paste_product, scene_problem, upscale_warning
         from staging.compose.fit import place_product
         from staging.compose.scale import SizePriors
 
@@ -531,6 +532,8 @@ class StagingEngine:
             }
             if width is not None:
                 source["width_cm"], source["width_from"] = width
+            if warning := upscale_warning(fit.alignment.scale):
+                source["warning"] = warning
             parts = {f"fit_{name}": round(value, 4) for name, value in fit.parts.items()}
             results.append(
                 Staged(
@@ -593,7 +596,7 @@ class StagingEngine:
                 default: the fit's placement.
             scale: the product's size, as a multiple of the fit's.
         """
-        from staging.compose.copy_paste import paste_product
+        from staging.compose.copy_paste import paste_product, upscale_warning
         from staging.compose.fit import adjust, place_product
         from staging.compose.scale import SizePriors
 
@@ -639,6 +642,8 @@ class StagingEngine:
             source["fit_problem"] = fit.problem
         if width is not None:
             source["width_cm"], source["width_from"] = width
+        if warning := upscale_warning(alignment.scale):
+            source["warning"] = warning
         parts = {f"fit_{name}": round(value, 4) for name, value in fit.parts.items()}
         return Staged(
             image=pasted.image,

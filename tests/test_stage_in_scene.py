@@ -88,6 +88,10 @@ def test_position_scale_and_removal(two_objects):
     assert abs((y1 - y0) - 0.5 * (by1 - by0)) <= 2
     assert moved.source["feet"] == [180.0, 240.0] and moved.source["scale"] == 0.5
 
+    # The paper's rule enlarges this small product photo a little: the user is told.
+    assert base.scores["scale"] == pytest.approx(1.1)
+    assert "enlarged 1.1x" in base.source["warning"] and "warning" not in moved.source
+
     kept = engine.stage_in_scene(
         product, scene_path, scene_mask=mask_path, remove=False, position=(180, 240), scale=0.5
     )

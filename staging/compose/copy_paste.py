@@ -31,7 +31,15 @@ from staging.compose.blend import (
 from staging.compose.scene import SceneAnalysis, main_object
 from staging.errors import StagingError
 
-__all__ = ["Pasted", "clean_plate", "main_object", "paste_product", "removal_hole", "scene_problem"]
+__all__ = [
+    "Pasted",
+    "clean_plate",
+    "main_object",
+    "paste_product",
+    "removal_hole",
+    "scene_problem",
+    "upscale_warning",
+]
 
 
 @dataclass
@@ -133,6 +141,17 @@ def paste_product(
         "floor_offset_px": float(ny1 - oy1),
     }
     return Pasted(image, placed_alpha, product_ssim(image, reference, placed_alpha), scores)
+
+
+def upscale_warning(scale: float) -> str | None:
+    """What to tell the user when the product is drawn larger than its photo (``scale`` > 1):
+    enlarged pixels look soft beside the scene's, and no resampling can add the detail."""
+    if scale <= 1.0 + 1e-3:
+        return None
+    return (
+        f"the product photo is enlarged {scale:.1f}x to its size in this scene and may look "
+        f"soft: a photo at least {scale:.1f}x larger keeps it sharp"
+    )
 
 
 def scene_problem(
