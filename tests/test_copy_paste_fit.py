@@ -252,7 +252,13 @@ def test_eval_copy_paste_writes_results_sheets_and_realism(tmp_path):
         "c1_1.jpg", "c1_2.jpg", "c2_1.jpg", "c2_2.jpg"
     ]  # fmt: skip
     assert [p.endswith("sheet_1.png") for p in report["sheets"]] == [True]
-    for key in ("realism", "realism_naive_paste", "realism_real_vs_real"):
+    for key in (
+        "realism",
+        "realism_naive_paste",
+        "realism_real_vs_real",
+        "realism_same_scenes_untouched",
+        "realism_same_scenes_naive_paste",
+    ):
         assert "kid_x1000" in report[key]
     saved = json.loads((out / "report.json").read_text())
     result = saved["per_product"][0]["results"][0]

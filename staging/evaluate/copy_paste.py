@@ -10,7 +10,10 @@ and everything a reviewer needs is written under ``OUT``:
   the results against ``reference`` (real rooms the index never saw), beside two anchors
   computed the same way: real rooms against real rooms (half the reference against the other
   half) and the same products pasted naively (the white-background shot dropped into the
-  centre of the scene, a quarter of its width).
+  centre of the scene, a quarter of its width). Retrieval picks some scenes for many products,
+  and a set of few distinct rooms is far from the reference whatever is pasted into it, so two
+  more anchors use exactly the results' scenes: those scenes untouched (the best any paste into
+  them can score) and the naive paste into them.
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ def evaluate_copy_paste(
     index = CatalogIndex.open(out / "index", create=True)
     index.update(engine, scenes, progress=progress)
     generated, naive, sheet_rows, per_product = [], [], [], []
+    untouched, naive_same = [], []  # the results' own scenes, as they are / pasted naively
     scene_files = list_images(scenes)
     started = time.perf_counter()
     for i, row in enumerate(tqdm(rows, desc="staging", disable=not progress)):
@@ -130,6 +134,12 @@ def evaluate_copy_paste(
             name = f"{row['id']}_{rank}.jpg"
             result.save(out / "results" / name)
             generated.append(result.image)
+            h, w = result.image.shape[:2]
+            own = cv2.resize(
+                load_image(result.source["path"]), (w, h), interpolation=cv2.INTER_AREA
+            )
+            untouched.append(own)
+            naive_same.append(naive_paste(rgb, own))
             fit = result.scores.get("fit")
             scene_name = Path(result.source["path"]).stem[-24:]
             caption = f"{scene_name} fit {fit:.2f}" if fit is not None else scene_name
@@ -152,6 +162,9 @@ def evaluate_copy_paste(
         report["realism"] = realism(real, generated, features)
     if len(naive) >= 2:
         report["realism_naive_paste"] = realism(real, naive, features)
+    if len(untouched) >= 2:
+        report["realism_same_scenes_untouched"] = realism(real, untouched, features)
+        report["realism_same_scenes_naive_paste"] = realism(real, naive_same, features)
     if len(real) >= 8:
         report["realism_real_vs_real"] = realism(real[::2], real[1::2], features)
     (out / "report.json").write_text(
