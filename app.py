@@ -6,7 +6,7 @@ works from Python and the CLI:
 
 * Product — ``engine.segment(image, backend)``, brush corrections with
   :mod:`staging.segment.edit` (``staging segment``);
-* Catalog — ``CatalogIndex.open(out, create=True).update(engine, folder, csv=...)``
+* Catalog — ``engine.update_index(out, folder, csv=...)``
   (``staging index FOLDER --out DIR``);
 * Copy-paste — ``engine.stage_copy_paste(image, k, index, mask=...)``
   (``staging stage copy-paste``);
@@ -46,7 +46,6 @@ import platformdirs
 
 from staging import StagingEngine, StagingError
 from staging.animate import MOTIONS
-from staging.catalog import CatalogIndex
 from staging.io import load_image, save_image, save_mask
 from staging.models import get_spec
 from staging.segment import BACKENDS, RECOMMENDED
@@ -302,9 +301,8 @@ def default_index_dir(folder: str | os.PathLike) -> Path:
 def build_index(folder, csv=None, out=None, progress=None):
     """``staging index FOLDER --out OUT [--csv CSV]``: build or update, then the open index."""
     out = Path(out) if out else default_index_dir(folder)
-    CatalogIndex.open(out, create=True).close()
+    report = engine.update_index(out, folder, csv=csv or None, progress=progress is not None)
     index = engine.index(out)  # the engine's shared, cached handle
-    report = index.update(engine, folder, csv=csv or None, progress=progress is not None)
     return index, report
 
 

@@ -184,8 +184,8 @@ def index_catalog(
 
     engine = _engine()
     index = CatalogIndex.open(out, create=True, rebuild=rebuild)
-    report = index.update(
-        engine,
+    report = engine.update_index(
+        index,
         catalog,
         csv=csv_file,
         embedder=embedder,

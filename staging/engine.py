@@ -37,7 +37,7 @@ from staging.settings import Settings
 
 if TYPE_CHECKING:
     from staging.animate import ParallaxClip
-    from staging.catalog import CatalogIndex, Hit
+    from staging.catalog import CatalogIndex, Hit, UpdateReport
     from staging.generate.bandit import BanditRegistry, Suggestion
     from staging.generate.base import Generator
     from staging.generate.cache import GenerationCache
@@ -374,6 +374,57 @@ class StagingEngine:
             return path
         key = str(Path(os.fspath(path)).expanduser().resolve())
         return self._cached("index", key, lambda: CatalogIndex.open(key))
+
+    def update_index(
+        self,
+        index: str | os.PathLike | CatalogIndex,
+        folder: str | os.PathLike,
+        csv: str | os.PathLike | None = None,
+        embedder: str | None = None,
+        progress: bool = True,
+        **options: Any,
+    ) -> UpdateReport:
+        """Build or update the catalog index in folder ``index`` from the images in ``folder``
+        (``staging index``): staged test, product mask and embedding per image.
+
+        The index is handed this engine's embedder, segmenter and loader
+        (:class:`~staging.catalog.IndexTools`). ``embedder``: default the index's own, or
+        :data:`staging.embed.DEFAULT` for a new one. ``options``: ``category_column``,
+        ``batch_size``, ``workers`` (see :meth:`CatalogIndex.update`).
+        """
+        from staging.catalog import CatalogIndex, IndexTools
+
+        if not isinstance(index, CatalogIndex):
+            CatalogIndex.open(index, create=True).close()
+        catalog = self.index(index)
+        catalog.check_embedder(embedder)
+        notice = None
+        if self.settings.segment_backend == "auto" and not self.can_segment_scenes():
+            notice = (
+                "No pretrained segmentation model on disk: staged scenes without a mask in the "
+                "CSV are skipped, product shots use the weights-free 'catalog' matting. Fetch "
+                f"one with `staging models pull {RECOMMENDED}` "
+                f"({get_spec(RECOMMENDED).size_mb:.0f} MB)."
+            )
+        tools = IndexTools(
+            embedder=self.embedder(embedder or catalog.embedder_name),
+            segment=self._segment_for_index,
+            load=self.load_image,
+            max_pixels=self.settings.max_pixels,
+            threads=self.settings.threads,
+            notice=notice,
+        )
+        return catalog.update(tools, folder, csv=csv, progress=progress, **options)
+
+    def _segment_for_index(self, rgb: np.ndarray, staged: bool) -> tuple[str, np.ndarray]:
+        """Like ``auto``, reusing the staged verdict the index already has: a staged image's
+        product is the salient object (a pretrained net), a plain-background shot goes to
+        the ``catalog`` background model."""
+        backend = None
+        if self.settings.segment_backend == "auto":
+            backend = self.auto_segment_backend(staged)
+        segmentation = self.segment(rgb, backend=backend)
+        return segmentation.backend, segmentation.mask
 
     def search(
         self,

@@ -129,7 +129,7 @@ def _consistent(index_dir) -> int:
 def test_build_and_search_near_duplicate(tmp_path, catalog, engine):
     folder, csv_path, _ = catalog
     index = CatalogIndex.open(tmp_path / "idx", create=True)
-    report = index.update(engine, folder, csv=csv_path, progress=False)
+    report = engine.update_index(index, folder, csv=csv_path, progress=False)
     assert (report.added, report.failed, report.total) == (12, [], 12)
     assert report.embedder == "handcrafted" and report.images_per_second > 0
     assert len(index) == 12 and _consistent(tmp_path / "idx") == 12
@@ -147,7 +147,7 @@ def test_build_and_search_near_duplicate(tmp_path, catalog, engine):
 def test_staged_flag_and_filters(tmp_path, catalog, engine):
     folder, csv_path, _ = catalog
     index = CatalogIndex.open(tmp_path / "idx", create=True)
-    index.update(engine, folder, csv=csv_path, progress=False)
+    engine.update_index(index, folder, csv=csv_path, progress=False)
     assert index.stats()["staged"] == 2  # the two scenes, not the studio shots
     vector = engine.embed(folder / "shots" / "p00.png")
 
@@ -166,7 +166,7 @@ def test_staged_flag_and_filters(tmp_path, catalog, engine):
 def test_hnsw_matches_exact_top_hit(tmp_path, catalog, engine):
     folder, csv_path, _ = catalog
     index = CatalogIndex.open(tmp_path / "idx", create=True)
-    index.update(engine, folder, csv=csv_path, progress=False)
+    engine.update_index(index, folder, csv=csv_path, progress=False)
     for i in (0, 4, 10):
         sub = "scenes" if i >= 10 else "shots"
         mask = None
@@ -184,7 +184,7 @@ def test_hnsw_matches_exact_top_hit(tmp_path, catalog, engine):
 def test_rerun_adds_changes_and_drops(tmp_path, catalog, engine):
     folder, csv_path, rows = catalog
     index = CatalogIndex.open(tmp_path / "idx", create=True)
-    index.update(engine, folder, csv=csv_path, progress=False)
+    engine.update_index(index, folder, csv=csv_path, progress=False)
     old_row = index.search(engine.embed(folder / "shots" / "p02.png"), 1, False)[0].row
 
     rng = np.random.default_rng(99)
@@ -197,7 +197,7 @@ def test_rerun_adds_changes_and_drops(tmp_path, catalog, engine):
         writer.writeheader()
         writer.writerows(rows)
 
-    report = CatalogIndex.open(tmp_path / "idx").update(engine, folder, progress=False)
+    report = engine.update_index(CatalogIndex.open(tmp_path / "idx"), folder, progress=False)
     # p04 is still listed in the CSV (which is reused) but gone: dropped and reported.
     assert (report.added, report.changed, report.removed) == (1, 1, 1)
     assert report.metadata_updated == 1 and report.unchanged == 10
@@ -213,7 +213,7 @@ def test_rerun_adds_changes_and_drops(tmp_path, catalog, engine):
     renamed = index.search(engine.embed(folder / "shots" / "p05.png"), 1, False)[0]
     assert renamed.title == "renamed"
 
-    again = index.update(engine, folder, progress=False)
+    again = engine.update_index(index, folder, progress=False)
     assert (again.added, again.changed, again.removed, again.unchanged) == (0, 0, 0, 12)
 
 
@@ -236,13 +236,13 @@ def test_killed_run_resumes_to_a_complete_index(tmp_path, catalog, engine, monke
     monkeypatch.setattr(model, "embed", dying_embed)
     index = CatalogIndex.open(tmp_path / "idx", create=True)
     with pytest.raises(SimulatedKill):
-        index.update(engine, folder, csv=csv_path, progress=False, batch_size=4, workers=1)
+        engine.update_index(index, folder, csv=csv_path, progress=False, batch_size=4, workers=1)
     monkeypatch.undo()
     assert len(index) == 4  # the first batch was committed, the half-done second was not
     (tmp_path / "idx" / FAISS_NAME).write_bytes(b"half a file")  # and the faiss file is junk
 
     resumed = CatalogIndex.open(tmp_path / "idx")  # a new process
-    report = resumed.update(engine, folder, progress=False)  # the CSV is remembered
+    report = engine.update_index(resumed, folder, progress=False)  # the CSV is remembered
     assert (report.added, report.unchanged, report.failed) == (8, 4, [])
     assert _consistent(tmp_path / "idx") == 12
     hit = resumed.search(engine.embed(folder / "shots" / "p07.png"), 1, staged_only=False)[0]
@@ -251,9 +251,7 @@ def test_killed_run_resumes_to_a_complete_index(tmp_path, catalog, engine, monke
 
 def test_faiss_file_is_rebuilt_from_sqlite(tmp_path, catalog, engine):
     folder, csv_path, _ = catalog
-    CatalogIndex.open(tmp_path / "idx", create=True).update(
-        engine, folder, csv=csv_path, progress=False
-    )
+    engine.update_index(tmp_path / "idx", folder, csv=csv_path, progress=False)
     (tmp_path / "idx" / FAISS_NAME).unlink()
     index = CatalogIndex.open(tmp_path / "idx")
     vector = engine.embed(folder / "shots" / "p01.png")
@@ -264,10 +262,10 @@ def test_faiss_file_is_rebuilt_from_sqlite(tmp_path, catalog, engine):
 def test_embedder_mismatch_is_a_clear_error(tmp_path, catalog, engine):
     folder, csv_path, _ = catalog
     index = CatalogIndex.open(tmp_path / "idx", create=True)
-    index.update(engine, folder, csv=csv_path, progress=False)
+    engine.update_index(index, folder, csv=csv_path, progress=False)
     expected = "was built with 'handcrafted'; pass --embedder handcrafted or rebuild"
     with pytest.raises(StagingError, match=expected):
-        index.update(engine, folder, embedder="mobilenet_v2", progress=False)
+        engine.update_index(index, folder, embedder="mobilenet_v2", progress=False)
     with pytest.raises(StagingError, match=expected):
         engine.search(folder / "shots" / "p00.png", index=index, embedder="clip")
     with pytest.raises(StagingError, match="No catalog index"):
@@ -278,7 +276,7 @@ def test_corrupt_image_is_skipped_and_reported(tmp_path, catalog, engine):
     folder, csv_path, _ = catalog
     (folder / "shots" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     index = CatalogIndex.open(tmp_path / "idx", create=True)
-    report = index.update(engine, folder, csv=csv_path, progress=False)
+    report = engine.update_index(index, folder, csv=csv_path, progress=False)
     assert report.added == 12 and len(report.failed) == 1
     path, reason = report.failed[0]
     assert path.endswith("broken.jpg") and "Cannot read" in reason
@@ -352,7 +350,7 @@ def test_csv_mask_column_is_used_instead_of_segmenting(tmp_path, engine):
         "id,image,mask\nS1,scene.png,../masks/scene.png\nS2,shot.png,\nS3,shot.png,nope.png\n"
     )
     index = CatalogIndex.open(tmp_path / "idx", create=True)
-    report = index.update(engine, folder, csv=csv_path, progress=False)
+    report = engine.update_index(index, folder, csv=csv_path, progress=False)
     assert ("nope.png", "mask listed in catalog.csv but not found") in report.failed
     vector = engine.embed(folder / "scene.png", mask=truth)
     hits = {h.id: h for h in index.search(vector, k=5, staged_only=False)}
@@ -367,15 +365,15 @@ def test_a_new_embedder_version_asks_for_a_rebuild(tmp_path, catalog, engine, mo
 
     folder, csv_path, _ = catalog
     index = CatalogIndex.open(tmp_path / "idx", create=True)
-    index.update(engine, folder, csv=csv_path, progress=False)
+    engine.update_index(index, folder, csv=csv_path, progress=False)
     assert index.embedder_version == HandcraftedEmbedder.version
     monkeypatch.setattr(HandcraftedEmbedder, "version", HandcraftedEmbedder.version + 1)
     with pytest.raises(StagingError, match="rebuild"):
         engine.search(folder / "shots" / "p00.png", index=tmp_path / "idx")
     with pytest.raises(StagingError, match="rebuild"):
-        index.update(engine, folder, progress=False)
+        engine.update_index(index, folder, progress=False)
     rebuilt = CatalogIndex.open(tmp_path / "idx", rebuild=True)
-    rebuilt.update(engine, folder, csv=csv_path, progress=False)
+    engine.update_index(rebuilt, folder, csv=csv_path, progress=False)
     assert rebuilt.embedder_version == HandcraftedEmbedder.version
     assert engine.search(folder / "shots" / "p00.png", index=rebuilt, staged_only=False)
 
@@ -444,7 +442,7 @@ def test_without_a_segmentation_model_scenes_are_skipped_saying_why_once(tmp_pat
         save_image(folder / f"scene{i}.png", _staged_shot("lamp", rng)[0])
     save_image(folder / "shot.png", _catalog_shot("box", rng))
     index = CatalogIndex.open(tmp_path / "idx", create=True)
-    report = index.update(engine, folder, progress=True)
+    report = engine.update_index(index, folder, progress=True)
     err = capsys.readouterr().err
     assert err.count("staging models pull isnet-general-fp16") == 1  # once, at the start
     assert sorted(Path(p).name for p, _ in report.failed) == ["scene0.png", "scene1.png"]

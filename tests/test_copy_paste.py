@@ -237,7 +237,7 @@ def demo_index(tmp_path_factory):
     (root / "catalog.csv").write_text("\n".join(lines) + "\n")
     engine = StagingEngine(device="cpu")
     index = CatalogIndex.open(root / "index", create=True)
-    index.update(engine, folder, csv=root / "catalog.csv", progress=False)
+    engine.update_index(index, folder, csv=root / "catalog.csv", progress=False)
     return root / "index", truths
 
 
@@ -307,7 +307,7 @@ def test_an_index_whose_scenes_were_skipped_names_the_missing_model(tmp_path):
     save_image(folder / "studio.png", product_shot(100, 70)[0])
     engine = StagingEngine(device="cpu")
     index = CatalogIndex.open(tmp_path / "index", create=True)
-    report = index.update(engine, folder, progress=False)
+    report = engine.update_index(index, folder, progress=False)
     assert [Path(p).name for p, _ in report.failed] == ["room.png"]
     with pytest.raises(StagingError) as info:
         engine.stage_copy_paste(product_shot()[0], k=1, index=tmp_path / "index")

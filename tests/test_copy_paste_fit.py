@@ -14,7 +14,6 @@ import pytest
 from typer.testing import CliRunner
 
 from staging import StagingEngine
-from staging.catalog import CatalogIndex
 from staging.cli import app
 from staging.compose.align import crop_to_content, mask_geometry
 from staging.compose.blend import cast_shadow, match_grain, noise_sigma, support_points
@@ -240,9 +239,7 @@ def test_eval_copy_paste_writes_results_sheets_and_realism(tmp_path):
     engine = StagingEngine(device="cpu")
     out = tmp_path / "out"
     # The scenes' masks come from a CSV (no segmentation model in tests): index them first.
-    CatalogIndex.open(out / "index", create=True).update(
-        engine, scenes, csv=tmp_path / "scenes.csv", progress=False
-    )
+    engine.update_index(out / "index", scenes, csv=tmp_path / "scenes.csv", progress=False)
     report = evaluate_copy_paste(
         engine, tmp_path / "products.csv", scenes, reference, out, _colour_features, k=2,
         progress=False,

@@ -9,7 +9,8 @@ from staging.catalog.index import (
     INDEX_TYPES,
     CatalogIndex,
     Hit,
+    IndexTools,
     UpdateReport,
 )
 
-__all__ = ["EXACT_MAX", "INDEX_TYPES", "CatalogIndex", "Hit", "UpdateReport"]
+__all__ = ["EXACT_MAX", "INDEX_TYPES", "CatalogIndex", "Hit", "IndexTools", "UpdateReport"]

@@ -55,7 +55,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +68,6 @@ from staging.errors import ImageLoadError, ModelNotAvailableError, StagingError
 
 if TYPE_CHECKING:
     from staging.embed.base import Embedder
-    from staging.engine import StagingEngine
 
 SCHEMA_VERSION = 1
 DB_NAME = "catalog.sqlite"
@@ -182,12 +181,28 @@ class _Processed:
     error: str | None = None
 
 
+@dataclass
+class IndexTools:
+    """What an update needs from outside. The index loads no model and never calls the engine:
+    it is handed these (:meth:`StagingEngine.update_index` builds them from its settings)."""
+
+    embedder: Embedder
+    segment: Callable[[np.ndarray, bool], tuple[str, np.ndarray]]
+    """``(rgb, staged) -> (backend name, bool mask)``; raises ModelNotAvailableError when a
+    staged scene needs a model that is not on disk."""
+    load: Callable[[Path], np.ndarray]
+    """Reads an image file as RGB uint8 (with the caller's pixel limit)."""
+    max_pixels: int
+    threads: int | None = None
+    notice: str | None = None
+    """Said once at the start of an update (e.g. that scenes without masks will be skipped)."""
+
+
 class CatalogIndex:
     """An index folder (see the module docstring). Thread-safe; open it with :meth:`open`.
 
-    >>> index = CatalogIndex.open("catalog-index", create=True)
-    >>> report = index.update(engine, "photos/", csv="photos/catalog.csv")
-    >>> hits = index.search(engine.embed("query.jpg"), k=5, staged_only=False)
+    >>> report = engine.update_index("catalog-index", "photos/", csv="photos/catalog.csv")
+    >>> hits = engine.search("query.jpg", index="catalog-index", k=5, staged_only=False)
     """
 
     def __init__(self, path: Path, conn: sqlite3.Connection, index_type: str = "auto"):
@@ -320,10 +335,9 @@ class CatalogIndex:
     # -- building -------------------------------------------------------------------------------
     def update(
         self,
-        engine: StagingEngine,
+        tools: IndexTools,
         folder: str | os.PathLike,
         csv: str | os.PathLike | None = None,
-        embedder: str | None = None,
         progress: bool = True,
         *,
         category_column: str | None = None,
@@ -340,23 +354,20 @@ class CatalogIndex:
         waits, then only does what the first left to do.
 
         Args:
-            engine: supplies the segmenter, the staged test and the embedder.
+            tools: the embedder, segmenter and loader to use (:class:`IndexTools`; most
+                callers use :meth:`StagingEngine.update_index`, which builds them). An
+                embedder other than the index's own is an error (rebuild the index).
             folder: the catalog folder (every image under it is indexed).
             csv: optional ``id,image,category,title,...`` file; image paths are relative to
                 the CSV's folder or to ``folder``; other columns are kept as metadata. When
                 omitted, the CSV (and category column) of the previous run are used again.
-            embedder: embedder name; default the index's own, or
-                :data:`staging.embed.DEFAULT` for a new index. Another name than the index's
-                is an error (rebuild the index to change it).
             category_column: the CSV column used as category (default ``category``).
             batch_size: images per SQLite transaction.
-            workers: threads decoding, segmenting and embedding (default: settings.threads,
+            workers: threads decoding, segmenting and embedding (default: ``tools.threads``,
                 else up to 4).
         """
         with self._writer(progress):
-            return self._update(
-                engine, folder, csv, embedder, progress, category_column, batch_size, workers
-            )
+            return self._update(tools, folder, csv, progress, category_column, batch_size, workers)
 
     @contextlib.contextmanager
     def _writer(self, progress: bool) -> Iterable[None]:
@@ -379,10 +390,9 @@ class CatalogIndex:
 
     def _update(
         self,
-        engine: StagingEngine,
+        tools: IndexTools,
         folder: str | os.PathLike,
         csv: str | os.PathLike | None,
-        embedder: str | None,
         progress: bool,
         category_column: str | None,
         batch_size: int,
@@ -394,19 +404,11 @@ class CatalogIndex:
         folder = Path(os.fspath(folder)).expanduser()
         if not folder.exists():
             raise StagingError(f"No such catalog folder: '{folder}'.")
-        model = self._embedder_for_update(engine, embedder)
+        model = tools.embedder
+        self._check_embedder_for_update(model)
         report = UpdateReport(self.path, model.name, int(model.dim))
-        if engine.settings.segment_backend == "auto" and not engine.can_segment_scenes():
-            from staging.models import get_spec
-            from staging.segment import RECOMMENDED
-
-            _say(
-                "No pretrained segmentation model on disk: staged scenes without a mask in the "
-                "CSV are skipped, product shots use the weights-free 'catalog' matting. Fetch "
-                f"one with `staging models pull {RECOMMENDED}` "
-                f"({get_spec(RECOMMENDED).size_mb:.0f} MB).",
-                progress,
-            )
+        if tools.notice:
+            _say(tools.notice, progress)
 
         csv_path, category_column = self._csv_settings(csv, category_column)
         from staging.io import list_images
@@ -470,7 +472,7 @@ class CatalogIndex:
         report.removed = len(gone)
 
         t_proc = time.perf_counter()
-        n_workers = workers or engine.settings.threads or min(4, os.cpu_count() or 1)
+        n_workers = workers or tools.threads or min(4, os.cpu_count() or 1)
         batched = _has_batched_embedding(model)
         masks_dir = self.path / MASKS_DIR
         masks_dir.mkdir(exist_ok=True)
@@ -482,7 +484,7 @@ class CatalogIndex:
                     results = list(
                         pool.map(
                             lambda item: _process(
-                                engine, model, *item, batched, _known_mask(rows, item[0])
+                                tools, *item, batched, _known_mask(rows, item[0])
                             ),
                             chunk,
                         )
@@ -504,10 +506,8 @@ class CatalogIndex:
     build = update
     """Same as :meth:`update` (building is updating an empty index)."""
 
-    def _embedder_for_update(self, engine: StagingEngine, name: str | None) -> Embedder:
-        self.check_embedder(name)
-        model = engine.embedder(name or self.embedder_name)
-        self.check_embedder(model.name)  # "best" resolved to another one
+    def _check_embedder_for_update(self, model: Embedder) -> None:
+        self.check_embedder(model.name)
         self.check_version(model)
         dim = self.dim
         if dim is not None and dim != model.dim:
@@ -515,7 +515,6 @@ class CatalogIndex:
                 f"The index at '{self.path}' holds {dim}-d vectors but embedder {model.name!r} "
                 f"now makes {model.dim}-d ones; rebuild the index (staging index ... --rebuild)."
             )
-        return model
 
     def _csv_settings(
         self, csv_file: str | os.PathLike | None, category_column: str | None
@@ -977,23 +976,13 @@ def _has_batched_embedding(model: Embedder) -> bool:
     return type(model).embed_batch is not Embedder.embed_batch
 
 
-def _mask_backend(engine: StagingEngine, staged: bool) -> str | None:
-    """Like the engine's ``auto``, reusing the staged verdict we already have: a staged image's
-    product is the salient object (pretrained saliency net if present), a plain-background
-    shot goes to the ``catalog`` background model."""
-    if engine.settings.segment_backend != "auto":
-        return None
-    return engine.auto_segment_backend(staged)
-
-
 def _known_mask(rows: dict[Path, _CsvRow], path: Path) -> Path | None:
     row = rows.get(path)
     return None if row is None else row.mask
 
 
 def _process(
-    engine: StagingEngine,
-    model: Embedder,
+    tools: IndexTools,
     path: Path,
     st: os.stat_result,
     batched: bool,
@@ -1010,22 +999,20 @@ def _process(
     item = _Processed(path, int(st.st_size), int(st.st_mtime_ns))
     try:
         item.hash = _sha256(path)
-        rgb = engine.load_image(path)
+        rgb = tools.load(path)
         verdict = classify_staged(rgb)
         item.staged, item.confidence = bool(verdict.staged), float(verdict.confidence)
         if mask_path is not None:
             size = (rgb.shape[1], rgb.shape[0])
             item.backend = "csv-mask"
-            item.mask = load_mask(mask_path, size=size, max_pixels=engine.settings.max_pixels)
-            item.mask = item.mask >= 0.5
+            item.mask = load_mask(mask_path, size=size, max_pixels=tools.max_pixels) >= 0.5
         else:
-            seg = engine.segment(rgb, backend=_mask_backend(engine, item.staged))
-            item.backend, item.mask = seg.backend, seg.mask
+            item.backend, item.mask = tools.segment(rgb, item.staged)
         item.height, item.width = rgb.shape[:2]
         if batched:
             item.image = rgb
         else:
-            item.vector = np.asarray(model.embed(rgb, item.mask), dtype=np.float32)
+            item.vector = np.asarray(tools.embedder.embed(rgb, item.mask), dtype=np.float32)
     except ImageLoadError as exc:
         item.error = str(exc)
     except ModelNotAvailableError:  # (an OSError too: before it) said once at the start

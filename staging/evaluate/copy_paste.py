@@ -102,13 +102,12 @@ def evaluate_copy_paste(
     **stage_options,
 ) -> dict:
     """Stage every product of ``products`` into the indexed ``scenes``; see the module doc."""
-    from staging.catalog import CatalogIndex
 
     out = Path(out)
     (out / "results").mkdir(parents=True, exist_ok=True)
     rows = read_products(Path(products))[: limit or None]
-    index = CatalogIndex.open(out / "index", create=True)
-    index.update(engine, scenes, progress=progress)
+    index = out / "index"
+    engine.update_index(index, scenes, progress=progress)
     generated, naive, sheet_rows, per_product = [], [], [], []
     untouched, naive_same = [], []  # the results' own scenes, as they are / pasted naively
     scene_files = list_images(scenes)
