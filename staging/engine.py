@@ -790,18 +790,11 @@ class StagingEngine:
         for paths): staging a catalog into the same scenes, or re-rendering a placement,
         analyses each scene once.
         """
-        from staging.compose.scene import analyse_scene
+        from staging.compose.scene import analyse_scene, at_most
         from staging.io import load_mask
 
         def analyse() -> tuple[np.ndarray, Any, str | None]:
-            image = self.load_image(scene)
-            h, w = image.shape[:2]
-            if max(h, w) > max_side:
-                import cv2
-
-                factor = max_side / max(h, w)
-                size = (max(1, round(w * factor)), max(1, round(h * factor)))
-                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            image = at_most(self.load_image(scene), max_side)
             size = (image.shape[1], image.shape[0])
             if scene_mask is not None:
                 objects = load_mask(scene_mask, size=size) >= 0.5

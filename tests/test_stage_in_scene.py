@@ -176,3 +176,14 @@ def test_cli_stage_in_scene(tmp_path, two_objects):
     # A StagingError, which the console script prints as one line (tests/test_cli.py).
     assert isinstance(bad.exception, StagingError)
     assert "--position must be X,Y" in str(bad.exception)
+
+
+def test_scenes_are_worked_on_at_max_side_and_never_enlarged(two_objects):
+    scene_path, mask_path, _, _ = two_objects  # 320x256
+    engine = StagingEngine(device="cpu")
+    product, _ = product_shot()
+    small = engine.stage_in_scene(product, scene_path, scene_mask=mask_path, max_side=160)
+    assert small.image.shape == (128, 160, 3)
+    assert small.source["object_box"] == [20, 53, 60, 109]  # the big object, at half size
+    same = engine.stage_in_scene(product, scene_path, scene_mask=mask_path, max_side=4096)
+    assert same.image.shape == (256, 320, 3)
