@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from staging.compose.scene import ANALYSIS_VERSION, SceneCache
 from staging.embed.base import Embedder
 from staging.errors import ModelNotAvailableError, StagingError
 from staging.io import ImageSource, load_image
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 BACKDROP_ONLY = "backdrop only (no diffusion model)"
+SCENE_SIDE = 1024  # copy-paste works on (and returns) scenes at most this long
 
 
 class StagingEngine:
@@ -77,6 +79,8 @@ class StagingEngine:
         self._plates: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._scenes: OrderedDict[tuple, tuple] = OrderedDict()
         self._products: OrderedDict[tuple, tuple] = OrderedDict()
+        self._images: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self.scene_cache = SceneCache(Path(settings.cache_dir).expanduser() / "scenes")
         self._pull_failed: str | None = None
         self.mask_cache = MaskCache(Path(settings.cache_dir).expanduser() / "masks")
 
@@ -382,6 +386,7 @@ class StagingEngine:
         csv: str | os.PathLike | None = None,
         embedder: str | None = None,
         progress: bool = True,
+        analyse_scenes: bool = True,
         **options: Any,
     ) -> UpdateReport:
         """Build or update the catalog index in folder ``index`` from the images in ``folder``
@@ -389,8 +394,9 @@ class StagingEngine:
 
         The index is handed this engine's embedder, segmenter and loader
         (:class:`~staging.catalog.IndexTools`). ``embedder``: default the index's own, or
-        :data:`staging.embed.DEFAULT` for a new one. ``options``: ``category_column``,
-        ``batch_size``, ``workers`` (see :meth:`CatalogIndex.update`).
+        :data:`staging.embed.DEFAULT` for a new one. ``analyse_scenes``: then analyse the
+        staged scenes for copy-paste (:meth:`analyse_scenes`). ``options``:
+        ``category_column``, ``batch_size``, ``workers`` (see :meth:`CatalogIndex.update`).
         """
         from staging.catalog import CatalogIndex, IndexTools
 
@@ -414,7 +420,34 @@ class StagingEngine:
             threads=self.settings.threads,
             notice=notice,
         )
-        return catalog.update(tools, folder, csv=csv, progress=progress, **options)
+        report = catalog.update(tools, folder, csv=csv, progress=progress, **options)
+        if analyse_scenes:
+            self.analyse_scenes(catalog, progress=progress)
+        return report
+
+    def analyse_scenes(
+        self,
+        index: str | os.PathLike | CatalogIndex,
+        max_side: int = SCENE_SIDE,
+        progress: bool = True,
+    ) -> int:
+        """Analyse every staged scene of the index for copy-paste (its object, floor line,
+        shadow and light; :mod:`staging.compose.scene`) and keep the analyses on disk, so a
+        query ranks its candidates without decoding them. Done by :meth:`update_index`;
+        already analysed scenes cost a hash. Returns how many scenes have an analysis."""
+        from tqdm import tqdm
+
+        done = 0
+        items = self.index(index).staged_items()
+        for hit in tqdm(items, desc="scenes", unit="img", disable=not progress or not items):
+            try:
+                analysis, _ = self._scene(hit, max_side)
+            except (StagingError, OSError) as exc:  # a scene gone since: said, not fatal
+                if progress:
+                    tqdm.write(f"skipped {hit.path}: {exc}")
+                continue
+            done += analysis is not None
+        return done
 
     def _segment_for_index(self, rgb: np.ndarray, staged: bool) -> tuple[str, np.ndarray]:
         """Like ``auto``, reusing the staged verdict the index already has: a staged image's
@@ -473,7 +506,7 @@ class StagingEngine:
         harmonize: bool = True,
         inpaint_backend: str | None = None,
         segment_backend: str | None = None,
-        max_side: int = 1024,
+        max_side: int = SCENE_SIDE,
         inpaint_side: int = 384,
         product_type: str | None = None,
         product_size: str | None = None,
@@ -546,7 +579,7 @@ class StagingEngine:
         candidates, skipped = [], []
         for i, hit in enumerate(hits):
             report(0.1 + 0.3 * i / len(hits), f"fitting the product into {hit.id}")
-            scene, analysis, problem = self._scene(hit, max_side)
+            analysis, problem = self._scene(hit, max_side)
             if problem is None:
                 problem = scene_problem(analysis.mask)
             if problem is not None:
@@ -556,11 +589,12 @@ class StagingEngine:
                 alpha, analysis, width[0] if width else None, hit.score, product_type,
                 hit.category,
             )  # fmt: skip
-            candidates.append((fit, hit, scene, analysis))
+            candidates.append((fit, hit, analysis))
         candidates.sort(key=lambda c: -c[0].score)
         results: list[Staged] = []
-        for fit, hit, scene, analysis in candidates[:k]:
+        for fit, hit, analysis in candidates[:k]:
             report(0.4 + 0.6 * len(results) / k, f"staging into {hit.id}")
+            scene = self._scene_image(hit.path, max_side)
             if fit.mode == "replace":
                 plate = self._clean_plate(
                     self._scene_key(*self._hit_scene(hit), max_side, None), scene, analysis,
@@ -621,7 +655,7 @@ class StagingEngine:
         product_size: str | None = None,
         inpaint_backend: str | None = None,
         segment_backend: str | None = None,
-        max_side: int = 1024,
+        max_side: int = SCENE_SIDE,
         inpaint_side: int = 384,
     ) -> Staged:
         """Stage the product into one scene the way the user wants it (copy-paste, by hand).
@@ -656,12 +690,13 @@ class StagingEngine:
         colour, alpha, segment_name, _ = self._product_cutout(rgb, mask, segment_backend)
         point = None if object_at is None else (float(object_at[0]), float(object_at[1]))
         plate_key = self._scene_key(scene, scene_mask, max_side, point)
-        image, analysis, problem = self._analysed_scene(scene, scene_mask, max_side, point)
+        analysis, problem = self._analysed_scene(scene, scene_mask, max_side, point)
         if analysis is None:
             raise StagingError(
                 f"In this scene: {problem}. Give its objects' mask (scene_mask=) to say which "
                 "object the product stands in for."
             )
+        image = self._scene_image(scene, max_side)
         h, w = image.shape[:2]
         if not 0 < scale <= 10:
             raise StagingError(f"scale must be in (0, 10], got {scale}.")
@@ -771,10 +806,16 @@ class StagingEngine:
     ) -> tuple:
         return (_content_key(scene), _content_key(scene_mask), max_side, point)
 
-    def _scene(self, hit: Hit, max_side: int) -> tuple[np.ndarray, Any, str | None]:
-        """``(scene RGB, SceneAnalysis or None, problem)`` of a catalog hit (see
-        :meth:`_analysed_scene`)."""
+    def _scene(self, hit: Hit, max_side: int) -> tuple[Any, str | None]:
+        """``(SceneAnalysis or None, problem)`` of a catalog hit (see :meth:`_analysed_scene`)."""
         return self._analysed_scene(*self._hit_scene(hit), max_side, None)
+
+    def _scene_image(self, scene: ImageSource, max_side: int) -> np.ndarray:
+        """The scene at its working size (long side at most ``max_side``), cached."""
+        from staging.compose.scene import at_most
+
+        key = (_content_key(scene), max_side)
+        return self._lru(self._images, key, lambda: at_most(self.load_image(scene), max_side))
 
     def _analysed_scene(
         self,
@@ -782,30 +823,39 @@ class StagingEngine:
         scene_mask: ImageSource | None,
         max_side: int,
         point: tuple[float, float] | None,
-    ) -> tuple[np.ndarray, Any, str | None]:
-        """``(scene RGB, SceneAnalysis or None, problem)`` of a scene, at ``max_side``.
+    ) -> tuple[Any, str | None]:
+        """``(SceneAnalysis or None, problem)`` of a scene at ``max_side``.
 
         The objects are the given mask's or the segmenter's; the one to replace is their
-        largest part, or the part at ``point``. Cached by content (file and modification time
-        for paths): staging a catalog into the same scenes, or re-rendering a placement,
-        analyses each scene once.
+        largest part, or the part at ``point``. Cached in memory by file and modification
+        time, and on disk (``<cache_dir>/scenes``, by content) for a scene with a mask file,
+        as every indexed scene has: :meth:`update_index` analyses a catalog's scenes once, and
+        ranking a query's candidates then decodes none of them.
         """
-        from staging.compose.scene import analyse_scene, at_most
+        from staging.compose.scene import analyse_scene
         from staging.io import load_mask
 
-        def analyse() -> tuple[np.ndarray, Any, str | None]:
-            image = at_most(self.load_image(scene), max_side)
+        def analyse() -> tuple[Any, str | None]:
+            disk_key = None
+            if point is None and scene_mask is not None:
+                disk_key = _digest(ANALYSIS_VERSION, max_side, scene, scene_mask)
+                if (cached := self.scene_cache.get(disk_key)) is not None:
+                    return cached, None
+            image = self._scene_image(scene, max_side)
             size = (image.shape[1], image.shape[0])
             if scene_mask is not None:
                 objects = load_mask(scene_mask, size=size) >= 0.5
             else:
                 objects = self.segment(image).mask
             if not objects.any():
-                return image, None, "no object found in the scene"
-            return image, analyse_scene(image, objects, point), None
+                return None, "no object found in the scene"
+            analysis = analyse_scene(image, objects, point)
+            if disk_key is not None:
+                self.scene_cache.put(disk_key, analysis)
+            return analysis, None
 
         key = self._scene_key(scene, scene_mask, max_side, point)
-        return self._lru(self._scenes, key, analyse)
+        return self._lru(self._scenes, key, analyse, size=256)
 
     def _clean_plate(
         self,
@@ -1100,3 +1150,22 @@ def _feet(alignment: Any) -> list[float]:
     """Where a placed product's feet are (x, y in the scene): the middle of its box's bottom."""
     x0, _, x1, y1 = alignment.box
     return [round((x0 + x1) / 2, 1), round(y1, 1)]
+
+
+def _digest(*parts: Any) -> str:
+    """A content hash of scene sources for the disk caches: a file's bytes (not its path or
+    time: a copied catalog hits), an array's pixels, or the value itself."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=20)
+    for part in parts:
+        if isinstance(part, (str, os.PathLike)) and Path(part).is_file():
+            digest.update(Path(part).read_bytes())
+        elif isinstance(part, np.ndarray):
+            digest.update(image_key(part).encode())
+        elif isinstance(part, (bytes, bytearray, memoryview)):
+            digest.update(bytes(part))
+        else:
+            digest.update(repr(part).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()

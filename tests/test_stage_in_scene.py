@@ -187,3 +187,60 @@ def test_scenes_are_worked_on_at_max_side_and_never_enlarged(two_objects):
     assert small.source["object_box"] == [20, 53, 60, 109]  # the big object, at half size
     same = engine.stage_in_scene(product, scene_path, scene_mask=mask_path, max_side=4096)
     assert same.image.shape == (256, 320, 3)
+
+
+def test_scene_analyses_round_trip_on_disk(tmp_path, two_objects):
+    from dataclasses import fields, replace
+
+    from staging.compose.scene import SceneCache, analyse_scene
+
+    scene_path, mask_path, big, small = two_objects
+    analysis = analyse_scene(load_image(scene_path), big | small)
+    # Every field set to something its default is not, so a field dropped on disk shows.
+    analysis = replace(analysis, floor_line=(0.01, 200.5), shadow_strength=0.3, light_dx=-0.7)
+    analysis.shadow[210:220, 100:140] = True
+    cache = SceneCache(tmp_path / "scenes")
+    assert cache.get("k") is None
+    cache.put("k", analysis)
+    back = cache.get("k")
+    for field in fields(analysis):
+        a, b = getattr(analysis, field.name), getattr(back, field.name)
+        assert np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b, field.name
+    (tmp_path / "scenes" / "k.npz").write_bytes(b"not an npz")
+    assert cache.get("k") is None  # a corrupt entry is a miss
+    assert [p.name for p in (tmp_path / "scenes").iterdir()] == ["k.npz"]  # no temp left
+
+
+def test_indexing_analyses_the_scenes_so_queries_decode_only_the_chosen(tmp_path, monkeypatch):
+    import staging.compose.scene as scene_module
+
+    folder = tmp_path / "images"
+    lines = ["image,mask"]
+    for number, box in enumerate([(130, 70, 90), (60, 90, 120), (180, 60, 80)]):
+        scene, mask = room(40 + number, box=box)
+        save_image(folder / f"room{number}.png", scene)
+        save_mask(tmp_path / "masks" / f"room{number}.png", mask)
+        lines.append(f"images/room{number}.png,masks/room{number}.png")
+    save_image(folder / "studio.png", product_shot(100, 70)[0])
+    (tmp_path / "catalog.csv").write_text("\n".join(lines) + "\n")
+    options = dict(device="cpu", cache_dir=str(tmp_path / "cache"))
+    engine = StagingEngine(**options)
+    engine.update_index(tmp_path / "index", folder, csv=tmp_path / "catalog.csv", progress=False)
+    assert len(list(engine.scene_cache.folder.glob("*.npz"))) == 3  # one per staged scene
+
+    fresh = StagingEngine(**options)  # nothing in memory
+    loaded = []
+    load = fresh.load_image
+
+    def counted(source):
+        loaded.append(source)
+        return load(source)
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("analysed again instead of read from the index-time cache")
+
+    monkeypatch.setattr(scene_module, "analyse_scene", no_analysis)
+    monkeypatch.setattr(fresh, "load_image", counted)
+    results = fresh.stage_copy_paste(product_shot()[0], k=1, index=tmp_path / "index")
+    scenes = [str(s) for s in loaded if not isinstance(s, np.ndarray)]
+    assert len(results) == 1 and scenes == [results[0].source["path"]]  # only the chosen one

@@ -694,6 +694,12 @@ class CatalogIndex:
         order = np.lexsort((best_ids, -best_scores))[:k]
         return best_scores[order], best_ids[order]
 
+    def staged_items(self) -> list[Hit]:
+        """Every staged scene in the index (score 0), e.g. to analyse them once for copy-paste."""
+        with self._lock:
+            ids = [r[0] for r in self._conn.execute("SELECT id FROM items WHERE staged=1")]
+        return self._hits(np.array(ids, np.int64), np.zeros(len(ids)))
+
     def _hits(self, ids: np.ndarray, scores: np.ndarray) -> list[Hit]:
         if len(ids) == 0:
             return []

@@ -16,7 +16,10 @@ old object's mask:
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -51,6 +54,64 @@ class SceneAnalysis:
         a, b = self.floor_line
         ys, xs = np.indices((h, w), dtype=np.float32)
         return (ys >= a * xs + b).astype(np.int8)
+
+
+ANALYSIS_VERSION = 1
+"""Bump when :func:`analyse_scene` changes what it computes: older cached analyses are misses."""
+
+
+class SceneCache:
+    """Scene analyses on disk (``<folder>/<key>.npz``), so a catalog's scenes are analysed once,
+    when they are indexed, and ranking a query's candidates reads them instead of decoding and
+    analysing every retrieved scene. The caller makes the key from the scene's and its mask's
+    content and the working size; writes are atomic and a corrupt entry is a miss."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+
+    def get(self, key: str) -> SceneAnalysis | None:
+        path = self.folder / f"{key}.npz"
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as data:
+                shape = tuple(int(v) for v in data["shape"])
+                masks = {
+                    name: np.unpackbits(data[name])[: shape[0] * shape[1]].reshape(shape) > 0
+                    for name in ("mask", "objects", "shadow")
+                }
+                line = data["floor_line"]
+                return SceneAnalysis(
+                    **masks,
+                    floor_y=int(data["floor_y"]),
+                    support=[(int(a), int(b), int(c)) for a, b, c in data["support"]],
+                    floor_line=(float(line[0]), float(line[1])) if line.size else None,
+                    shadow_strength=float(data["shadow_strength"]),
+                    light_dx=float(data["light_dx"]),
+                )
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def put(self, key: str, analysis: SceneAnalysis) -> None:
+        """Store an analysis; a full disk or a read-only cache only costs a recompute."""
+        arrays = {
+            "shape": np.array(analysis.mask.shape),
+            "floor_y": np.array(analysis.floor_y),
+            "support": np.array(analysis.support, np.int64).reshape(-1, 3),
+            "floor_line": np.array(analysis.floor_line or (), np.float64),
+            "shadow_strength": np.array(analysis.shadow_strength),
+            "light_dx": np.array(analysis.light_dx),
+        } | {name: np.packbits(getattr(analysis, name)) for name in ("mask", "objects", "shadow")}
+        tmp = None
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".part")
+            with os.fdopen(fd, "wb") as out:
+                np.savez(out, **arrays)
+            os.replace(tmp, self.folder / f"{key}.npz")
+        except OSError:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
 
 
 def at_most(rgb: np.ndarray, max_side: int) -> np.ndarray:
