@@ -868,17 +868,24 @@ class StagingEngine:
         """The scene with its object and shadow inpainted away; cached like the analysis."""
         from staging.compose.copy_paste import clean_plate
         from staging.inpaint.base import inpaint_downscaled
+        from staging.inpaint.exemplar import ExemplarInpainter
 
         inpainter = self.inpainter(inpaint_backend)
-        return self._lru(
-            self._plates,
-            (*scene_key, inpaint_backend or "", inpaint_side),
-            lambda: clean_plate(
-                scene,
-                analysis,
-                lambda rgb, hole: inpaint_downscaled(inpainter, rgb, hole, inpaint_side),
-            ),
-        )
+
+        def fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
+            if isinstance(inpainter, ExemplarInpainter):  # copies texture at full size,
+                # from the hole's own surface, never from the scene's other objects
+                others = analysis.objects & ~analysis.mask
+                return inpainter.fill_scene(
+                    rgb, hole, others, analysis.surfaces(),
+                    lambda image, rest: inpaint_downscaled(
+                        inpainter.fallback, image, rest, inpaint_side
+                    ),
+                )  # fmt: skip
+            return inpaint_downscaled(inpainter, rgb, hole, inpaint_side)
+
+        key = (*scene_key, inpaint_backend or "", inpaint_side)
+        return self._lru(self._plates, key, lambda: clean_plate(scene, analysis, fill))
 
     def is_staged(self, image: ImageSource) -> StagedVerdict:
         """Is the product shown in a scene (staged) rather than on a plain background?

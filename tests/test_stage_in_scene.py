@@ -244,3 +244,16 @@ def test_indexing_analyses_the_scenes_so_queries_decode_only_the_chosen(tmp_path
     results = fresh.stage_copy_paste(product_shot()[0], k=1, index=tmp_path / "index")
     scenes = [str(s) for s in loaded if not isinstance(s, np.ndarray)]
     assert len(results) == 1 and scenes == [results[0].source["path"]]  # only the chosen one
+
+
+def test_the_exemplar_fill_removes_the_object_without_copying_the_other(two_objects):
+    scene_path, mask_path, big, small = two_objects
+    engine = StagingEngine(device="cpu")
+    product, _ = product_shot()
+    staged = engine.stage_in_scene(
+        product, scene_path, scene_mask=mask_path, remove=True, scale=0.4,
+        inpaint_backend="exemplar",
+    )  # fmt: skip
+    assert staged.source["inpaint_backend"] == "exemplar"
+    assert not _red(staged.image)[big & ~staged.mask].any()  # removed, nothing red copied in
+    assert _red(staged.image)[small].all()

@@ -21,6 +21,10 @@ Metrics, per image then averaged:
 * ``wbl``: boundary-weighted L1 in [0, 1] over the hole: weight 0.9 on a band of ``band`` px
   along the hole's edge and 0.1 elsewhere in the hole, the weights of the paper's weighted
   boundary loss (§5.3.1), normalised by the weights' sum. Lower is better;
+* ``texture``: the fill's texture energy over the truth's, inside the hole (standard deviation
+  of the Laplacian of the grey image, 1 px in from the hole's edge): 1 is as much texture as
+  the real content, near 0 a smear. PSNR rewards smears (a blur is the least-squares guess),
+  so read it beside this one and beside the saved images;
 * ``seconds_per_image``: the inpainting call only, after one untimed warm-up call (model
   loading is not counted).
 
@@ -45,7 +49,7 @@ from staging.io import list_images, save_image
 WBL_BOUNDARY = 0.9  # lambda_boundary of the paper
 WBL_INTERIOR = 0.1  # lambda_non-boundary
 PSNR_CAP = 100.0  # dB, for a perfect fill (keeps JSON finite)
-METRICS = ("hole_psnr", "hole_ssim", "wbl")
+METRICS = ("hole_psnr", "hole_ssim", "wbl", "texture")
 
 
 # --------------------------------------------------------------------------- silhouettes
@@ -216,7 +220,27 @@ def inpaint_metrics(pred: np.ndarray, truth: np.ndarray, hole: np.ndarray, band:
     weights = boundary_weights(hole, band)
     l1 = np.abs(p - t).mean(axis=2) / 255.0
     wbl = float((weights * l1).sum() / weights.sum())
-    return {"hole_psnr": float(psnr), "hole_ssim": float(ssim), "wbl": wbl}
+    return {
+        "hole_psnr": float(psnr),
+        "hole_ssim": float(ssim),
+        "wbl": wbl,
+        "texture": texture_ratio(pred, truth, hole),
+    }
+
+
+def texture_ratio(pred: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
+    """Texture energy of ``pred`` over that of ``truth`` inside ``hole`` (see the module doc);
+    NaN when the truth is flat there."""
+    inner = cv2.erode(hole.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    if not inner.any():
+        return float("nan")
+
+    def energy(rgb: np.ndarray) -> float:
+        grey = cv2.cvtColor(np.ascontiguousarray(rgb, np.uint8), cv2.COLOR_RGB2GRAY)
+        return float(cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F)[inner].std())
+
+    real = energy(truth)
+    return float("nan") if real < 1e-6 else energy(pred) / real
 
 
 def _grow(lo: int, hi: int, size: int, limit: int) -> tuple[int, int]:

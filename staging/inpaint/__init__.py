@@ -6,6 +6,8 @@ name                        what runs
 ``structure`` (default)     weights-free structure-guided anisotropic diffusion: carries the
                             lines entering the hole across it, smooth elsewhere (measured
                             best of the weights-free methods on holes in room photos)
+``exemplar``                real texture copied along the same rows of the same surface (a
+                            constrained shift map); ``structure`` where no clean source exists
 ``telea``, ``ns``           OpenCV's fast marching (Telea 2004) / Navier-Stokes: baselines
 ``lama``                    LaMa (Suvorov et al. 2022), big-lama exported to ONNX, from the
                             model registry
@@ -41,6 +43,13 @@ def _structure(runtime: Runtime) -> Inpainter:
     return StructureInpainter()
 
 
+def _exemplar(runtime: Runtime) -> Inpainter:
+    from staging.inpaint.exemplar import ExemplarInpainter
+    from staging.inpaint.structure import StructureInpainter
+
+    return ExemplarInpainter(fallback=StructureInpainter())
+
+
 def _lama(runtime: Runtime) -> Inpainter:
     from staging.inpaint.lama import LamaInpainter
 
@@ -55,6 +64,7 @@ def _sd(runtime: Runtime) -> Inpainter:
 
 BACKENDS: dict[str, Callable[[Runtime], Inpainter]] = {
     "structure": _structure,
+    "exemplar": _exemplar,
     "telea": _opencv("telea"),
     "ns": _opencv("ns"),
     "lama": _lama,
