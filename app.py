@@ -1006,7 +1006,9 @@ def build_ui() -> gr.Blocks:
                         height=420,
                         elem_id="adjust-view",
                     )
-                    adjust_details = gr.JSON(label="Placement (feet, object, fit)")
+                    adjust_details = gr.JSON(
+                        label="Placement (feet, object, fit)", elem_id="adjust-details"
+                    )
 
         # ---------------------------------------------------------------- Vanilla
         categories = category_choices()

@@ -13,6 +13,7 @@ Without Playwright or Chromium the test skips, except when the browser is requir
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -31,6 +32,13 @@ REQUIRED = MODE == "required" or (MODE != "skip" and os.environ.get("CI", "").lo
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 APP_START_TIMEOUT = 90
 STEP_TIMEOUT = 90_000  # ms, per UI step (first copy-paste also builds the demo index)
+
+
+def _feet(details) -> tuple[float, float]:
+    """The ``feet`` of the JSON panel (Gradio's view puts every token on a line of its own)."""
+    found = re.search(r'"feet"\s*:\s*\[\s*([\d.]+)\s*,\s*([\d.]+)', details.inner_text())
+    assert found, details.inner_text()
+    return float(found.group(1)), float(found.group(2))
 
 
 def _missing(reason: str) -> None:
@@ -162,6 +170,22 @@ def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url,
     expect(page.locator("#copy-paste-gallery img").first).to_be_visible()
     expect(page.locator("#copy-paste-sources img").first).to_be_visible()
     expect(page.locator("#status-line")).to_contain_text("copy-paste")
+
+    # Adjust it by hand: pick the result, then a click in the picture moves the product there.
+    page.locator("#copy-paste-gallery img").first.click()
+    view = page.locator("#adjust-view img")
+    expect(view).to_be_visible()
+    expect(page.locator("#adjust-details")).to_contain_text("feet")
+    details = page.locator("#adjust-details")
+    first = view.get_attribute("src")
+    placed = _feet(details)
+    box = view.bounding_box()
+    view.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.9})
+    expect(view).not_to_have_attribute("src", first)  # re-rendered, to a new file
+    # The product's feet are where the click was (the 512 px demo scene fills the view).
+    page.wait_for_timeout(500)  # the JSON panel updates with the image
+    x, y = _feet(details)
+    assert (x, y) != placed and abs(x - 0.3 * 512) <= 3 and abs(y - 0.9 * 512) <= 3, (x, y)
 
     # A short, small parallax clip: preview, then download the MP4.
     page.get_by_role("tab", name="Parallax").click()
