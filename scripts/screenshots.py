@@ -64,11 +64,12 @@ def start_app(cache: Path) -> tuple[subprocess.Popen, str]:
     sys.exit("app.py did not start")
 
 
-def save(page, path: Path) -> None:
-    """A 1280x800 shot starting at the status line (the intro text is the same everywhere)."""
+def save(page, path: Path, anchor: str = "#status-line") -> None:
+    """A 1280x800 shot starting at ``anchor`` (default the status line: the intro text is the
+    same everywhere)."""
     page.wait_for_timeout(800)  # let images fade in
     top = page.evaluate(
-        "() => document.querySelector('#status-line').getBoundingClientRect().top"
+        f"() => document.querySelector('{anchor}').getBoundingClientRect().top"
         " + window.scrollY - 12"
     )
     page.screenshot(
@@ -111,6 +112,14 @@ def take(url: str, out: Path, product: Path) -> None:
         page.locator("#copy-paste-button").click()
         expect(page.locator("#copy-paste-gallery img").first).to_be_visible()
         save(page, out / "copy-paste.png")
+        page.locator("#copy-paste-gallery img").first.click()  # adjust it by hand
+        view = page.locator("#adjust-view img")
+        expect(view).to_be_visible()
+        before = view.get_attribute("src")
+        box = view.bounding_box()
+        view.click(position={"x": box["width"] * 0.35, "y": box["height"] * 0.92})
+        expect(view).not_to_have_attribute("src", before)
+        save(page, out / "copy-paste-adjust.png", anchor="#adjust-click")
 
         tab("Vanilla")
         pick(page, "#vanilla-category", "decor")
