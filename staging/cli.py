@@ -613,6 +613,53 @@ def stage_in_scene_command(
     )
 
 
+@app.command("batch")
+def batch_command(
+    source: Path = typer.Argument(..., help="Folder of product photos, or a CSV (id,image,...)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (with manifest.sqlite)."),
+    modes: str = typer.Option("copy-paste", help="Comma-separated: copy-paste,vanilla,prompt."),
+    placements: list[str] = typer.Option(
+        None,
+        help="Generated modes: square, portrait, story, leaderboard, WxH; repeat or comma-"
+        "separate (default square).",
+    ),
+    index: Path = typer.Option(None, "--index", "-i", help="Catalog index (copy-paste)."),
+    k: int = typer.Option(3, "-k", help="Copy-paste candidates per product."),
+    workers: int = typer.Option(1, help="Units staged at once (threads sharing the models)."),
+    fmt: str = typer.Option("png", "--format", help="png, jpg or webp."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Stage a whole catalog: one file per product x mode x placement (x candidate), a
+    manifest (SQLite) of every output; re-running skips what is done, a killed run resumes."""
+    from staging.batch import run_batch
+
+    summary = run_batch(
+        _engine(),
+        source,
+        out,
+        modes=modes.split(","),
+        placements=_placements(placements),
+        index=index,
+        k=k,
+        workers=workers,
+        fmt=fmt,
+        progress=not as_json,
+    )
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict(), indent=2))
+    else:
+        rate = summary.done / summary.seconds if summary.seconds else 0.0
+        typer.echo(
+            f"{summary.done} units staged ({summary.outputs} files), {summary.skipped} already "
+            f"done, {len(summary.failed)} failed, in {summary.seconds:.1f} s ({rate:.2f} units/s); "
+            f"manifest: {summary.out / 'manifest.sqlite'}"
+        )
+        for product_id, mode, error in summary.failed:
+            typer.echo(f"failed {product_id} ({mode}): {error}", err=True)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
 @bench_app.command("copy-paste")
 def bench_copy_paste_command(
     inputs: list[Path] = typer.Argument(..., help="Product photos or folders of them."),
