@@ -319,13 +319,12 @@ def _stage(engine, product: Product, mode: str, placements, index, k: int) -> li
             product.image, k=k, index=index, product_type=product.type or product.category,
             product_size=product.size,
         )  # fmt: skip
+    # Generated modes share one generation per aspect-ratio bucket across the placements
+    # (inside one call) and keep it in the generation cache (across runs and workers).
+    options = dict(category=product.category, placement=placements or "square", cache=True)
     if mode == "vanilla":
-        return engine.stage_vanilla(
-            product.image, category=product.category, placement=placements or "square"
-        )
-    return engine.stage_prompt(
-        product.image, category=product.category, placement=placements or "square"
-    )
+        return engine.stage_vanilla(product.image, **options)
+    return engine.stage_prompt(product.image, **options)
 
 
 def _models(source: dict[str, Any]) -> dict[str, Any]:
