@@ -32,6 +32,7 @@ import functools
 import inspect
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -397,8 +398,11 @@ def show_catalog(index_dir: str = "", image: str | None = None):
 # --------------------------------------------------------------------------------------------
 
 
-def _keep(results: list | None, staged: list, label: str) -> tuple[list, list]:
-    """Save staged results as files; add them to the session's results (the Compare tab)."""
+def _keep(
+    results: list | None, staged: list, label: str, product: str | None = None
+) -> tuple[list, list]:
+    """Save staged results as files; add them to the session's results (the Compare tab).
+    ``product``: the photo's file name, to name exports by."""
     results = list(results or [])
     gallery = []
     for number, item in enumerate(staged, start=1):
@@ -412,6 +416,7 @@ def _keep(results: list | None, staged: list, label: str) -> tuple[list, list]:
                 "image": str(image),
                 "alpha": str(alpha),
                 "info": item.describe(),
+                "product": Path(product).stem if product else None,
             }
         )
         gallery.append((str(image), caption))
@@ -472,7 +477,7 @@ def copy_paste(
         harmonize=bool(harmonize),
         progress=_progress(progress),
     )
-    results, gallery = _keep(results, staged, "copy-paste")
+    results, gallery = _keep(results, staged, "copy-paste", image)
     sources = [
         (load_image(s.source["path"]), f"{s.source.get('id')}: {s.source.get('title') or ''}")
         for s in staged
@@ -543,11 +548,11 @@ def restage(
     return str(path), _details([staged])[0], staged
 
 
-def keep_adjusted(staged, results: list | None):
+def keep_adjusted(staged, results: list | None, image: str | None = None):
     """Add the adjusted image to the session's results (Compare tab, exports)."""
     if staged is None:
         raise gr.Error("Adjust a result first.")
-    results, _ = _keep(results, [staged], "adjusted")
+    results, _ = _keep(results, [staged], "adjusted", image)
     return results
 
 
@@ -594,7 +599,7 @@ def stage_vanilla(
         mask=_mask_or_none(mask),
         progress=_progress(progress),
     )
-    results, gallery = _keep(results, staged, "vanilla")
+    results, gallery = _keep(results, staged, "vanilla", image)
     steps, status = _generated_status(steps, "vanilla", staged)
     return gallery, _details(staged), results, steps, status
 
@@ -628,7 +633,7 @@ def stage_prompt(
         interests=_interests(interests),
         progress=_progress(progress),
     )
-    results, gallery = _keep(results, staged, "prompt")
+    results, gallery = _keep(results, staged, "prompt", image)
     steps, status = _generated_status(steps, "prompt", staged)
     return gallery, _details(staged), results, steps, status
 
@@ -733,15 +738,32 @@ def export_results(favourites: list[str] | None, fmt: str = "PNG", results: list
     if favourites:
         _learn_from_favourites(results, set(favourites))
     folder = _result_path("export", "")
-    files = []
-    for number, item in enumerate(chosen, start=1):
-        name = f"staged-{number:02d}-{item['info']['mode']}{FORMATS[fmt]}"
-        files.append(str(save_image(folder / name, load_image(item["image"]), quality=92)))
+    files, used = [], set()
+    for item in chosen:
+        stem = export_stem(item)
+        name, number = stem, 1
+        while name in used:  # the same product, mode and placement kept twice
+            number += 1
+            name = f"{stem}-{number}"
+        used.add(name)
+        target = folder / f"{name}{FORMATS[fmt]}"
+        files.append(str(save_image(target, load_image(item["image"]), quality=92)))
     archive = folder / "staged-images.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for file in files:
             zf.write(file, Path(file).name)
     return files, str(archive)
+
+
+def export_stem(item: dict) -> str:
+    """An export's file name: product, mode, placement (or catalog scene) and seed, e.g.
+    ``lamp-prompt-story-seed0`` or ``chair-copy-paste-R13``."""
+    source = item["info"]["source"]
+    placement = source.get("placement")
+    where = placement.get("name") if isinstance(placement, dict) else source.get("id")
+    seed = f"seed{source['seed']}" if "seed" in source else None
+    parts = [item.get("product") or "product", item["info"]["mode"], where, seed]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(str(p) for p in parts if p))
 
 
 def _learn_from_favourites(results: list, favourites: set[str]) -> None:
@@ -973,12 +995,17 @@ def build_ui() -> gr.Blocks:
                 cp_button = gr.Button("Stage", variant="primary", elem_id="copy-paste-button")
             with gr.Row():
                 cp_gallery = gr.Gallery(
-                    label="Staged candidates", columns=3, height=230, elem_id="copy-paste-gallery"
+                    label="Staged candidates",
+                    columns=3,
+                    height=230,
+                    object_fit="contain",  # whole, never cropped
+                    elem_id="copy-paste-gallery",
                 )
                 cp_sources = gr.Gallery(
                     label="Catalog scene each came from",
                     columns=3,
                     height=230,
+                    object_fit="contain",
                     elem_id="copy-paste-sources",
                 )
             cp_details = gr.JSON(label="Details (retrieval score, product SSIM, alignment)")
@@ -1233,7 +1260,7 @@ def build_ui() -> gr.Blocks:
             control.input(**rerender)
         adjust_scale.release(**rerender)
         keep_button.click(
-            keep_adjusted, [adjusted, results], [results], api_visibility="private"
+            keep_adjusted, [adjusted, results, image], [results], api_visibility="private"
         ).success(**refresh)
         v_button.click(
             stage_vanilla,

@@ -291,8 +291,9 @@ def test_a_copy_paste_result_is_adjusted_by_clicks_size_and_shadows(studio, tmp_
     assert smaller.mask.sum() < 0.6 * staged.mask.sum() and second != first  # a new file
     picked = studio.click_scene(moved, studio.CLICK_PICKS, Click(index=[5, 5]))
     assert picked["object_at"] == [5, 5] and picked["position"] is None
-    kept = studio.keep_adjusted(smaller, results)
+    kept = studio.keep_adjusted(smaller, results, LAMP)
     assert len(kept) == len(results) + 1 and kept[-1]["label"].startswith("adjusted #")
+    assert studio.export_stem(kept[-1]) == f"lamp-copy-paste-{smaller.source['id']}"
     with pytest.raises(gr.Error) as info:
         studio.restage(LAMP, None, None)
     assert "Pick one of the copy-paste results" in _readable(info)
@@ -346,7 +347,7 @@ def _results(studio, n=2):
     staged = studio.engine.stage_vanilla(LAMP, category="lamp", placement="medium-rectangle")
     results = []
     for _ in range(n):
-        results, _ = studio._keep(results, staged, "vanilla")
+        results, _ = studio._keep(results, staged, "vanilla", LAMP)
     return results
 
 
@@ -360,7 +361,12 @@ def test_export_favourites_in_each_format(studio, fmt, pil_format):
     assert Image.open(files[0]).format == pil_format
     assert zipfile.ZipFile(archive).namelist() == [Path(files[0]).name]
     every, _ = studio.export_results([], fmt, results)  # no favourite ticked: all
-    assert len(every) == 2
+    suffix = Path(files[0]).suffix
+    # Named by product, mode, placement and seed; the same one kept twice stays two files.
+    assert [Path(f).name for f in every] == [
+        f"lamp-vanilla-medium-rectangle-seed0{suffix}",
+        f"lamp-vanilla-medium-rectangle-seed0-2{suffix}",
+    ]
 
 
 def test_favourites_teach_the_prompt_bandit(studio):

@@ -169,6 +169,9 @@ def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url,
     page.locator("#copy-paste-button").click()
     expect(page.locator("#copy-paste-gallery img").first).to_be_visible()
     expect(page.locator("#copy-paste-sources img").first).to_be_visible()
+    for gallery in ("#copy-paste-gallery", "#copy-paste-sources"):  # shown whole, not cropped
+        fit = page.locator(f"{gallery} img").first.evaluate("e => getComputedStyle(e).objectFit")
+        assert fit == "contain", (gallery, fit)
     expect(page.locator("#status-line")).to_contain_text("copy-paste")
 
     # Adjust it by hand: pick the result, then a click in the picture moves the product there.
