@@ -660,6 +660,34 @@ def batch_command(
         raise typer.Exit(1)
 
 
+@app.command("serve")
+def serve_command(
+    root: Path = typer.Option(Path("staging-service"), help="The service's data folder."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port."),
+) -> None:
+    """The creative service (FastAPI): /v1/products, /v1/creative/{id}, /v1/jobs/{id},
+    /v1/feedback, /healthz, /metrics. Run `staging worker` beside it."""
+    import uvicorn
+
+    from staging.service.api import create_service
+
+    uvicorn.run(create_service(_engine(), root), host=host, port=port)
+
+
+@app.command("worker")
+def worker_command(
+    root: Path = typer.Option(Path("staging-service"), help="The service's data folder."),
+    once: bool = typer.Option(False, help="Stop when the queue is empty."),
+    poll: float = typer.Option(1.0, help="Seconds between looks at an empty queue."),
+) -> None:
+    """Generate the creatives the service queued, newest first."""
+    from staging.service.worker import run_worker
+
+    done = run_worker(_engine(), root, once=once, poll=poll)
+    typer.echo(f"{done} creatives generated")
+
+
 @bench_app.command("copy-paste")
 def bench_copy_paste_command(
     inputs: list[Path] = typer.Argument(..., help="Product photos or folders of them."),

@@ -1,0 +1,63 @@
+"""``staging worker``: runs the service's generation queue (see :mod:`staging.service`)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+
+from staging.service.store import ServiceStore
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(
+    engine,
+    root: str | Path,
+    once: bool = False,
+    poll: float = 1.0,
+    lease: float = 300.0,
+    max_attempts: int = 3,
+    stop: threading.Event | None = None,
+) -> int:
+    """Take jobs newest first and generate each creative; returns how many were done.
+
+    ``once``: stop when the queue is empty (else poll every ``poll`` s until ``stop`` is
+    set). A job is leased for ``lease`` s: if this process dies, another worker takes it when
+    the lease runs out. A failure puts the job back until ``max_attempts``, then marks it
+    failed with the error.
+    """
+    root = Path(root).resolve()
+    store = ServiceStore(root)
+    done = 0
+    try:
+        while stop is None or not stop.is_set():
+            job = store.claim(lease)
+            if job is None:
+                if once:
+                    break
+                time.sleep(poll)
+                continue
+            try:
+                product = store.product(job.product_id)
+                width, height = (int(v) for v in job.placement.split("x"))
+                staged = engine.stage_prompt(
+                    product["image"], theme=job.theme, category=product["category"],
+                    placement=(width, height), cache=root / "generations",
+                )[0]  # fmt: skip
+                name = re.sub(r"[^A-Za-z0-9._-]+", "_", job.theme)
+                path = staged.save(
+                    root / "creatives" / job.product_id / f"{job.placement}-{name}.png"
+                )
+                keys = ("segment_backend", "backend", "model")
+                models = {k: staged.source[k] for k in keys if staged.source.get(k)}
+                if store.complete(job, path, staged.source.get("bucket"), models):
+                    done += 1
+            except Exception as exc:  # noqa: BLE001 - one bad job must not stop the worker
+                log.exception("job %s failed", job.id)
+                store.fail(job, str(exc) or type(exc).__name__, max_attempts)
+    finally:
+        store.close()
+    return done

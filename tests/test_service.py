@@ -1,0 +1,143 @@
+"""The creative service (issue 20, point 3): register, serve from the cache or a fallback at
+once, a LIFO queue whose jobs survive a dead worker and are never done twice, feedback to the
+bandit, metrics, and 4xx JSON errors for bad input."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from staging import StagingEngine  # noqa: E402
+from staging.service.api import create_service  # noqa: E402
+from staging.service.store import ServiceStore  # noqa: E402
+from staging.service.worker import run_worker  # noqa: E402
+from tests.test_copy_paste import product_shot  # noqa: E402
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture()
+def service(tmp_path):
+    engine = StagingEngine(device="cpu", models_dir=str(tmp_path / "no-models"))
+    client = TestClient(create_service(engine, tmp_path / "svc", max_upload=2**20))
+    shot, _ = product_shot()
+    response = client.post(
+        "/v1/products", data={"id": "lamp-1", "category": "lamp"},
+        files={"image": ("lamp.png", _png(shot), "image/png")},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    return engine, client, tmp_path / "svc"
+
+
+def test_a_miss_is_a_fallback_at_once_then_the_worker_fills_the_cache(service):
+    engine, client, root = service
+    miss = client.get("/v1/creative/lamp-1", params={"placement": "300x250"})
+    assert miss.status_code == 200 and miss.headers["x-creative"] == "fallback"
+    fallback = np.asarray(Image.open(io.BytesIO(miss.content)))
+    assert fallback.shape == (250, 300, 3)
+    assert tuple(fallback[0, 0]) == (245, 245, 245) and fallback.std() > 10  # product on grey
+    again = client.get("/v1/creative/lamp-1", params={"placement": "300x250"})
+    assert again.headers["x-job"] == miss.headers["x-job"]  # one job per creative
+    job = client.get(f"/v1/jobs/{miss.headers['x-job']}").json()
+    assert job["status"] == "queued" and job["placement"] == "300x250"
+
+    assert run_worker(engine, root, once=True) == 1
+    assert client.get(f"/v1/jobs/{miss.headers['x-job']}").json()["status"] == "done"
+    hit = client.get("/v1/creative/lamp-1", params={"placement": "300x250"})
+    assert hit.headers["x-creative"] == "cached" and hit.headers["x-theme"] == job["theme"]
+    served = np.asarray(Image.open(io.BytesIO(hit.content)).convert("RGB"))
+    assert served.shape == (250, 300, 3) and not np.array_equal(served, fallback)
+    metrics = client.get("/metrics").text
+    assert 'staging_requests_total{kind="cached"} 1' in metrics
+    assert 'staging_requests_total{kind="fallback"} 2' in metrics
+    assert 'staging_jobs{status="done"} 1' in metrics
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_the_queue_is_lifo_and_a_dead_workers_job_is_retried_not_done_twice(tmp_path):
+    store = ServiceStore(tmp_path)
+    first = store.enqueue("a", "300x250", "t")
+    newest = store.enqueue("b", "300x250", "t")
+    claimed = store.claim(lease_seconds=0.01)  # this worker "dies": its lease runs out
+    assert claimed.id == newest.id
+    time.sleep(0.05)
+    retried = store.claim(lease_seconds=60)
+    assert retried.id == newest.id and retried.attempts == 2  # taken again, not lost
+    image = tmp_path / "x.png"
+    image.write_bytes(b"png")
+    assert not store.complete(claimed, image, None, {})  # the dead worker's late answer
+    assert store.complete(retried, image, "B", {})
+    assert not store.complete(retried, image, "B", {})  # done once
+    assert store.claim().id == first.id
+    store.fail(store.job(first.id), "boom", max_attempts=1)
+    assert store.job(first.id).status == "failed" and store.job(first.id).error == "boom"
+    assert store.claim() is None
+
+
+def test_feedback_teaches_the_categorys_bandit(service):
+    engine, client, _ = service
+    theme = client.get("/v1/creative/lamp-1").headers["x-theme"]
+    before = engine.suggest_prompt("lamp", {"placement": "1080x1080"}).updates
+    ok = client.post("/v1/feedback", json={"product_id": "lamp-1", "theme": theme, "clicked": True})
+    assert ok.status_code == 200, ok.text
+    assert engine.suggest_prompt("lamp", {"placement": "1080x1080"}).updates == before + 1
+
+
+@pytest.mark.parametrize(
+    ("call", "status", "text"),
+    [
+        (lambda c: c.get("/v1/creative/nope"), 404, "Unknown product"),
+        (lambda c: c.get("/v1/creative/lamp-1", params={"placement": "huge"}), 422, "huge"),
+        (lambda c: c.get("/v1/jobs/999"), 404, "No job"),
+        (lambda c: c.post("/v1/feedback", json={"product_id": "lamp-1"}), 422, "theme"),
+        (
+            lambda c: c.post("/v1/products", data={"id": "x"},
+                             files={"image": ("a.png", b"not an image", "image/png")}),
+            422, "a.png",
+        ),
+        (
+            lambda c: c.post("/v1/products", data={"id": "big"},
+                             files={"image": ("b.png", b"0" * (2**20 + 1), "image/png")}),
+            413, "over",
+        ),
+        (
+            lambda c: c.post("/v1/products", data={"id": "../escape"},
+                             files={"image": ("c.png", b"x", "image/png")}),
+            422, "id",
+        ),
+        (lambda c: c.post("/v1/products", data={"id": "p", "path": "../../etc/passwd"}),
+         422, "outside"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_a_readable_4xx(service, call, status, text):
+    _, client, root = service
+    response = call(client)
+    assert response.status_code == status, response.text
+    assert text in response.json()["error"]
+    assert not (root.parent / "escape.png").exists()
+
+
+def test_cli_worker_once(tmp_path, service):
+    from typer.testing import CliRunner
+
+    from staging.cli import app
+
+    _, client, root = service
+    client.get("/v1/creative/lamp-1", params={"placement": "200x200"})
+    result = CliRunner().invoke(
+        app, ["--models-dir", str(tmp_path / "none"), "worker", "--root", str(root), "--once"]
+    )
+    assert result.exit_code == 0 and "1 creatives generated" in result.output
+    assert Path(root / "creatives" / "lamp-1").is_dir()
