@@ -706,6 +706,31 @@ def bench_copy_paste_command(
     _print_report(report, as_json)
 
 
+@bench_app.command("serve")
+def bench_serve_command(
+    inputs: list[Path] = typer.Argument(..., help="Product photos or folders of them."),
+    placements: list[str] = typer.Option(
+        None,
+        help="Placements requested (default 300x250,728x90,1080x1080); repeat or comma-separate.",
+    ),
+    clients: int = typer.Option(8, help="Concurrent clients."),
+    requests: int = typer.Option(200, help="Requests per phase (cold, then warm)."),
+    limit: int = typer.Option(10, help="At most this many products."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The creative service under concurrent clients: cold (fallbacks) and warm (cache)."""
+    import tempfile
+
+    from staging.evaluate.bench_serve import bench_serve
+    from staging.io import list_images
+
+    files = _expand(inputs, list_images)[:limit]
+    sizes = _placements(placements) or ["300x250", "728x90", "1080x1080"]
+    with tempfile.TemporaryDirectory(prefix="staging-bench-serve-") as root:
+        report = bench_serve(_engine(), files, Path(root), sizes, clients, requests)
+    _print_report(report, as_json)
+
+
 @bench_app.command("parallax")
 def bench_parallax_command(
     sizes: str = typer.Option("720,1080", help="Square sizes to time."),

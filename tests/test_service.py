@@ -141,3 +141,17 @@ def test_cli_worker_once(tmp_path, service):
     )
     assert result.exit_code == 0 and "1 creatives generated" in result.output
     assert Path(root / "creatives" / "lamp-1").is_dir()
+
+
+def test_bench_serve_cold_then_warm(tmp_path):
+    from staging.evaluate.bench_serve import bench_serve
+    from staging.io import save_image
+
+    engine = StagingEngine(device="cpu", models_dir=str(tmp_path / "no-models"))
+    shot, _ = product_shot()
+    image = save_image(tmp_path / "shot.png", shot)
+    report = bench_serve(engine, [image], tmp_path / "svc", ["64x64", "96x48"], 2, 6)
+    assert report["distinct_creatives"] == report["generated"] == 2  # 6 requests, 2 creatives
+    assert (report["cold"]["fallback"], report["cold"]["cached"]) == (6, 0)
+    assert (report["warm"]["cached"], report["warm"]["fallback"]) == (6, 0)
+    assert report["warm"]["p50_ms"] > 0 and report["cold"]["requests_per_s"] > 0
