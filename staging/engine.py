@@ -547,7 +547,7 @@ class StagingEngine:
             product photo had to be enlarged; ``scores`` the ``fit`` and its parts
             (``fit_similarity``, ``fit_coverage``, ``fit_scale``, ``fit_category``).
         """
-        from staging.compose.copy_paste import paste_product, scene_problem, upscale_warning
+        from staging.compose.copy_paste import paste_product, scene_problem
         from staging.compose.fit import place_product
         from staging.compose.scale import SizePriors
 
@@ -615,21 +615,7 @@ class StagingEngine:
                 "placement": fit.mode,
                 "feet": _feet(fit.alignment),
             }
-            if width is not None:
-                source["width_cm"], source["width_from"] = width
-            if warning := upscale_warning(fit.alignment.scale):
-                source["warning"] = warning
-            parts = {f"fit_{name}": round(value, 4) for name, value in fit.parts.items()}
-            results.append(
-                Staged(
-                    image=pasted.image,
-                    alpha=pasted.alpha,
-                    mode="copy-paste",
-                    ssim=pasted.ssim,
-                    source=source,
-                    scores={"fit": round(fit.score, 4)} | parts | pasted.scores,
-                )
-            )
+            results.append(_copy_paste_result(pasted, fit, fit.alignment, source, width))
         if not results:
             raise StagingError(
                 "None of the similar catalog scenes can take the product: "
@@ -681,7 +667,7 @@ class StagingEngine:
                 default: the fit's placement.
             scale: the product's size, as a multiple of the fit's.
         """
-        from staging.compose.copy_paste import paste_product, upscale_warning
+        from staging.compose.copy_paste import paste_product
         from staging.compose.fit import adjust, place_product
         from staging.compose.scale import SizePriors
 
@@ -726,19 +712,7 @@ class StagingEngine:
         }
         if fit.problem is not None:  # placed by the paper's rule, and said why
             source["fit_problem"] = fit.problem
-        if width is not None:
-            source["width_cm"], source["width_from"] = width
-        if warning := upscale_warning(alignment.scale):
-            source["warning"] = warning
-        parts = {f"fit_{name}": round(value, 4) for name, value in fit.parts.items()}
-        return Staged(
-            image=pasted.image,
-            alpha=pasted.alpha,
-            mode="copy-paste",
-            ssim=pasted.ssim,
-            source=source,
-            scores={"fit": round(fit.score, 4)} | parts | pasted.scores,
-        )
+        return _copy_paste_result(pasted, fit, alignment, source, width)
 
     def _product_layer(
         self, rgb: np.ndarray, mask: np.ndarray | ImageSource | None, backend: str | None
@@ -1151,6 +1125,28 @@ def _settled(source: Any, as_mask: bool = False) -> Any:
 
         return load_mask(source)
     return load_image(source)
+
+
+def _copy_paste_result(
+    pasted: Any, fit: Any, alignment: Any, source: dict[str, Any], width: Any
+) -> Staged:
+    """A copy-paste :class:`Staged`: the paste, its provenance with the real width (and where it
+    came from) and an enlargement warning, and the fit with its parts."""
+    from staging.compose.copy_paste import upscale_warning
+
+    if width is not None:
+        source["width_cm"], source["width_from"] = width
+    if warning := upscale_warning(alignment.scale):
+        source["warning"] = warning
+    parts = {f"fit_{name}": round(value, 4) for name, value in fit.parts.items()}
+    return Staged(
+        image=pasted.image,
+        alpha=pasted.alpha,
+        mode="copy-paste",
+        ssim=pasted.ssim,
+        source=source,
+        scores={"fit": round(fit.score, 4)} | parts | pasted.scores,
+    )
 
 
 def _feet(alignment: Any) -> list[float]:
