@@ -171,6 +171,17 @@ def _result_path(stem: str, suffix: str) -> Path:
     return RESULTS / f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
 
 
+def _served(image: Any, stem: str) -> str:
+    """``image`` (array or PIL) written to a new file, atomically, for an output to show.
+
+    Handing Gradio pixels makes it write them to a file named by their content, rewriting
+    that file in place whenever the same picture is shown again — while a browser may be
+    reading it (h11 "Too much data for declared Content-Length", a broken preview). A new
+    file per result, which Gradio copies into its cache atomically, is never rewritten.
+    """
+    return str(save_image(_result_path(stem, ".png"), image))
+
+
 def _progress(progress: gr.Progress):
     """Adapt a gr.Progress to the library's ``progress(fraction, message)`` callbacks."""
 
@@ -214,7 +225,14 @@ def segment_product(
     _need_image(image)
     seg = engine.segment(image, backend=backend)
     steps, status = _step(steps, "segment", f"`{seg.backend}`")
-    return seg.prob_image, seg.mask_image, seg.cutout, seg.prob_image, steps, status
+    return (
+        _served(seg.prob_image, "probability"),
+        _served(seg.mask_image, "mask"),
+        _served(seg.cutout, "cutout"),
+        _served(seg.prob_image, "alpha"),
+        steps,
+        status,
+    )
 
 
 @readable_errors
@@ -233,7 +251,13 @@ def correct_mask(
         )
     fixed = mask_edit.edit_segmentation(seg, add=add, remove=remove)
     steps, status = _step(steps, "segment", f"`{fixed.backend}`")
-    return fixed.mask_image, fixed.cutout, fixed.prob_image, steps, status
+    return (
+        _served(fixed.mask_image, "mask"),
+        _served(fixed.cutout, "cutout"),
+        _served(fixed.prob_image, "alpha"),
+        steps,
+        status,
+    )
 
 
 def brush_canvas(image: str | None, mask: str | None):
@@ -333,7 +357,7 @@ def _catalog_entries(index: Path, image: str | None) -> list[tuple[Any, str]]:
     hits = engine.search(query, k=8, index=index, staged_only=False)
     return [
         (
-            load_image(hit.path),
+            _served(load_image(hit.path), "catalog"),
             f"{hit.id} · {hit.category or 'no category'} · "
             f"{'staged' if hit.staged else 'studio'} · {hit.score:.2f}",
         )
@@ -479,7 +503,10 @@ def copy_paste(
     )
     results, gallery = _keep(results, staged, "copy-paste", image)
     sources = [
-        (load_image(s.source["path"]), f"{s.source.get('id')}: {s.source.get('title') or ''}")
+        (
+            _served(load_image(s.source["path"]), "scene"),
+            f"{s.source.get('id')}: {s.source.get('title') or ''}",
+        )
         for s in staged
     ]
     details = _details(staged)

@@ -49,11 +49,27 @@ def _readable(info: pytest.ExceptionInfo) -> str:
 
 
 def test_segment_handler_on_an_example(studio):
-    prob, mask, cutout, alpha, steps, status = studio.segment_product(CHAIR, "auto", {})
+    outputs = studio.segment_product(CHAIR, "auto", {})
+    prob, mask, cutout, alpha, steps, status = (
+        Image.open(o) if i < 4 else o for i, o in enumerate(outputs)
+    )
     assert cutout.mode == "RGBA" and mask.mode == "L" and prob.size == cutout.size
     assert alpha.mode == "L"
     assert steps == {"segment": "`catalog`"}
     assert "catalog" in status and "cpu" in status
+
+
+def test_every_shown_image_is_a_new_file_never_rewritten(studio):
+    """Issue 19, point 3: Gradio rewrote a picture's cache file in place when it was shown
+    again (the probability map is two outputs), while the browser read it. Every image an
+    output shows is a file of its own, written once under a new name."""
+    first = studio.segment_product(CHAIR, "auto", {})[:4]
+    again = studio.segment_product(CHAIR, "auto", {})[:4]
+    paths = [*first, *again]
+    assert all(isinstance(p, str) and Path(p).is_file() for p in paths)
+    assert len(set(paths)) == 8  # the same picture twice is still two files
+    gallery, sources, *_ = studio.copy_paste(LAMP, None, 1, True, False, "", [], {})
+    assert all(isinstance(item[0], str) and Path(item[0]).is_file() for item in sources)
 
 
 def test_banner_offers_the_model_fetch_until_a_model_is_on_disk(studio, monkeypatch):
@@ -121,16 +137,14 @@ def test_brush_corrections_change_the_mask_every_mode_uses(studio, tmp_path):
     mask, cutout, alpha, steps, status = studio.correct_mask(
         CHAIR, "auto", {"background": None, "layers": [layer], "composite": None}, {}
     )
-    fixed = np.asarray(mask) > 127
+    fixed = np.asarray(Image.open(mask)) > 127
     assert fixed[10, 10] and not seg.mask[10, 10]
     y, x = product_box[0] + 5, (product_box[2] + product_box[3]) // 2
     assert seg.mask[y, x] and not fixed[y, x]
-    assert np.asarray(cutout)[10, 10, 3] == 255
+    assert np.asarray(Image.open(cutout))[10, 10, 3] == 255
     assert "catalog+edit" in status
-    # The corrected alpha is what the staging modes receive: parallax uses it as is.
-    alpha_file = tmp_path / "alpha.png"
-    alpha.save(alpha_file)
-    assert (np.asarray(Image.open(alpha_file)) > 127)[10, 10]
+    # The corrected alpha (a file) is what the staging modes receive: parallax uses it as is.
+    assert (np.asarray(Image.open(alpha)) > 127)[10, 10]
 
 
 def test_brush_without_strokes_says_what_to_do(studio):
