@@ -343,10 +343,34 @@ def demo_index(progress=None) -> Path:
     return DEMO_INDEX
 
 
+DEMO = "demo"
+INDEX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def index_path(index: str | None) -> Path:
+    """Where the index called ``index`` lives: ``demo`` (or nothing) is the demo index, a plain
+    name one of the user's indexes in the app's cache folder (``<cache>/indexes/<name>``), and
+    anything else a server folder, confined to the shared roots."""
+    name = (index or "").strip()
+    if name in ("", DEMO):
+        return DEMO_INDEX
+    if INDEX_NAME.match(name):
+        return CACHE / "indexes" / name
+    return confined(name, "index folder")
+
+
+def index_choices() -> list[str]:
+    """``demo`` and the user's named indexes, for the Index dropdown."""
+    folder = CACHE / "indexes"
+    names = sorted(p.name for p in folder.iterdir() if (p / "catalog.sqlite").is_file()) if (
+        folder.is_dir()
+    ) else []  # fmt: skip
+    return [DEMO, *names]
+
+
 def _index_dir(index_dir: str | None, progress=None) -> Path:
-    if index_dir and index_dir.strip():
-        return confined(index_dir, "index folder")
-    return demo_index(progress)
+    path = index_path(index_dir)
+    return demo_index(progress) if path == DEMO_INDEX else path
 
 
 def _catalog_entries(index: Path, image: str | None) -> list[tuple[Any, str]]:
@@ -399,22 +423,34 @@ def index_catalog(
     if not folder.is_dir():
         raise gr.Error(f"No such folder on the server: '{name}'.")
     csv = str(confined(csv, "CSV file")) if csv and csv.strip() else ""
-    if not csv and folder == DEMO_CATALOG.resolve():
+    demo_folder = folder == DEMO_CATALOG.resolve()
+    if not csv and demo_folder:
         csv = str(DEMO_CSV)
-    out = confined(index_dir, "index folder") if index_dir and index_dir.strip() else None
+    chosen = (index_dir or "").strip()
+    if not chosen:  # a name of its own for this folder's index
+        chosen = DEMO if demo_folder else default_index_dir(folder).name
+    out = index_path(chosen)
+    if out == DEMO_INDEX and not demo_folder:
+        raise gr.Error(
+            "The demo index is read-only: it holds the demo catalog only. Type a name for "
+            "your own index in the Index field (for example 'my-catalog') and index again."
+        )
     progress(0.0, desc="indexing")
     index, report = build_index(folder, csv or None, out, progress=progress)
     stats = index.stats()
     entries = _catalog_entries(index.path, image)
     steps, status = _step(steps, "index", f"embedder `{stats['embedder']}`")
-    return _stats_markdown(stats, report), entries, str(index.path), steps, status
+    listed = gr.update(value=chosen, choices=index_choices())
+    return _stats_markdown(stats, report), entries, listed, steps, status
 
 
 @readable_errors
 def show_catalog(index_dir: str = "", image: str | None = None):
-    """Counts and a few entries of an existing index (the demo index when none is given)."""
+    """Counts and a few entries of an existing index (the demo index when none is given);
+    the Index field keeps its name (it never turns into a folder path)."""
     index = engine.index(_index_dir(index_dir))
-    return _stats_markdown(index.stats()), _catalog_entries(index.path, image), str(index.path)
+    listed = gr.update(value=(index_dir or "").strip() or DEMO, choices=index_choices())
+    return _stats_markdown(index.stats()), _catalog_entries(index.path, image), listed
 
 
 # --------------------------------------------------------------------------------------------
@@ -986,8 +1022,8 @@ def build_ui() -> gr.Blocks:
             gr.Markdown(
                 "Copy-paste staging reuses the backgrounds of **staged** catalog photos "
                 "(products in rooms). Index a folder of your catalog on the server "
-                "(incremental: re-running only processes new or changed images). Leave the "
-                "index folder empty to keep it in the app's cache. The demo catalog "
+                "(incremental: re-running only processes new or changed images) into a named "
+                "index kept in the app's cache. The demo catalog "
                 f"(`{DEMO_CATALOG.relative_to(ROOT)}`) is indexed automatically on first use."
             )
             with gr.Row():
@@ -995,9 +1031,12 @@ def build_ui() -> gr.Blocks:
                 csv = gr.Textbox(
                     label="CSV (optional: id,image,category,title,...)", value="", scale=2
                 )
-            index_dir = gr.Textbox(
-                label="Index folder (used by Copy-paste; empty = the demo index)",
-                value="",
+            index_dir = gr.Dropdown(
+                index_choices(),
+                value=DEMO,
+                allow_custom_value=True,
+                label="Index (used by Copy-paste): 'demo' is the read-only demo catalog; type "
+                "a new name to index your own folder into it",
                 elem_id="index-dir",
             )
             with gr.Row():

@@ -205,18 +205,41 @@ def test_edits_keep_soft_edges_elsewhere_and_remove_wins():
 
 
 def test_index_the_demo_catalog_then_update_it(studio, tmp_path):
-    out = studio.CACHE / "indexes" / "mine"  # inside the folders the server shares
-    stats, entries, index_dir, steps, status = studio.index_catalog(
-        str(studio.DEMO_CATALOG), "", str(out), LAMP, {}
+    stats, entries, listed, steps, status = studio.index_catalog(
+        str(studio.DEMO_CATALOG), "", "mine", LAMP, {}
     )
-    assert index_dir == str(out.resolve())
+    assert listed["value"] == "mine" and "mine" in listed["choices"]  # named and listed
+    assert (studio.CACHE / "indexes" / "mine" / "catalog.sqlite").is_file()
     assert "**19 images**" in stats and "16 staged" in stats and "19 added" in stats
     assert len(entries) == 8 and "·" in entries[0][1]
     assert "handcrafted" in status
-    again = studio.index_catalog(str(studio.DEMO_CATALOG), "", str(out), None, {})[0]
+    again = studio.index_catalog(str(studio.DEMO_CATALOG), "", "mine", None, {})[0]
     assert "19 unchanged" in again
-    shown = studio.show_catalog(str(out), None)
-    assert "**19 images**" in shown[0]
+    shown = studio.show_catalog("mine", None)
+    assert "**19 images**" in shown[0] and shown[2]["value"] == "mine"
+    # A server folder inside the shared roots still works, as before.
+    out = studio.CACHE / "indexes" / "mine"
+    assert "**19 images**" in studio.show_catalog(str(out), None)[0]
+
+
+def test_the_demo_index_is_read_only(studio, tmp_path):
+    """Issue 19, point 1: "Show index" used to put the demo index's path in the field, and
+    indexing another folder then merged it into the demo index. Now the field keeps a name,
+    and the demo index refuses any folder but the demo catalog."""
+    shown = studio.show_catalog("", None)
+    assert shown[2]["value"] == "demo"  # a name, not a path
+    before = studio.engine.index(studio.DEMO_INDEX).stats()["items"]
+    other = studio.CACHE / "my-photos"
+    other.mkdir(parents=True, exist_ok=True)
+    Image.open(CHAIR).save(other / "chair.png")
+    with pytest.raises(gr.Error) as info:
+        studio.index_catalog(str(other), "", shown[2]["value"], None, {})
+    assert "read-only" in _readable(info)
+    assert studio.engine.index(studio.DEMO_INDEX).stats()["items"] == before
+    # Left empty, another folder gets an index of its own, listed by name.
+    _, _, listed, _, _ = studio.index_catalog(str(other), "", "", None, {})
+    assert listed["value"].startswith("my-photos-") and listed["value"] in listed["choices"]
+    assert studio.index_path(listed["value"]).parent == studio.CACHE / "indexes"
 
 
 @pytest.mark.parametrize("folder", ["", "/no/such/folder"])
