@@ -1041,7 +1041,7 @@ def build_ui() -> gr.Blocks:
             )
             with gr.Row():
                 index_button = gr.Button("Index folder", variant="primary", elem_id="index-button")
-                show_button = gr.Button("Show index")
+                show_button = gr.Button("Show index", elem_id="show-index-button")
             catalog_stats = gr.Markdown(label="Index", elem_id="catalog-stats")
             catalog_gallery = gr.Gallery(
                 label="Catalog items nearest to the product", columns=4, height=300

@@ -161,6 +161,13 @@ def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url,
     )
     expect(page.locator("#status-line")).to_contain_text("segment")
 
+    # The Catalog tab: "Show index" keeps the index's name (it used to put the demo index's
+    # path there, and indexing another folder then merged it into the demo index).
+    page.get_by_role("tab", name="Catalog").click()
+    page.locator("#show-index-button").click()
+    expect(page.locator("#catalog-stats")).to_contain_text("images")
+    assert page.locator("#index-dir input").input_value() == "demo"
+
     # Copy-paste staging into the demo catalog (indexed on first use), one candidate.
     page.get_by_role("tab", name="Copy-paste").click()
     k = page.locator("#copy-paste-k input[type=number]")
