@@ -866,11 +866,14 @@ def render_parallax(
 ):
     """Parallax tab: an MP4 of the product photo or of a staged result (engine.parallax)."""
     picked = next((r for r in results or [] if r["label"] == source), None)
+    _need_image(image if picked is None else picked["image"])
+    # Named as a designer files it: the product (or the staged result) and the motion.
+    stem = export_stem(picked) if picked is not None else Path(image).stem
     if picked is not None:
         image, mask = picked["image"], picked["alpha"]
-    _need_image(image)
     progress(0.05, desc="inpainting the background and rendering frames")
-    out = _result_path("parallax", ".mp4")
+    out = _result_path("parallax", "") / f"{stem}-parallax-{motion}.mp4"
+    out.parent.mkdir(parents=True)
     started = time.perf_counter()
     clip = engine.parallax(
         image,

@@ -446,13 +446,33 @@ def test_parallax_of_the_photo_and_of_a_staged_result(studio):
         LAMP, None, studio.PRODUCT_PHOTO, "zoom", 1.0, "128x128", [], {}
     )
     assert Path(video).read_bytes()[4:8] == b"ftyp"
-    assert Path(button.value["path"]).name == Path(video).name
+    assert Path(button.value["path"]).name == Path(video).name == "lamp-parallax-zoom.mp4"
     assert "128x128" in info and "parallax" in status
     results = _results(studio, 1)
     video, *_ = studio.render_parallax(
         None, None, results[0]["label"], "pan", 1.0, "1:1", results, {}
     )
     assert Path(video).stat().st_size > 0
+    assert Path(video).name == "lamp-vanilla-medium-rectangle-seed0-parallax-pan.mp4"
+
+
+def test_the_app_and_the_cli_render_parallax_with_the_same_defaults(studio):
+    """Issue 19, point 7: both leave fit, fps and loop to engine.parallax, and their own
+    defaults for length and motion are the engine's."""
+    import inspect
+
+    from staging.cli import parallax_command
+
+    engine_defaults = {
+        name: p.default for name, p in inspect.signature(StagingEngine.parallax).parameters.items()
+    }
+    options = inspect.signature(parallax_command).parameters.items()
+    cli = {name: p.default.default for name, p in options if hasattr(p.default, "default")}
+    for name in ("seconds", "fps", "motion", "fit", "loop"):
+        assert cli[name] == engine_defaults[name], name
+    app_defaults = inspect.signature(studio.render_parallax).parameters
+    assert app_defaults["seconds"].default == engine_defaults["seconds"]
+    assert app_defaults["motion"].default == engine_defaults["motion"]
 
 
 def test_parallax_errors_are_readable(studio):
