@@ -280,6 +280,12 @@ def _no_alpha():
     return None
 
 
+def product_failed(steps: dict | None = None):
+    """After a photo could not be read: clear the previous product's views."""
+    line = status_line(steps or {}) + " · **product**: the last photo could not be read"
+    return None, None, None, None, None, line
+
+
 def product_changed(image: str | None, backend: str = "auto", steps: dict | None = None):
     """A new photo (upload, example, clear): segment it at once, or clear the old results."""
     if image is None:
@@ -1279,9 +1285,18 @@ def build_ui() -> gr.Blocks:
         ).success(**canvas).then(**banner)
         # A new photo: drop the old alpha at once (a Stage click must never pair the new photo
         # with the previous photo's mask), then segment it.
-        image.change(_no_alpha, None, [alpha], queue=False, api_visibility="private").then(
-            product_changed, [image, backend, steps], seg_outputs, api_visibility="private"
-        ).then(**canvas).then(**banner)
+        changed = image.change(
+            _no_alpha, None, [alpha], queue=False, api_visibility="private"
+        ).then(product_changed, [image, backend, steps], seg_outputs, api_visibility="private")
+        changed.success(**canvas).then(**banner)
+        # A photo that cannot be read: its one message is the upload's; nothing of the previous
+        # product stays on screen (mask, cut-out, brush canvas), and the status line says so.
+        changed.failure(
+            product_failed,
+            [steps],
+            [prob, mask_view, cutout, alpha, editor, status],
+            api_visibility="private",
+        )
         apply_brush.click(
             correct_mask,
             [image, backend, editor, steps],

@@ -219,4 +219,18 @@ def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url,
     assert target.suffix == ".mp4" and data[4:8] == b"ftyp" and len(data) > 1000
 
     assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+
+    # A file that is not a photo: the message names the file as the user knows it (not a
+    # temporary path); nothing of the previous product stays on screen (it used to keep its
+    # mask and brush canvas), and the status line says what happened instead of keeping the
+    # last success under an "Error" badge.
+    page.get_by_role("tab", name="Product").click()
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    page.locator("#product-image input[type=file]").set_input_files(str(empty))
+    toast = page.locator(".toast-body").first
+    expect(toast).to_contain_text("Cannot read 'empty.png': the file is empty.")
+    assert "/tmp" not in toast.inner_text()
+    expect(page.locator("#status-line")).to_contain_text("could not be read")
+    expect(page.locator("#mask-image img")).to_have_count(0)
     context.close()
