@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,19 @@ class ServiceStore:
     def close(self) -> None:
         self._conn.close()
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (``BEGIN IMMEDIATE``): two workers claiming
+        at the same moment are serialised by SQLite, across processes too."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
     def _run(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
             return self._conn.execute(sql, args).fetchall()
@@ -84,24 +99,18 @@ class ServiceStore:
     def enqueue(self, product_id: str, placement: str, theme: str) -> Job:
         """Queue a generation, or return the one already queued or running for the same
         creative (a burst of requests for one creative makes one job)."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._conn.execute(
-                    "SELECT id FROM jobs WHERE product_id=? AND placement=? AND theme=? AND "
-                    "status IN ('queued', 'running')",
-                    (product_id, placement, theme),
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT id FROM jobs WHERE product_id=? AND placement=? AND theme=? AND "
+                "status IN ('queued', 'running')",
+                (product_id, placement, theme),
+            ).fetchone()
+            if row is None:
+                row = conn.execute(
+                    "INSERT INTO jobs (product_id, placement, theme, status, created) "
+                    "VALUES (?, ?, ?, 'queued', ?) RETURNING id",
+                    (product_id, placement, theme, time.time()),
                 ).fetchone()
-                if row is None:
-                    row = self._conn.execute(
-                        "INSERT INTO jobs (product_id, placement, theme, status, created) "
-                        "VALUES (?, ?, ?, 'queued', ?) RETURNING id",
-                        (product_id, placement, theme, time.time()),
-                    ).fetchone()
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
         return self.job(row[0])
 
     def claim(self, lease_seconds: float = 300.0) -> Job | None:
@@ -109,47 +118,35 @@ class ServiceStore:
         died), leased to the caller with a fresh token; None when there is none."""
         now = time.time()
         token = secrets.token_hex(8)
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._conn.execute(
-                    "SELECT id FROM jobs WHERE status='queued' OR (status='running' AND "
-                    "lease_until < ?) ORDER BY id DESC LIMIT 1",
-                    (now,),
-                ).fetchone()
-                if row is not None:
-                    self._conn.execute(
-                        "UPDATE jobs SET status='running', token=?, lease_until=?, "
-                        "attempts=attempts+1 WHERE id=?",
-                        (token, now + lease_seconds, row[0]),
-                    )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT id FROM jobs WHERE status='queued' OR (status='running' AND "
+                "lease_until < ?) ORDER BY id DESC LIMIT 1",
+                (now,),
+            ).fetchone()
+            if row is not None:
+                conn.execute(
+                    "UPDATE jobs SET status='running', token=?, lease_until=?, "
+                    "attempts=attempts+1 WHERE id=?",
+                    (token, now + lease_seconds, row[0]),
+                )
         return None if row is None else self.job(row[0])
 
     def complete(self, job: Job, path: Path, bucket: str | None, models: dict) -> bool:
         """Store the creative and mark the job done — only if ``job`` still holds the lease
         (a worker whose lease ran out and was retried elsewhere changes nothing)."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                held = self._conn.execute(
-                    "UPDATE jobs SET status='done', finished=?, error=NULL WHERE id=? AND "
-                    "token=? AND status='running'",
-                    (time.time(), job.id, job.token),
-                ).rowcount
-                if held:
-                    self._conn.execute(
-                        "INSERT OR REPLACE INTO creatives VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (job.product_id, job.placement, job.theme, str(path), bucket,
-                         json.dumps(models), time.time()),
-                    )  # fmt: skip
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            held = conn.execute(
+                "UPDATE jobs SET status='done', finished=?, error=NULL WHERE id=? AND "
+                "token=? AND status='running'",
+                (time.time(), job.id, job.token),
+            ).rowcount
+            if held:
+                conn.execute(
+                    "INSERT OR REPLACE INTO creatives VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (job.product_id, job.placement, job.theme, str(path), bucket,
+                     json.dumps(models), time.time()),
+                )  # fmt: skip
         return bool(held)
 
     def fail(self, job: Job, error: str, max_attempts: int = 3) -> None:
