@@ -20,7 +20,7 @@ works from Python and the CLI:
 No image logic lives here. User errors become readable messages (``gr.Error``), never
 tracebacks. Settings come from ``STAGING_*`` variables (see the README); the app adds
 ``STAGING_MAX_UPLOAD`` (upload size limit, default 25 MB), ``STAGING_APP_CACHE`` (where the
-demo index and indexes built without an index folder go; default the per-user cache folder)
+demo index and the named indexes go; default the per-user cache folder)
 and ``STAGING_APP_CONCURRENCY`` (heavy steps run at once, default 1).
 """
 
