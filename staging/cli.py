@@ -680,11 +680,14 @@ def worker_command(
     root: Path = typer.Option(Path("staging-service"), help="The service's data folder."),
     once: bool = typer.Option(False, help="Stop when the queue is empty."),
     poll: float = typer.Option(1.0, help="Seconds between looks at an empty queue."),
+    lease: float = typer.Option(
+        300.0, help="Seconds a job stays this worker's; if it dies, another takes it after."
+    ),
 ) -> None:
     """Generate the creatives the service queued, newest first."""
     from staging.service.worker import run_worker
 
-    done = run_worker(_engine(), root, once=once, poll=poll)
+    done = run_worker(_engine(), root, once=once, poll=poll, lease=lease)
     typer.echo(f"{done} creatives generated")
 
 

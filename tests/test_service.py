@@ -155,3 +155,41 @@ def test_bench_serve_cold_then_warm(tmp_path):
     assert (report["cold"]["fallback"], report["cold"]["cached"]) == (6, 0)
     assert (report["warm"]["cached"], report["warm"]["fallback"]) == (6, 0)
     assert report["warm"]["p50_ms"] > 0 and report["cold"]["requests_per_s"] > 0
+
+
+def test_a_worker_killed_mid_job_leaves_it_to_another(tmp_path):
+    """``kill -9`` a real ``staging worker`` while it generates: the job is not lost (another
+    worker takes it when the lease runs out) and not done twice (one creative)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from staging.io import save_image
+
+    root = tmp_path / "svc"
+    store = ServiceStore(root)
+    shot, _ = product_shot()
+    store.add_product("p", save_image(root / "products" / "p.png", shot), None)
+    job = store.enqueue("p", "3000x3000", "studio")  # big: seconds to render, time to kill
+    command = [sys.executable, "-m", "staging", "--models-dir", str(tmp_path / "none"), "worker",
+               "--root", str(root), "--once", "--lease", "2"]  # fmt: skip
+    env = dict(os.environ, STAGING_AUTO_PULL="0")
+    root_dir = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(command, cwd=root_dir, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while store.job(job.id).status != "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert store.job(job.id).status == "running", "the worker never took the job"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert store.job(job.id).status == "running"  # stuck with the dead worker ...
+    assert store.creative("p", "3000x3000", "studio") is None
+    time.sleep(2.1)  # ... until its lease runs out
+    engine = StagingEngine(device="cpu", models_dir=str(tmp_path / "none"))
+    assert run_worker(engine, root, once=True) == 1
+    done = store.job(job.id)
+    assert done.status == "done" and done.attempts == 2
+    assert store.counts()["creatives"] == 1
+    assert len(list((root / "creatives" / "p").glob("*.png"))) == 1
