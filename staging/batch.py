@@ -271,7 +271,7 @@ def _run(engine, products, out, modes, placements, index, k, workers, fmt, progr
                     "candidate": candidate,
                     "bucket": staged.source.get("bucket"),
                     "path": str(relative),
-                    "models": _models(staged.source),
+                    "models": staged.models,
                 }
             )
         return outputs, time.perf_counter() - t0
@@ -325,9 +325,3 @@ def _stage(engine, product: Product, mode: str, placements, index, k: int) -> li
     if mode == "vanilla":
         return engine.stage_vanilla(product.image, **options)
     return engine.stage_prompt(product.image, **options)
-
-
-def _models(source: dict[str, Any]) -> dict[str, Any]:
-    """The model names a result's provenance records (what made this file)."""
-    keys = ("segment_backend", "inpaint_backend", "backend", "model")
-    return {key: source[key] for key in keys if source.get(key)}

@@ -594,10 +594,11 @@ class StagingEngine:
         results: list[Staged] = []
         for fit, hit, analysis in candidates[:k]:
             report(0.4 + 0.6 * len(results) / k, f"staging into {hit.id}")
-            scene = self._scene_image(hit.path, max_side)
+            scene_path, scene_mask = self._hit_scene(hit)
+            scene = self._scene_image(scene_path, max_side)
             if fit.mode == "replace":
                 plate = self._clean_plate(
-                    self._scene_key(*self._hit_scene(hit), max_side, None), scene, analysis,
+                    self._scene_key(scene_path, scene_mask, max_side, None), scene, analysis,
                     inpaint_backend, inpaint_side,
                 )  # fmt: skip
             else:  # inserted in front of the old object: nothing is removed
@@ -606,7 +607,7 @@ class StagingEngine:
             source = {
                 "id": hit.id,
                 "path": str(hit.path),
-                "mask": str(hit.mask) if self._hit_scene(hit)[1] is not None else None,
+                "mask": None if scene_mask is None else str(scene_mask),
                 "category": hit.category,
                 "title": hit.title,
                 "score": round(float(hit.score), 4),

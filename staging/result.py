@@ -54,6 +54,13 @@ class Staged:
 
         return save_image(path, self.image, quality=quality)
 
+    @property
+    def models(self) -> dict[str, Any]:
+        """The models its provenance names (segmenter, inpainter, generator backend and model):
+        what made this image, for manifests and caches."""
+        keys = ("segment_backend", "inpaint_backend", "backend", "model")
+        return {key: self.source[key] for key in keys if self.source.get(key)}
+
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary (no pixels): mode, size, SSIM, provenance and scores."""
         h, w = self.image.shape[:2]

@@ -61,6 +61,23 @@ def room(seed: int, box=(130, 70, 90), size=(256, 320)) -> tuple[np.ndarray, np.
     return np.clip(img, 0, 255).astype(np.uint8), mask
 
 
+def catalog_of_rooms(
+    root: Path, boxes: list, seed: int, folder: str = "images", csv: str = "catalog.csv"
+) -> dict[str, np.ndarray]:
+    """Rooms ``room<N>.png`` (one per box) in ``root/folder``, listed with their true product
+    masks in ``root/csv`` (``image,mask``): segmenting a room needs a pretrained model, absent
+    in tests, and these tests are about staging. Returns each room's mask by name."""
+    truths, lines = {}, ["image,mask"]
+    for number, box in enumerate(boxes):
+        scene, mask = room(seed + number, box=box)
+        save_image(root / folder / f"room{number}.png", scene)
+        save_mask(root / "masks" / f"room{number}.png", mask)
+        lines.append(f"{folder}/room{number}.png,masks/room{number}.png")
+        truths[f"room{number}"] = mask
+    (root / csv).write_text("\n".join(lines) + "\n")
+    return truths
+
+
 def product_shot(height=120, width=60) -> tuple[np.ndarray, np.ndarray]:
     """A studio shot of a blue product with a lighter top, and its alpha."""
     img = np.full((200, 200, 3), 245, np.uint8)
@@ -219,22 +236,11 @@ def demo_index(tmp_path_factory):
     """An index of four room scenes (true product masks planted) and two studio shots."""
     root = tmp_path_factory.mktemp("catalog")
     folder = root / "images"
-    truths = {}
     boxes = [(130, 70, 90), (60, 90, 120), (180, 60, 80), (100, 110, 100)]
-    for number, box in enumerate(boxes):
-        scene, mask = room(10 + number, box=box)
-        save_image(folder / f"room{number}.png", scene)
-        truths[f"room{number}"] = mask
+    truths = catalog_of_rooms(root, boxes, seed=10)
     for number in range(2):
         shot, _ = product_shot(100 + 20 * number, 70)
         save_image(folder / f"studio{number}.png", shot)
-    # The catalog's CSV gives the rooms' product masks (segmenting a room needs a pretrained
-    # model, absent in tests): this test is about staging, not about segmentation.
-    lines = ["image,mask"]
-    for name, mask in truths.items():
-        save_mask(root / "masks" / f"{name}.png", mask)
-        lines.append(f"images/{name}.png,masks/{name}.png")
-    (root / "catalog.csv").write_text("\n".join(lines) + "\n")
     engine = StagingEngine(device="cpu")
     index = CatalogIndex.open(root / "index", create=True)
     engine.update_index(index, folder, csv=root / "catalog.csv", progress=False)

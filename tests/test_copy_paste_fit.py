@@ -30,8 +30,8 @@ from staging.compose.scene import analyse_scene, object_shadow
 from staging.errors import ModelNotAvailableError
 from staging.evaluate.copy_paste import evaluate_copy_paste
 from staging.evaluate.realism import frechet_distance, kid, realism
-from staging.io import save_image, save_mask
-from tests.test_copy_paste import product_shot, room
+from staging.io import save_image
+from tests.test_copy_paste import catalog_of_rooms, product_shot, room
 
 
 # -- real sizes --------------------------------------------------------------------------------
@@ -221,14 +221,10 @@ def test_realism_reports_kid_and_fd():
 
 def test_eval_copy_paste_writes_results_sheets_and_realism(tmp_path):
     scenes, reference = tmp_path / "scenes", tmp_path / "reference"
-    lines = ["image,mask"]
-    for i, box in enumerate([(130, 70, 90), (60, 90, 120), (180, 60, 80)]):
-        scene, mask = room(20 + i, box=box)
-        save_image(scenes / f"room{i}.png", scene)
-        save_mask(tmp_path / "masks" / f"room{i}.png", mask)
-        lines.append(f"scenes/room{i}.png,masks/room{i}.png")
+    boxes = [(130, 70, 90), (60, 90, 120), (180, 60, 80)]
+    catalog_of_rooms(tmp_path, boxes, seed=20, folder="scenes", csv="scenes.csv")
+    for i, box in enumerate(boxes):
         save_image(reference / f"real{i}.png", room(40 + i, box=box)[0])
-    (tmp_path / "scenes.csv").write_text("\n".join(lines) + "\n")
     for i in range(3, 9):
         save_image(reference / f"real{i}.png", room(40 + i)[0])
     save_image(tmp_path / "chair.png", product_shot(120, 60)[0])

@@ -17,7 +17,7 @@ from staging.compose.fit import adjust
 from staging.compose.scene import pick_object
 from staging.errors import StagingError
 from staging.io import load_image, save_image, save_mask
-from tests.test_copy_paste import RED, demo_index, product_shot, room  # noqa: F401 - fixture
+from tests.test_copy_paste import RED, catalog_of_rooms, demo_index, product_shot, room  # noqa: F401 - fixture
 
 
 def _red(image: np.ndarray) -> np.ndarray:
@@ -215,14 +215,8 @@ def test_indexing_analyses_the_scenes_so_queries_decode_only_the_chosen(tmp_path
     import staging.compose.scene as scene_module
 
     folder = tmp_path / "images"
-    lines = ["image,mask"]
-    for number, box in enumerate([(130, 70, 90), (60, 90, 120), (180, 60, 80)]):
-        scene, mask = room(40 + number, box=box)
-        save_image(folder / f"room{number}.png", scene)
-        save_mask(tmp_path / "masks" / f"room{number}.png", mask)
-        lines.append(f"images/room{number}.png,masks/room{number}.png")
+    catalog_of_rooms(tmp_path, [(130, 70, 90), (60, 90, 120), (180, 60, 80)], seed=40)
     save_image(folder / "studio.png", product_shot(100, 70)[0])
-    (tmp_path / "catalog.csv").write_text("\n".join(lines) + "\n")
     options = dict(device="cpu", cache_dir=str(tmp_path / "cache"))
     engine = StagingEngine(**options)
     engine.update_index(tmp_path / "index", folder, csv=tmp_path / "catalog.csv", progress=False)

@@ -18,7 +18,6 @@ and everything a reviewer needs is written under ``OUT``:
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from pathlib import Path
@@ -27,26 +26,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from staging.batch import read_products
 from staging.errors import StagingError
 from staging.evaluate.realism import FeatureFn, realism
 from staging.io import list_images, load_image, save_image
 
 THUMB = 256
-
-
-def read_products(csv_path: Path) -> list[dict]:
-    """Rows with at least ``image`` (absolute or relative to the CSV); ``id``, ``type`` and
-    ``size`` are used when present."""
-    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or "image" not in rows[0]:
-        raise StagingError(f"{csv_path} needs an 'image' column.")
-    for i, row in enumerate(rows):
-        path = Path(row["image"])
-        row["image"] = str(path if path.is_absolute() else csv_path.parent / path)
-        row.setdefault("id", Path(row["image"]).stem)
-        row["id"] = row["id"] or f"row{i}"
-    return rows
 
 
 def _thumb(rgb: np.ndarray, caption: str = "") -> np.ndarray:
@@ -105,7 +90,7 @@ def evaluate_copy_paste(
 
     out = Path(out)
     (out / "results").mkdir(parents=True, exist_ok=True)
-    rows = read_products(Path(products))[: limit or None]
+    rows = read_products(Path(products))[: limit or None]  # staging batch's reader
     index = out / "index"
     engine.update_index(index, scenes, progress=progress)
     generated, naive, sheet_rows, per_product = [], [], [], []
@@ -113,16 +98,16 @@ def evaluate_copy_paste(
     scene_files = list_images(scenes)
     started = time.perf_counter()
     for i, row in enumerate(tqdm(rows, desc="staging", disable=not progress)):
-        rgb = load_image(row["image"])
-        tiles = [_thumb(rgb, f"{row['id']} {row.get('type', '')}")]
-        entry: dict = {"id": row["id"], "type": row.get("type", ""), "results": []}
+        rgb = load_image(row.image)
+        tiles = [_thumb(rgb, f"{row.id} {row.type or ''}")]
+        entry: dict = {"id": row.id, "type": row.type or "", "results": []}
         try:
             results = engine.stage_copy_paste(
                 rgb,
                 k=k,
                 index=index,
-                product_type=row.get("type") or None,
-                product_size=row.get("size") or None,
+                product_type=row.type,
+                product_size=row.size,
                 **stage_options,
             )
         except StagingError as exc:
@@ -130,7 +115,7 @@ def evaluate_copy_paste(
             tiles.append(_thumb(np.full((64, 64, 3), 230, np.uint8), "no result"))
             results = []
         for rank, result in enumerate(results, 1):
-            name = f"{row['id']}_{rank}.jpg"
+            name = f"{row.id}_{rank}.jpg"
             result.save(out / "results" / name)
             generated.append(result.image)
             h, w = result.image.shape[:2]

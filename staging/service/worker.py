@@ -51,9 +51,7 @@ def run_worker(
                 path = staged.save(
                     root / "creatives" / job.product_id / f"{job.placement}-{name}.png"
                 )
-                keys = ("segment_backend", "backend", "model")
-                models = {k: staged.source[k] for k in keys if staged.source.get(k)}
-                if store.complete(job, path, staged.source.get("bucket"), models):
+                if store.complete(job, path, staged.source.get("bucket"), staged.models):
                     done += 1
             except Exception as exc:  # noqa: BLE001 - one bad job must not stop the worker
                 log.exception("job %s failed", job.id)
