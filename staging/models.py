@@ -424,7 +424,7 @@ register(
         "BSD-3-Clause",
         103.9,
         "Inception-V3 ImageNet classifier (torchvision IMAGENET1K_V1 state dict); its pooled "
-        "2048-d features are the paper's product embedding (needs torch + torchvision)",
+        "2048-d features are the paper's product embedding (needs torch)",
         {_INCEPTION_V3_FILE: "sha256:0cc3c7bd"},
     )
 )

@@ -8,7 +8,7 @@ name                what runs                                                   
 ``mobilenet_v2``    ImageNet MobileNetV2 pooled features (ONNX Runtime, 1280-d)        weights
 ``fused``           ``mobilenet_v2`` + the handcrafted shape/colour cues, weighted     weights
 ``inception_v3``    the paper's embedder: Inception-V3 2048-d pool features            torch +
-                    (torchvision ``Inception3``, registry weights ``inception_v3``)    weights
+                    (torchvision's ``Inception3``, registry weights ``inception_v3``)    weights
 ``clip``            CLIP image tower (transformers ``CLIPVisionModelWithProjection``), torch +
                     registry checkpoint ``clip-vit-base-patch32``                      weights
 ==================  =================================================================  ========

@@ -1,6 +1,7 @@
 """``inception_v3``: the paper's embedder (Sec. 5.3), Inception-V3's 2048-d pooled features.
 
-The network is torchvision's ``Inception3``; its weights are the registry model
+The network is torchvision's ``Inception3`` (written out in :mod:`staging.embed.inception_net`
+so that torch alone runs it); its weights are the registry model
 ``inception_v3`` (torchvision's ``IMAGENET1K_V1`` state dict,
 ``inception_v3_google-0cc3c7bd.pth``), read from the models directory: fetch it once with
 ``staging models pull inception_v3``. Nothing is downloaded behind the user's back.
@@ -23,25 +24,24 @@ DIM = 2048
 SIZE = 299
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-INSTALL = "torch torchvision   (tested: pip install -r requirements-torch.txt)"
+INSTALL = "torch   (tested: pip install -r requirements-torch.txt)"
 
 
 class InceptionV3Embedder(TorchImageEmbedder):
     name = "inception_v3"
 
 
-def build_module(state_dict: dict, torchvision_models, nn):
-    """torchvision ``Inception3`` with ``state_dict`` loaded (strictly), aux head dropped and
-    ``fc`` = Identity. Accepts state dicts with or without ``AuxLogits.*`` / ``fc.*``."""
+def build_module(state_dict: dict):
+    """``Inception3`` (pool features, no aux head, ``fc`` = Identity) with ``state_dict`` loaded
+    strictly. Accepts torchvision's state dicts with or without ``AuxLogits.*`` / ``fc.*``."""
+    from staging.embed.inception_net import Inception3
+
     state = {}
     for key, value in state_dict.items():
         key = key.removeprefix("module.")  # saved from a DataParallel wrapper
         if not key.startswith(("AuxLogits.", "fc.")):
             state[key] = value
-    model = torchvision_models.Inception3(
-        num_classes=1000, aux_logits=False, transform_input=True, init_weights=False
-    )
-    model.fc = nn.Identity()
+    model = Inception3(transform_input=True)
     model.load_state_dict(state, strict=True)
     return model
 
@@ -49,18 +49,17 @@ def build_module(state_dict: dict, torchvision_models, nn):
 def create(runtime, batch_size: int = 8, fp16: bool = False) -> InceptionV3Embedder:
     """Load Inception-V3 from the models directory onto ``runtime.device``.
 
-    Raises :class:`~staging.errors.StagingError` naming the pip command when torch or
-    torchvision is missing, and :class:`~staging.errors.ModelNotAvailableError` naming
+    Raises :class:`~staging.errors.StagingError` naming the pip command when torch is
+    missing, and :class:`~staging.errors.ModelNotAvailableError` naming
     ``staging models pull inception_v3`` when the weights are not on disk.
     """
     torch = require("torch", INSTALL, "inception_v3")
-    models = require("torchvision.models", INSTALL, "inception_v3")
     path = runtime.store.path(MODEL)  # ModelNotAvailableError names the pull command
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state_dict, dict) and isinstance(state_dict.get("state_dict"), dict):
             state_dict = state_dict["state_dict"]
-        model = build_module(state_dict, models, torch.nn)
+        model = build_module(state_dict)
     except Exception as exc:  # noqa: BLE001 - unpickling / shape errors of a bad file
         raise StagingError(
             f"Could not load the Inception-V3 weights from {path}: {exc}\n"
