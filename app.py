@@ -51,6 +51,7 @@ from staging.io import load_image, save_image, save_mask
 from staging.models import get_spec
 from staging.segment import BACKENDS, RECOMMENDED
 from staging.segment import edit as mask_edit
+from staging.segment.base import WORKING_SIDE
 
 log = logging.getLogger("staging.app")
 
@@ -223,12 +224,15 @@ def segment_product(
 ):
     """Probability map, binary mask, cutout and the product's alpha (engine.segment)."""
     _need_image(image)
+    progress(0.1, desc=f"Segmenting (big photos at a {WORKING_SIDE} px working size)")
     seg = engine.segment(image, backend=backend)
     steps, status = _step(steps, "segment", f"`{seg.backend}`")
+    progress(0.5, desc="Cutting out at the photo's own size")
+    cutout = _served(seg.cutout, "cutout")
     return (
         _served(seg.prob_image, "probability"),
         _served(seg.mask_image, "mask"),
-        _served(seg.cutout, "cutout"),
+        cutout,
         _served(seg.prob_image, "alpha"),
         steps,
         status,

@@ -398,14 +398,22 @@ def bench_segment(
     backends: str = typer.Option(None, help="Comma-separated names (default: all available)."),
     sizes: str = typer.Option("512,1024", help="Square sizes to time."),
     repeat: int = typer.Option(10, help="Timed runs per size (after one warm-up)."),
+    photos: str = typer.Option(
+        None,
+        help="Also time a big photo end to end (segment + full-size cut-out, the default "
+        "backend) at these square sizes, e.g. 4000,6000.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Latency per available backend at 512x512 and 1024x1024."""
-    from staging.evaluate.segmentation import bench_segmentation
+    from staging.evaluate.segmentation import bench_big_photos, bench_segmentation
 
     names = [b.strip() for b in backends.split(",")] if backends else None
     sizes_px = [int(s) for s in sizes.split(",")]
-    report = bench_segmentation(_engine(), names, sizes_px, repeat=repeat)
+    engine = _engine()
+    report = bench_segmentation(engine, names, sizes_px, repeat=repeat)
+    if photos:
+        report["big_photos"] = bench_big_photos(engine, [int(s) for s in photos.split(",")])
     _print_report(report, as_json)
 
 

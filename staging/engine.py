@@ -21,7 +21,7 @@ import numpy as np
 from staging.compose.scene import ANALYSIS_VERSION, SceneCache
 from staging.embed.base import Embedder
 from staging.errors import ModelNotAvailableError, StagingError
-from staging.io import ImageSource, load_image
+from staging.io import ImageSource, at_most, load_image
 from staging.models import ModelStore, get_spec
 from staging.result import Staged
 from staging.runtime import Runtime, resolve_device
@@ -32,6 +32,7 @@ from staging.segment import (
     Segmenter,
     create_segmenter,
 )
+from staging.segment.base import WORKING_SIDE, to_photo_size
 from staging.segment.cache import MaskCache, image_key
 from staging.segment.staged import StagedVerdict, classify_staged
 from staging.settings import Settings
@@ -243,17 +244,21 @@ class StagingEngine:
             threshold: binary-mask threshold; default the settings' (0.5, as in the paper).
         """
         rgb = self.load_image(image)
-        name = self.resolve_segment_backend(rgb, backend)
+        working = at_most(rgb, WORKING_SIDE)  # a big photo is segmented at a bounded size
+        name = self.resolve_segment_backend(working, backend)
         segmenter = self.segmenter(name)
         key = image_key(rgb)
         model = f"{segmenter.name}@{segmenter.cache_tag}"
+        if working is not rgb:  # maps of a shrunk copy: their own cache entry
+            model += f"@{WORKING_SIDE}"
         cached = self.mask_cache.get(model, key)
         if cached is None:
-            prob = np.clip(segmenter.predict(rgb).astype(np.float32, copy=False), 0.0, 1.0)
-            background = segmenter.background(rgb)
+            prob = np.clip(segmenter.predict(working).astype(np.float32, copy=False), 0.0, 1.0)
+            background = segmenter.background(working)
             self.mask_cache.put(model, key, prob, background)
         else:
             prob, background = cached
+        prob, background = to_photo_size(prob, background, rgb.shape[:2])
         return Segmentation(
             image=rgb,
             prob=prob,
@@ -787,7 +792,6 @@ class StagingEngine:
 
     def _scene_image(self, scene: ImageSource, max_side: int) -> np.ndarray:
         """The scene at its working size (long side at most ``max_side``), cached."""
-        from staging.compose.scene import at_most
 
         key = (_content_key(scene), max_side)
         return self._lru(self._images, key, lambda: at_most(self.load_image(scene), max_side))

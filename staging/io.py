@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
@@ -503,6 +504,19 @@ def _composite_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+def at_most(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """``rgb`` (an image or a map, HxW[xC]) shrunk with the area filter so its long side is at
+    most ``max_side``; returned as it is when already that small. Big photos are worked on at
+    such a bounded size (scenes are analysed and filled at one, products segmented at one), and
+    never enlarged."""
+    h, w = rgb.shape[:2]
+    if max(h, w) <= max_side:
+        return rgb
+    factor = max_side / max(h, w)
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
 def to_pil(image: np.ndarray) -> Image.Image:
     """Wrap an array as a PIL image, choosing the mode from its shape.
 
@@ -551,6 +565,8 @@ def save_image(path: str | os.PathLike, image: np.ndarray | Image.Image, quality
         options = {"quality": int(quality)}
     elif fmt == "WEBP":
         options = {"quality": int(quality)}
+    else:  # PNG: zlib level 1 writes a 24 MP cut-out 3x faster than Pillow's 6, ~25% larger
+        options = {"compress_level": 1}
     _atomic_write(target, lambda fh: pil.save(fh, format=fmt, **options))
     return target
 

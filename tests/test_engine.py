@@ -249,3 +249,68 @@ def test_cutout_edges_carry_the_product_colour_not_the_backdrop():
 def test_a_single_pixel_photo_segments_and_cuts_out():
     seg = StagingEngine(device="cpu").segment(np.full((1, 1, 3), 200, np.uint8))
     assert seg.prob.shape == (1, 1) and seg.cutout.size == (1, 1)
+
+
+def test_a_big_photo_is_segmented_at_the_working_size_and_cut_out_at_its_own(monkeypatch, tmp_path):
+    """The network sees a copy no longer than WORKING_SIDE; the maps and the cut-out come back
+    at the photo's own size, its solid pixels as shot, and the cache serves the second ask."""
+    from staging.segment.base import WORKING_SIDE
+
+    seen = []
+
+    class Recording(_CountingSegmenter):
+        def predict(self, image):
+            seen.append(image.shape[:2])
+            return super().predict(image)
+
+    monkeypatch.setitem(BACKENDS, "rec", lambda runtime: Recording())
+    h, w = WORKING_SIDE + 900, WORKING_SIDE // 2
+    yy, xx = np.mgrid[:h, :w]
+    dark = (abs(yy - h / 2) < h / 3) & (abs(xx - w / 2) < w / 3)  # a dark box on white
+    photo = np.where(dark[..., None], np.uint8(30), np.uint8(240)).repeat(3, axis=2)
+    photo[dark] += (xx[dark] % 7).astype(np.uint8)[:, None]  # texture the cut-out must keep
+    engine = StagingEngine(device="cpu", cache_dir=tmp_path)
+    seg = engine.segment(photo, "rec")
+    assert seen == [(WORKING_SIDE, round(w * WORKING_SIDE / h))]
+    assert seg.prob.shape == seg.mask.shape == (h, w) and seg.cutout.size == (w, h)
+    assert (seg.mask == dark).mean() > 0.999
+    cut = np.asarray(seg.cutout)
+    solid = seg.alpha >= 0.999
+    assert solid.sum() > 0.9 * dark.sum() and np.array_equal(cut[solid][:, :3], photo[solid])
+    engine.segment(photo, "rec")
+    assert len(seen) == 1
+    small = photo[: WORKING_SIDE // 2]  # a photo within the working size is segmented whole
+    engine.segment(small, "rec")
+    assert seen[-1] == small.shape[:2]
+
+
+def test_the_foreground_of_a_big_photo_is_estimated_at_the_working_size():
+    """Edge colours from the bounded-size estimate are the full-size estimate's, within a few
+    levels, and still the product's colour rather than the backdrop's."""
+    from staging.segment.base import estimate_foreground
+
+    h = w = 480
+    yy, xx = np.mgrid[:h, :w]
+    alpha = np.clip((150 - np.hypot(yy - 240, xx - 240)) / 12 + 0.5, 0, 1).astype(np.float32)
+    red, white = np.array([200, 20, 30], np.float32), np.array([250, 250, 250], np.float32)
+    image = np.round(alpha[..., None] * red + (1 - alpha[..., None]) * white).astype(np.uint8)
+    full = estimate_foreground(image, alpha, max_side=h)
+    bounded = estimate_foreground(image, alpha, max_side=h // 3)
+    edge = (alpha > 0.15) & (alpha < 0.85)
+    assert bounded[edge][:, 1].mean() < 45  # red, as the full-size estimate's
+    assert np.abs(bounded[edge].astype(int) - full[edge]).mean() < 4
+    solid = alpha >= 0.999
+    assert np.array_equal(bounded[solid], image[solid])
+
+
+def test_alpha_keeps_soft_probability_within_two_percent_of_the_mask_only():
+    """A saliency net's faint probability away from the product is no part of the cut-out;
+    a soft edge beside the mask is (radius: 2% of the photo's long side, here 10 px)."""
+    prob = np.zeros((300, 500), np.float32)
+    prob[100:200, 100:200] = 0.9  # the product
+    prob[150, 209] = 0.3  # 10 px right of the mask's last column (199): within reach
+    prob[150, 211] = 0.3  # 12 px away: beyond it
+    prob[20, 400] = 0.3  # far away
+    alpha = Segmentation(image=np.zeros((300, 500, 3), np.uint8), prob=prob, backend="t").alpha
+    assert alpha[150, 209] == pytest.approx(0.3) and alpha[150, 211] == 0 and alpha[20, 400] == 0
+    assert alpha[150, 150] == pytest.approx(0.9)

@@ -114,17 +114,6 @@ class SceneCache:
                 Path(tmp).unlink(missing_ok=True)
 
 
-def at_most(rgb: np.ndarray, max_side: int) -> np.ndarray:
-    """``rgb`` shrunk (area filter) so its long side is at most ``max_side``: scenes are
-    analysed, filled and returned at one working size, never enlarged."""
-    h, w = rgb.shape[:2]
-    if max(h, w) <= max_side:
-        return rgb
-    factor = max_side / max(h, w)
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-
-
 def main_object(mask: np.ndarray) -> np.ndarray:
     """The largest connected part of ``mask`` (bool): a staged photo's mask can include a
     second, smaller object (a vase, a cushion); the product we replace is the biggest one."""

@@ -10,6 +10,7 @@ import platform
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -120,6 +121,32 @@ def bench_segmentation(
                     np.median(net_runs)
                 )
         report[name] = timings
+    return report
+
+
+def bench_big_photos(engine, sizes: list[int], backend: str | None = None) -> dict:
+    """Seconds for what the Product tab does with a big photo: ``engine.segment`` (a fresh
+    image, so no cached map) and the full-size cut-out, once per square size (synthetic studio
+    shots enlarged to the size: the pixel count is what costs). The backend's load is not
+    timed."""
+    from staging.evaluate.synth import compose_catalog_shot, procedural_object
+
+    rng = np.random.default_rng(1)
+    report: dict = {}
+    for size in sizes:
+        shot = compose_catalog_shot(*procedural_object("chair", rng), rng, size=1024)[0]
+        photo = cv2.resize(shot, (size, size), interpolation=cv2.INTER_CUBIC)
+        photo[0, 0] = rng.integers(0, 256, 3)  # a new image each run: never a cache hit
+        engine.segmenter(engine.resolve_segment_backend(photo, backend))  # load, untimed
+        start = time.perf_counter()
+        seg = engine.segment(photo, backend)
+        segmented = time.perf_counter() - start
+        _ = seg.cutout
+        report[f"{size}px"] = {
+            "backend": seg.backend,
+            "segment_s": round(segmented, 2),
+            "cutout_s": round(time.perf_counter() - start - segmented, 2),
+        }
     return report
 
 

@@ -15,6 +15,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
+WORKING_SIDE = 2048
+"""The long side big photos are segmented and matted at (twice the 1024 px the networks see):
+the maps are enlarged back to the photo's size, whose own pixels the cut-out keeps. Working at
+a bounded size keeps a 6000 px photo to seconds instead of a minute (BENCHMARKS.md)."""
+
 
 class Segmenter(ABC):
     """A segmentation backend. Subclasses implement :meth:`predict` and set :attr:`name`."""
@@ -81,8 +86,10 @@ class Segmentation:
         if not self.mask.any():
             return np.zeros_like(self.prob)
         radius = max(2, int(round(0.02 * max(self.prob.shape))))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        near = cv2.dilate(self.mask.astype(np.uint8), kernel).astype(bool)
+        # Distance to the mask instead of a dilation with a (2r+1)^2 disc: the same pixels, in
+        # time that does not grow with the radius (0.2 s instead of 15 s on a 6000 px photo).
+        outside = (~self.mask).astype(np.uint8)
+        near = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= radius
         return np.where(near & (self.prob >= 0.05), self.prob, 0.0).astype(np.float32)
 
     @cached_property
@@ -103,7 +110,10 @@ class Segmentation:
 
 
 def estimate_foreground(
-    image: np.ndarray, alpha: np.ndarray, background: np.ndarray | None = None
+    image: np.ndarray,
+    alpha: np.ndarray,
+    background: np.ndarray | None = None,
+    max_side: int = WORKING_SIDE,
 ) -> np.ndarray:
     """Foreground colours F with ``image = alpha*F + (1-alpha)*B`` at soft edges.
 
@@ -112,22 +122,48 @@ def estimate_foreground(
     nearby solid product into the edge, which removes the white or grey halo a plain cutout
     shows on a dark page (and runs faster than our former blur fusion: 1.2 s vs 3.8 s at
     3000x2000).
+
+    The propagation runs at most at ``max_side`` and is enlarged back: only soft edge pixels
+    use it (solid ones keep the photo's own pixels), and the colour pulled into an edge from
+    the product beside it is smooth, so a 6000 px photo costs what a 2048 px one does.
     """
     from pymatting import estimate_foreground_ml
 
-    img = image.astype(np.float64) / 255.0
-    alpha = np.clip(alpha.astype(np.float64), 0.0, 1.0)
-    if img.shape[0] * img.shape[1] < 2:  # pymatting divides by zero on a single pixel
+    from staging.io import at_most
+
+    alpha = np.clip(alpha.astype(np.float32, copy=False), 0.0, 1.0)
+    if image.shape[0] * image.shape[1] < 2:  # pymatting divides by zero on a single pixel
         return image.copy()
-    propagated = estimate_foreground_ml(img, alpha)
+    small = at_most(image, max_side).astype(np.float64) / 255.0
+    propagated = estimate_foreground_ml(small, at_most(alpha, max_side).astype(np.float64))
+    propagated = np.round(np.clip(propagated, 0.0, 1.0) * 255).astype(np.uint8)
+    if propagated.shape[:2] != image.shape[:2]:
+        size = (image.shape[1], image.shape[0])
+        propagated = cv2.resize(propagated, size, interpolation=cv2.INTER_LINEAR)
+    out = image.copy()  # solid pixels as shot
+    edge = alpha < 0.999
+    if background is None:
+        np.copyto(out, propagated, where=edge[..., None])
+        return out
+    # A known background: solve F per pixel, blended towards the propagated colour where low
+    # alpha makes the division unstable.
+    a = alpha[edge][:, None]
+    shot, bg = image[edge].astype(np.float32), background[edge].astype(np.float32)
+    solved = np.clip((shot - (1 - a) * bg) / np.maximum(a, 1e-3), 0, 255)
+    weight = np.clip(a * 2.0, 0, 1)
+    out[edge] = np.round(weight * solved + (1 - weight) * propagated[edge]).astype(np.uint8)
+    return out
+
+
+def to_photo_size(
+    prob: np.ndarray, background: np.ndarray | None, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The maps of a photo segmented at :data:`WORKING_SIDE`, enlarged (bilinear) to the
+    photo's ``shape``; maps already that size are returned as they are."""
+    if prob.shape[:2] == tuple(shape):
+        return prob, background
+    size = (shape[1], shape[0])
+    prob = np.clip(cv2.resize(prob, size, interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
     if background is not None:
-        bg = background.astype(np.float64) / 255.0
-        a = np.maximum(alpha, 1e-3)[..., None]
-        solved = np.clip((img - (1 - a) * bg) / a, 0, 1)
-        # Low alpha makes the division unstable: blend towards the propagated colour there.
-        weight = np.clip(alpha * 2.0, 0, 1)[..., None]
-        fg = weight * solved + (1 - weight) * propagated
-    else:
-        fg = propagated
-    out = np.where((alpha >= 0.999)[..., None], img, np.clip(fg, 0, 1))  # solid pixels as shot
-    return np.round(out * 255).astype(np.uint8)
+        background = cv2.resize(background, size, interpolation=cv2.INTER_LINEAR)
+    return prob, background
