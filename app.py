@@ -1151,7 +1151,7 @@ def build_ui() -> gr.Blocks:
             v_gallery = gr.Gallery(
                 label="Results",
                 columns=4,
-                height=280,
+                height=320,
                 object_fit="contain",
                 elem_id="vanilla-gallery",
             )
@@ -1202,7 +1202,7 @@ def build_ui() -> gr.Blocks:
             p_gallery = gr.Gallery(
                 label="Results",
                 columns=4,
-                height=280,
+                height=320,
                 object_fit="contain",
                 elem_id="prompt-gallery",
             )
@@ -1405,6 +1405,14 @@ def build_ui() -> gr.Blocks:
     return demo
 
 
+# Gradio gives a gallery as many columns as it has images (at most ``columns``): one result
+# then spans the whole width as a 1200 px square, cropped by the box's height. Results keep
+# their four columns, so each is shown whole.
+CSS = """
+#vanilla-gallery .grid-container, #prompt-gallery .grid-container { --grid-cols: 4 !important; }
+"""
+
+
 def launch_options(host: str = "127.0.0.1", port: int = 7860) -> dict[str, Any]:
     """Keyword arguments of ``demo.launch``: upload size limit, readable errors, cache access."""
     return {
@@ -1413,6 +1421,7 @@ def launch_options(host: str = "127.0.0.1", port: int = 7860) -> dict[str, Any]:
         "max_file_size": MAX_UPLOAD,
         "show_error": True,
         "allowed_paths": [str(RESULTS)],
+        "css": CSS,
     }
 
 

@@ -197,6 +197,16 @@ def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url,
     x, y = _feet(details)
     assert (x, y) != placed and abs(x - 0.3 * 512) <= 3 and abs(y - 0.9 * 512) <= 3, (x, y)
 
+    # Vanilla: one result is shown whole in its box (Gradio gave a lone image the full width,
+    # a 1200 px square cropped by the box's height).
+    page.get_by_role("tab", name="Vanilla").click()
+    page.locator("#vanilla-button").click()
+    result = page.locator("#vanilla-gallery img").first
+    expect(result).to_be_visible()
+    box = page.locator("#vanilla-gallery .grid-wrap").bounding_box()
+    shown = result.bounding_box()
+    assert shown["height"] <= box["height"] and shown["width"] <= box["width"] / 2, (shown, box)
+
     # A short, small parallax clip: preview, then download the MP4.
     page.get_by_role("tab", name="Parallax").click()
     seconds = page.locator("#parallax-seconds input[type=number]")
