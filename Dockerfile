@@ -10,7 +10,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2
 WORKDIR /app
 COPY requirements.txt pyproject.toml README.md ./
 COPY staging ./staging
-RUN pip install -r requirements.txt -e .
+# pymatting compiles its numba kernels at first import (~1 min): once, at build time.
+RUN pip install -r requirements.txt -e . && python -c "import pymatting"
 COPY app.py ./
 COPY assets ./assets
 COPY examples ./examples

@@ -51,7 +51,7 @@ from staging.io import load_image, save_image, save_mask
 from staging.models import get_spec
 from staging.segment import BACKENDS, RECOMMENDED
 from staging.segment import edit as mask_edit
-from staging.segment.base import WORKING_SIDE
+from staging.segment.base import WORKING_SIDE, prepare_matting
 
 log = logging.getLogger("staging.app")
 
@@ -1440,6 +1440,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     log.setLevel(logging.INFO)
+    # Compiled once per install (~1 min here): while the page loads, not on the first photo.
+    threading.Thread(target=prepare_matting, name="prepare-matting", daemon=True).start()
     create_app().launch(**launch_options(args.host, args.port))
 
 

@@ -5,6 +5,7 @@ app's API through gradio_client against a launched server."""
 from __future__ import annotations
 
 import socket
+import sys
 import zipfile
 from pathlib import Path
 
@@ -586,3 +587,27 @@ def test_readable_uploads_explain_what_gradio_cannot_decode(tmp_path):
         photo.preprocess(ImageData(path=str(broken), orig_name="a.png"))
     assert info.value.print_exception is False
     assert "Cannot read 'a.png'" in _readable(info)
+
+
+def test_the_app_compiles_the_matting_kernels_while_it_starts(studio, monkeypatch):
+    """pymatting compiles at first import (~1 min after an install): ``main`` starts that in a
+    background thread before serving, so a user's first photo does not wait for it."""
+    started = []
+    monkeypatch.setattr(studio.threading, "Thread", lambda target, **kw: _Started(target, started))
+    monkeypatch.setattr(studio, "create_app", lambda: _NoLaunch())
+    monkeypatch.setattr(sys, "argv", ["app.py"])
+    studio.main()
+    assert started == [studio.prepare_matting]
+
+
+class _Started:
+    def __init__(self, target, log):
+        self.target, self.log = target, log
+
+    def start(self):
+        self.log.append(self.target)
+
+
+class _NoLaunch:
+    def launch(self, **options):
+        pass

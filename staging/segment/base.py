@@ -167,3 +167,10 @@ def to_photo_size(
     if background is not None:
         background = cv2.resize(background, size, interpolation=cv2.INTER_LINEAR)
     return prob, background
+
+
+def prepare_matting() -> None:
+    """Import pymatting, which compiles its numba kernels at import: about a minute on a
+    2-core machine the first time after an install (then cached on disk). A server calls this
+    in a background thread at start, so a user's first photo does not wait for it."""
+    import pymatting  # noqa: F401
