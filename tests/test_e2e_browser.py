@@ -241,6 +241,8 @@ def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url,
     toast = page.locator(".toast-body").first
     expect(toast).to_contain_text("Cannot read 'empty.png': the file is empty.")
     assert "/tmp" not in toast.inner_text()
+    page.wait_for_timeout(1500)  # a second message would have come by now
+    assert page.locator(".toast-body").count() == 1, page.locator(".toast-body").all_inner_texts()
     expect(page.locator("#status-line")).to_contain_text("could not be read")
     expect(page.locator("#mask-image img")).to_have_count(0)
     context.close()
