@@ -668,11 +668,18 @@ def batch_command(
         raise typer.Exit(1)
 
 
+DB_HELP = (
+    "Metadata and queue in this PostgreSQL database (postgresql://user@host/db) instead of "
+    "<root>/service.sqlite; the service and every worker name the same one."
+)
+
+
 @app.command("serve")
 def serve_command(
     root: Path = typer.Option(Path("staging-service"), help="The service's data folder."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port."),
+    database: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """The creative service (FastAPI): /v1/products, /v1/creative/{id}, /v1/jobs/{id},
     /v1/feedback, /healthz, /metrics. Run `staging worker` beside it."""
@@ -680,7 +687,7 @@ def serve_command(
 
     from staging.service.api import create_service
 
-    uvicorn.run(create_service(_engine(), root), host=host, port=port)
+    uvicorn.run(create_service(_engine(), root, database=database), host=host, port=port)
 
 
 @app.command("worker")
@@ -691,11 +698,12 @@ def worker_command(
     lease: float = typer.Option(
         300.0, help="Seconds a job stays this worker's; if it dies, another takes it after."
     ),
+    database: str = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Generate the creatives the service queued, newest first."""
     from staging.service.worker import run_worker
 
-    done = run_worker(_engine(), root, once=once, poll=poll, lease=lease)
+    done = run_worker(_engine(), root, once=once, poll=poll, lease=lease, database=database)
     typer.echo(f"{done} creatives generated")
 
 

@@ -111,3 +111,38 @@ def tiny_clip_model(max_tokens: int = 64, image_size: int = 32, projection_dim: 
         projection_dim=projection_dim,
     )
     return transformers.CLIPModel(config).eval()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for this test session (Debian's ``postgresql``, installed by
+    ``.ci/run``), listening on a Unix socket in a temporary folder only (no TCP), stopped at the
+    end. Run as the ``postgres`` user when the tests run as root (PostgreSQL refuses root)."""
+    import shutil
+    import subprocess
+
+    pytest.importorskip("psycopg")
+    bins = [Path(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"))]
+    initdb = shutil.which("initdb") or next((str(b / "initdb") for b in bins), None)
+    if initdb is None or not Path(initdb).exists():
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    pg_ctl = str(Path(initdb).with_name("pg_ctl"))
+    root = Path(tempfile.mkdtemp(prefix="staging-pg-"))  # not under pytest's root-only folder
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [*as_user, *args], check=True, capture_output=True, text=True, timeout=120
+    )
+    run(initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync")
+    options = f"-c listen_addresses='' -k {sockets} -c fsync=off"
+    run(pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
+    try:
+        yield f"postgresql://postgres@/postgres?host={sockets}"
+    finally:
+        run(pg_ctl, "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)

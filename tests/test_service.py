@@ -28,21 +28,37 @@ def _png(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, tmp_path):
+    """None (the default SQLite file) or a fresh database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return None
+    import psycopg
+
+    url = request.getfixturevalue("postgres_url")
+    name = f"t{tmp_path.name.lower().replace('-', '_')}"[-60:]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return url.replace("/postgres?", f"/{name}?")
+
+
 @pytest.fixture()
-def service(tmp_path):
+def service(tmp_path, database):
     engine = StagingEngine(device="cpu", models_dir=str(tmp_path / "no-models"))
-    client = TestClient(create_service(engine, tmp_path / "svc", max_upload=2**20))
+    client = TestClient(
+        create_service(engine, tmp_path / "svc", max_upload=2**20, database=database)
+    )
     shot, _ = product_shot()
     response = client.post(
         "/v1/products", data={"id": "lamp-1", "category": "lamp"},
         files={"image": ("lamp.png", _png(shot), "image/png")},
     )  # fmt: skip
     assert response.status_code == 201, response.text
-    return engine, client, tmp_path / "svc"
+    return engine, client, tmp_path / "svc", database
 
 
 def test_a_miss_is_a_fallback_at_once_then_the_worker_fills_the_cache(service):
-    engine, client, root = service
+    engine, client, root, database = service
     miss = client.get("/v1/creative/lamp-1", params={"placement": "300x250"})
     assert miss.status_code == 200 and miss.headers["x-creative"] == "fallback"
     fallback = np.asarray(Image.open(io.BytesIO(miss.content)))
@@ -53,7 +69,7 @@ def test_a_miss_is_a_fallback_at_once_then_the_worker_fills_the_cache(service):
     job = client.get(f"/v1/jobs/{miss.headers['x-job']}").json()
     assert job["status"] == "queued" and job["placement"] == "300x250"
 
-    assert run_worker(engine, root, once=True) == 1
+    assert run_worker(engine, root, once=True, database=database) == 1
     assert client.get(f"/v1/jobs/{miss.headers['x-job']}").json()["status"] == "done"
     hit = client.get("/v1/creative/lamp-1", params={"placement": "300x250"})
     assert hit.headers["x-creative"] == "cached" and hit.headers["x-theme"] == job["theme"]
@@ -66,8 +82,8 @@ def test_a_miss_is_a_fallback_at_once_then_the_worker_fills_the_cache(service):
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
-def test_the_queue_is_lifo_and_a_dead_workers_job_is_retried_not_done_twice(tmp_path):
-    store = ServiceStore(tmp_path)
+def test_the_queue_is_lifo_and_a_dead_workers_job_is_retried_not_done_twice(tmp_path, database):
+    store = ServiceStore(tmp_path, database)
     first = store.enqueue("a", "300x250", "t")
     newest = store.enqueue("b", "300x250", "t")
     claimed = store.claim(lease_seconds=0.01)  # this worker "dies": its lease runs out
@@ -86,8 +102,29 @@ def test_the_queue_is_lifo_and_a_dead_workers_job_is_retried_not_done_twice(tmp_
     assert store.claim() is None
 
 
+def test_workers_claiming_at_once_never_take_the_same_job(tmp_path, database):
+    """Four workers (each its own connection, as separate processes would have) empty a queue
+    of 40 jobs at once: every job is taken exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stores = [ServiceStore(tmp_path, database) for _ in range(4)]
+    ids = {stores[0].enqueue(f"p{i}", "300x250", "t").id for i in range(40)}
+
+    def drain(store):
+        taken = []
+        while (job := store.claim()) is not None:
+            taken.append(job.id)
+        return taken
+
+    with ThreadPoolExecutor(4) as pool:
+        claimed = [i for taken in pool.map(drain, stores) for i in taken]
+    assert sorted(claimed) == sorted(ids)
+    for store in stores:
+        store.close()
+
+
 def test_feedback_teaches_the_categorys_bandit(service):
-    engine, client, _ = service
+    engine, client, _, _ = service
     theme = client.get("/v1/creative/lamp-1").headers["x-theme"]
     before = engine.suggest_prompt("lamp", {"placement": "1080x1080"}).updates
     ok = client.post("/v1/feedback", json={"product_id": "lamp-1", "theme": theme, "clicked": True})
@@ -122,7 +159,7 @@ def test_feedback_teaches_the_categorys_bandit(service):
     ],
 )  # fmt: skip
 def test_bad_input_is_a_readable_4xx(service, call, status, text):
-    _, client, root = service
+    _, client, root, _ = service
     response = call(client)
     assert response.status_code == status, response.text
     assert text in response.json()["error"]
@@ -134,11 +171,10 @@ def test_cli_worker_once(tmp_path, service):
 
     from staging.cli import app
 
-    _, client, root = service
+    _, client, root, database = service
     client.get("/v1/creative/lamp-1", params={"placement": "200x200"})
-    result = CliRunner().invoke(
-        app, ["--models-dir", str(tmp_path / "none"), "worker", "--root", str(root), "--once"]
-    )
+    command = ["--models-dir", str(tmp_path / "none"), "worker", "--root", str(root), "--once"]
+    result = CliRunner().invoke(app, command + (["--db", database] if database else []))
     assert result.exit_code == 0 and "1 creatives generated" in result.output
     assert Path(root / "creatives" / "lamp-1").is_dir()
 
@@ -157,7 +193,7 @@ def test_bench_serve_cold_then_warm(tmp_path):
     assert report["warm"]["p50_ms"] > 0 and report["cold"]["requests_per_s"] > 0
 
 
-def test_a_worker_killed_mid_job_leaves_it_to_another(tmp_path):
+def test_a_worker_killed_mid_job_leaves_it_to_another(tmp_path, database):
     """``kill -9`` a real ``staging worker`` while it generates: the job is not lost (another
     worker takes it when the lease runs out) and not done twice (one creative)."""
     import os
@@ -168,12 +204,13 @@ def test_a_worker_killed_mid_job_leaves_it_to_another(tmp_path):
     from staging.io import save_image
 
     root = tmp_path / "svc"
-    store = ServiceStore(root)
+    store = ServiceStore(root, database)
     shot, _ = product_shot()
     store.add_product("p", save_image(root / "products" / "p.png", shot), None)
     job = store.enqueue("p", "3000x3000", "studio")  # big: seconds to render, time to kill
     command = [sys.executable, "-m", "staging", "--models-dir", str(tmp_path / "none"), "worker",
                "--root", str(root), "--once", "--lease", "2"]  # fmt: skip
+    command += ["--db", database] if database else []
     env = dict(os.environ, STAGING_AUTO_PULL="0")
     root_dir = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(command, cwd=root_dir, env=env, stdout=subprocess.DEVNULL,
@@ -188,7 +225,7 @@ def test_a_worker_killed_mid_job_leaves_it_to_another(tmp_path):
     assert store.creative("p", "3000x3000", "studio") is None
     time.sleep(2.1)  # ... until its lease runs out
     engine = StagingEngine(device="cpu", models_dir=str(tmp_path / "none"))
-    assert run_worker(engine, root, once=True) == 1
+    assert run_worker(engine, root, once=True, database=database) == 1
     done = store.job(job.id)
     assert done.status == "done" and done.attempts == 2
     assert store.counts()["creatives"] == 1

@@ -11,7 +11,9 @@ in a placement and get an answer at once.
   generates, stores the image and marks the job done.
 
 Defaults need nothing running: SQLite (:class:`~staging.service.store.ServiceStore`) holds
-the products, the creatives and the queue, and a local folder the images. A job is leased to a
+the products, the creatives and the queue, and a local folder the images; a PostgreSQL
+database (``--db postgresql://...``) can hold the first three for workers on several machines.
+A job is leased to a
 worker for a while; a worker killed mid-job lets the lease run out and the job is taken again
 (retried, never lost), and only the lease holder can complete it (never done twice).
 """

@@ -45,10 +45,13 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_service(engine, root: str | Path, max_upload: int = MAX_UPLOAD) -> FastAPI:
-    """The service over ``engine`` with its data in ``root`` (SQLite, products, creatives)."""
+def create_service(
+    engine, root: str | Path, max_upload: int = MAX_UPLOAD, database: str | None = None
+) -> FastAPI:
+    """The service over ``engine`` with its images in ``root`` and its metadata and queue in
+    ``<root>/service.sqlite``, or in the PostgreSQL ``database`` (``postgresql://...``)."""
     root = Path(root).resolve()
-    store = ServiceStore(root)
+    store = ServiceStore(root, database)
     inbox = root / "inbox"
     requests: Counter[str] = Counter()
     app = FastAPI(title="Product Staging Studio creative service", version="1")

@@ -1,4 +1,11 @@
-"""The service's metadata and job queue in one SQLite file (``<root>/service.sqlite``)."""
+"""The service's metadata and job queue: one SQLite file (``<root>/service.sqlite``) by
+default, or a PostgreSQL database (``database="postgresql://..."``) for several machines.
+
+The same SQL runs on both; what differs is small and named in the two connection classes
+below: the placeholder, how a write transaction starts, the job id column, and how a claim
+locks its row (``BEGIN IMMEDIATE`` serialises SQLite writers; PostgreSQL takes the newest job
+with ``FOR UPDATE SKIP LOCKED``, so workers never wait on each other's rows).
+"""
 
 from __future__ import annotations
 
@@ -13,19 +20,94 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from staging.errors import StagingError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
-    id TEXT PRIMARY KEY, image TEXT NOT NULL, category TEXT, created REAL NOT NULL);
+    id TEXT PRIMARY KEY, image TEXT NOT NULL, category TEXT, created DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS creatives (
     product_id TEXT NOT NULL, placement TEXT NOT NULL, theme TEXT NOT NULL,
-    path TEXT NOT NULL, bucket TEXT, models TEXT, created REAL NOT NULL,
+    path TEXT NOT NULL, bucket TEXT, models TEXT, created DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (product_id, placement, theme));
 CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, product_id TEXT NOT NULL, placement TEXT NOT NULL,
+    id {job_id}, product_id TEXT NOT NULL, placement TEXT NOT NULL,
     theme TEXT NOT NULL, status TEXT NOT NULL, error TEXT, attempts INTEGER NOT NULL DEFAULT 0,
-    token TEXT, lease_until REAL, created REAL NOT NULL, finished REAL);
+    token TEXT, lease_until DOUBLE PRECISION, created DOUBLE PRECISION NOT NULL,
+    finished DOUBLE PRECISION);
 CREATE INDEX IF NOT EXISTS jobs_open ON jobs (status, id);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_one_open ON jobs (product_id, placement, theme)
+    WHERE status IN ('queued', 'running');
 """
+_OPEN = "status IN ('queued', 'running')"  # the partial index's predicate, for ON CONFLICT
+
+
+class _SQLite:
+    """The default: a file beside the images, safe across threads and processes (WAL)."""
+
+    job_id = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    lock_row = ""  # BEGIN IMMEDIATE already serialises writers
+
+    def __init__(self, path: Path):
+        self.conn = sqlite3.connect(path, timeout=30, check_same_thread=False,
+                                    isolation_level=None)  # fmt: skip
+        self.conn.execute("PRAGMA journal_mode=WAL")
+
+    def create(self, schema: str) -> None:
+        self.conn.executescript(schema)
+
+    def execute(self, sql: str, args: tuple) -> tuple[list[tuple], int]:
+        cursor = self.conn.execute(sql, args)
+        return cursor.fetchall(), cursor.rowcount
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Postgres:
+    """A PostgreSQL database (psycopg 3), shared by the service and workers on many hosts."""
+
+    job_id = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    lock_row = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, url: str):
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise StagingError(
+                "A PostgreSQL database needs psycopg: pip install 'psycopg[binary]'"
+            ) from exc
+        try:
+            self.conn = psycopg.connect(url, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise StagingError(f"Cannot connect to the database: {exc}".strip()) from exc
+
+    def create(self, schema: str) -> None:
+        with self.conn.transaction():  # one creator at a time: IF NOT EXISTS races otherwise
+            self.conn.execute("SELECT pg_advisory_xact_lock(2026120601)")
+            for statement in filter(str.strip, schema.split(";")):
+                self.conn.execute(statement)
+
+    def execute(self, sql: str, args: tuple) -> tuple[list[tuple], int]:
+        cursor = self.conn.execute(sql.replace("?", "%s"), args)
+        return (cursor.fetchall() if cursor.description else []), cursor.rowcount
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.conn.transaction():
+            yield
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 @dataclass(frozen=True)
@@ -44,43 +126,39 @@ class Job:
 
 
 class ServiceStore:
-    """Products, creatives and jobs. Safe across threads and processes (SQLite, WAL)."""
+    """Products, creatives and jobs, in SQLite (default) or PostgreSQL (``database``)."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, database: str | None = None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            self.root / "service.sqlite", timeout=30, check_same_thread=False,
-            isolation_level=None,
-        )  # fmt: skip
+        if database and database.startswith(("postgresql://", "postgres://")):
+            self._db: _SQLite | _Postgres = _Postgres(database)
+        elif database:
+            raise StagingError(f"Unknown database {database!r}: use postgresql://... or none.")
+        else:
+            self._db = _SQLite(self.root / "service.sqlite")
         self._lock = threading.Lock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(_SCHEMA)
+        self._db.create(_SCHEMA.format(job_id=self._db.job_id))
 
     def close(self) -> None:
-        self._conn.close()
+        self._db.close()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once (``BEGIN IMMEDIATE``): two workers claiming
-        at the same moment are serialised by SQLite, across processes too."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+    def _transaction(self) -> Iterator[Any]:
+        """One write transaction: two workers claiming at the same moment never take the same
+        job, across processes and hosts too."""
+        with self._lock, self._db.transaction():
+            yield self._db
 
     def _run(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+            return self._db.execute(sql, args)[0]
 
     # -- products and creatives -----------------------------------------------------------------
     def add_product(self, product_id: str, image: Path, category: str | None) -> None:
         self._run(
-            "INSERT OR REPLACE INTO products VALUES (?, ?, ?, ?)",
+            "INSERT INTO products VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "image=excluded.image, category=excluded.category, created=excluded.created",
             (product_id, str(image), category, time.time()),
         )
 
@@ -99,51 +177,52 @@ class ServiceStore:
     def enqueue(self, product_id: str, placement: str, theme: str) -> Job:
         """Queue a generation, or return the one already queued or running for the same
         creative (a burst of requests for one creative makes one job)."""
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT id FROM jobs WHERE product_id=? AND placement=? AND theme=? AND "
-                "status IN ('queued', 'running')",
-                (product_id, placement, theme),
-            ).fetchone()
-            if row is None:
-                row = conn.execute(
-                    "INSERT INTO jobs (product_id, placement, theme, status, created) "
-                    "VALUES (?, ?, ?, 'queued', ?) RETURNING id",
-                    (product_id, placement, theme, time.time()),
-                ).fetchone()
-        return self.job(row[0])
+        key = (product_id, placement, theme)
+        while True:
+            with self._transaction() as db:
+                rows, _ = db.execute(
+                    "INSERT INTO jobs (product_id, placement, theme, status, created) VALUES "
+                    f"(?, ?, ?, 'queued', ?) ON CONFLICT (product_id, placement, theme) "
+                    f"WHERE {_OPEN} DO NOTHING RETURNING id",
+                    (*key, time.time()),
+                )
+                if not rows:  # one is open already
+                    rows, _ = db.execute(
+                        f"SELECT id FROM jobs WHERE product_id=? AND placement=? AND theme=? "
+                        f"AND {_OPEN}",
+                        key,
+                    )
+            if rows:  # else it finished in between: queue a new one
+                return self.job(rows[0][0])
 
     def claim(self, lease_seconds: float = 300.0) -> Job | None:
         """The newest job that is queued, or running under a lease that ran out (its worker
         died), leased to the caller with a fresh token; None when there is none."""
         now = time.time()
-        token = secrets.token_hex(8)
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT id FROM jobs WHERE status='queued' OR (status='running' AND "
-                "lease_until < ?) ORDER BY id DESC LIMIT 1",
-                (now,),
-            ).fetchone()
-            if row is not None:
-                conn.execute(
-                    "UPDATE jobs SET status='running', token=?, lease_until=?, "
-                    "attempts=attempts+1 WHERE id=?",
-                    (token, now + lease_seconds, row[0]),
-                )
-        return None if row is None else self.job(row[0])
+        with self._transaction() as db:
+            rows, _ = db.execute(
+                "UPDATE jobs SET status='running', token=?, lease_until=?, "
+                "attempts=attempts+1 WHERE id=(SELECT id FROM jobs WHERE status='queued' OR "
+                "(status='running' AND lease_until < ?) ORDER BY id DESC LIMIT 1"
+                f"{self._db.lock_row}) RETURNING id",
+                (secrets.token_hex(8), now + lease_seconds, now),
+            )
+        return self.job(rows[0][0]) if rows else None
 
     def complete(self, job: Job, path: Path, bucket: str | None, models: dict) -> bool:
         """Store the creative and mark the job done — only if ``job`` still holds the lease
         (a worker whose lease ran out and was retried elsewhere changes nothing)."""
-        with self._transaction() as conn:
-            held = conn.execute(
+        with self._transaction() as db:
+            _, held = db.execute(
                 "UPDATE jobs SET status='done', finished=?, error=NULL WHERE id=? AND "
                 "token=? AND status='running'",
                 (time.time(), job.id, job.token),
-            ).rowcount
+            )
             if held:
-                conn.execute(
-                    "INSERT OR REPLACE INTO creatives VALUES (?, ?, ?, ?, ?, ?, ?)",
+                db.execute(
+                    "INSERT INTO creatives VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+                    "(product_id, placement, theme) DO UPDATE SET path=excluded.path, "
+                    "bucket=excluded.bucket, models=excluded.models, created=excluded.created",
                     (job.product_id, job.placement, job.theme, str(path), bucket,
                      json.dumps(models), time.time()),
                 )  # fmt: skip

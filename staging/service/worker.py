@@ -21,16 +21,17 @@ def run_worker(
     lease: float = 300.0,
     max_attempts: int = 3,
     stop: threading.Event | None = None,
+    database: str | None = None,
 ) -> int:
     """Take jobs newest first and generate each creative; returns how many were done.
 
     ``once``: stop when the queue is empty (else poll every ``poll`` s until ``stop`` is
     set). A job is leased for ``lease`` s: if this process dies, another worker takes it when
     the lease runs out. A failure puts the job back until ``max_attempts``, then marks it
-    failed with the error.
+    failed with the error. ``database``: the service's PostgreSQL URL, when it uses one.
     """
     root = Path(root).resolve()
-    store = ServiceStore(root)
+    store = ServiceStore(root, database)
     done = 0
     try:
         while stop is None or not stop.is_set():
