@@ -672,6 +672,11 @@ DB_HELP = (
     "Metadata and queue in this PostgreSQL database (postgresql://user@host/db) instead of "
     "<root>/service.sqlite; the service and every worker name the same one."
 )
+STORAGE_HELP = (
+    "Product photos and creatives at this fsspec URL (s3://bucket/prefix; endpoint and keys "
+    "from AWS_* variables) instead of under --root; the service and every worker name the "
+    "same one."
+)
 
 
 @app.command("serve")
@@ -680,6 +685,7 @@ def serve_command(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port."),
     database: str = typer.Option(None, "--db", help=DB_HELP),
+    storage: str = typer.Option(None, help=STORAGE_HELP),
 ) -> None:
     """The creative service (FastAPI): /v1/products, /v1/creative/{id}, /v1/jobs/{id},
     /v1/feedback, /healthz, /metrics. Run `staging worker` beside it."""
@@ -687,7 +693,8 @@ def serve_command(
 
     from staging.service.api import create_service
 
-    uvicorn.run(create_service(_engine(), root, database=database), host=host, port=port)
+    service = create_service(_engine(), root, database=database, storage=storage)
+    uvicorn.run(service, host=host, port=port)
 
 
 @app.command("worker")
@@ -699,11 +706,14 @@ def worker_command(
         300.0, help="Seconds a job stays this worker's; if it dies, another takes it after."
     ),
     database: str = typer.Option(None, "--db", help=DB_HELP),
+    storage: str = typer.Option(None, help=STORAGE_HELP),
 ) -> None:
     """Generate the creatives the service queued, newest first."""
     from staging.service.worker import run_worker
 
-    done = run_worker(_engine(), root, once=once, poll=poll, lease=lease, database=database)
+    done = run_worker(
+        _engine(), root, once=once, poll=poll, lease=lease, database=database, storage=storage
+    )
     typer.echo(f"{done} creatives generated")
 
 

@@ -33,13 +33,43 @@ def database(request, tmp_path):
     """None (the default SQLite file) or a fresh database on the session's PostgreSQL."""
     if request.param == "sqlite":
         return None
+    return _new_database(request.getfixturevalue("postgres_url"), tmp_path.name)
+
+
+def _new_database(url: str, name: str) -> str:
     import psycopg
 
-    url = request.getfixturevalue("postgres_url")
-    name = f"t{tmp_path.name.lower().replace('-', '_')}"[-60:]
+    name = f"t{name.lower().replace('-', '_')}"[-60:]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return url.replace("/postgres?", f"/{name}?")
+
+
+@pytest.fixture(scope="module")
+def s3_bucket():
+    """An S3 bucket on moto's server (the S3-compatible server that installs here, in this
+    process, on localhost), reached the way real S3 is: s3fs with AWS_* variables."""
+    pytest.importorskip("s3fs")
+    server_module = pytest.importorskip("moto.server")
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        import s3fs
+
+        s3fs.S3FileSystem.clear_instance_cache()
+        s3fs.S3FileSystem().mkdir("creatives-test")
+        yield "creatives-test"
+        s3fs.S3FileSystem.clear_instance_cache()
+    server.stop()
 
 
 @pytest.fixture()
@@ -121,6 +151,44 @@ def test_workers_claiming_at_once_never_take_the_same_job(tmp_path, database):
     assert sorted(claimed) == sorted(ids)
     for store in stores:
         store.close()
+
+
+def test_two_machines_share_one_postgres_database_and_one_s3_bucket(
+    tmp_path, postgres_url, s3_bucket
+):
+    """The service on one machine, a worker on another (their own folders and caches), both
+    on PostgreSQL and S3: the worker makes what the service queued, the service serves it, and
+    the images live in the bucket only."""
+    import s3fs
+
+    database = _new_database(postgres_url, tmp_path.name)
+    storage = f"s3://{s3_bucket}/{tmp_path.name}"
+    service_engine = StagingEngine(device="cpu", models_dir=str(tmp_path / "none"),
+                                   cache_dir=str(tmp_path / "a-cache"))  # fmt: skip
+    client = TestClient(create_service(service_engine, tmp_path / "machine-a",
+                                       database=database, storage=storage))  # fmt: skip
+    shot, _ = product_shot()
+    registered = client.post("/v1/products", data={"id": "lamp-1", "category": "lamp"},
+                             files={"image": ("lamp.png", _png(shot), "image/png")})  # fmt: skip
+    assert registered.status_code == 201, registered.text
+    miss = client.get("/v1/creative/lamp-1", params={"placement": "300x250"})
+    assert miss.headers["x-creative"] == "fallback"
+
+    worker_engine = StagingEngine(device="cpu", models_dir=str(tmp_path / "none"),
+                                  cache_dir=str(tmp_path / "b-cache"))  # fmt: skip
+    done = run_worker(worker_engine, tmp_path / "machine-b", once=True, database=database,
+                      storage=storage)  # fmt: skip
+    assert done == 1
+    hit = client.get("/v1/creative/lamp-1", params={"placement": "300x250"})
+    assert hit.headers["x-creative"] == "cached"
+    bucket = s3fs.S3FileSystem()
+    stored = sorted(bucket.find(storage))
+    assert [p.rsplit("/", 2)[-2] for p in stored] == ["lamp-1", "products"], stored
+    assert hit.content == bucket.cat_file(stored[0])  # the creative, served from the bucket
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(bucket.cat_file(stored[1])))),
+                                  shot)  # fmt: skip
+    for machine in ("machine-a", "machine-b"):  # only caches stay on the machines
+        assert not {"products", "creatives"} & {p.name for p in (tmp_path / machine).iterdir()}
 
 
 def test_feedback_teaches_the_categorys_bandit(service):
@@ -230,3 +298,20 @@ def test_a_worker_killed_mid_job_leaves_it_to_another(tmp_path, database):
     assert done.status == "done" and done.attempts == 2
     assert store.counts()["creatives"] == 1
     assert len(list((root / "creatives" / "p").glob("*.png"))) == 1
+
+
+def test_local_storage_writes_whole_files_and_reads_older_absolute_names(tmp_path):
+    from staging.errors import StagingError
+    from staging.service.storage import Storage
+
+    images = Storage(tmp_path / "svc")
+    name = images.write_png("creatives/p/300x250-t.png", np.zeros((4, 6, 3), np.uint8))
+    assert name == "creatives/p/300x250-t.png"
+    assert [p.name for p in (tmp_path / "svc" / "creatives" / "p").iterdir()] == ["300x250-t.png"]
+    assert Image.open(io.BytesIO(images.read(name))).size == (6, 4)
+    older = str(tmp_path / "svc" / name)  # session 10 stored absolute paths
+    assert images.read(older) == images.read(name) and images.local_path(older).is_file()
+    with pytest.raises(FileNotFoundError):
+        images.read("creatives/none.png")
+    with pytest.raises(StagingError, match="Cannot store images"):
+        Storage("nosuchprotocol://bucket")

@@ -3,8 +3,8 @@
 Every error is a JSON body ``{"error": "..."}`` with a 4xx status a client can act on: an
 unknown product (404), a bad placement, id or image (422), an upload over the size limit
 (413). No path from a request reaches the file system outside the service's folders: uploads
-are stored under ``<root>/products``, and a registered ``path`` must lie inside
-``<root>/inbox`` once ``..`` and symlinks are resolved.
+are stored as ``products/<id>.png`` (under ``<root>`` or the storage URL), and a registered
+``path`` must lie inside ``<root>/inbox`` once ``..`` and symlinks are resolved.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from starlette.exceptions import HTTPException
 
 from staging.compose.placement import get_placement, place_product
 from staging.errors import StagingError
-from staging.io import load_image, save_image
+from staging.io import load_image
+from staging.service.storage import Storage
 from staging.service.store import ServiceStore
 
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -46,12 +47,18 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def create_service(
-    engine, root: str | Path, max_upload: int = MAX_UPLOAD, database: str | None = None
+    engine,
+    root: str | Path,
+    max_upload: int = MAX_UPLOAD,
+    database: str | None = None,
+    storage: str | None = None,
 ) -> FastAPI:
-    """The service over ``engine`` with its images in ``root`` and its metadata and queue in
-    ``<root>/service.sqlite``, or in the PostgreSQL ``database`` (``postgresql://...``)."""
+    """The service over ``engine`` with its data in ``root``: metadata and queue in
+    ``<root>/service.sqlite`` or the PostgreSQL ``database`` (``postgresql://...``), images
+    under ``root`` or at the ``storage`` URL (``s3://bucket/prefix``)."""
     root = Path(root).resolve()
     store = ServiceStore(root, database)
+    images = Storage(storage or root)
     inbox = root / "inbox"
     requests: Counter[str] = Counter()
     app = FastAPI(title="Product Staging Studio creative service", version="1")
@@ -74,6 +81,19 @@ def create_service(
         """The bandit's context: the ad size (as WxH) and where the user is."""
         placement = f"{target.width}x{target.height}"
         return {k: v for k, v in {"placement": placement, "location": location}.items() if v}
+
+    def served(name: str | None) -> Path | bytes | None:
+        """A stored creative: its local file, or its bytes from an object store; None when
+        it is gone (then it is generated again)."""
+        if name is None:
+            return None
+        local = images.local_path(name)
+        if local is not None:
+            return local if local.is_file() else None
+        try:
+            return images.read(name)
+        except FileNotFoundError:
+            return None
 
     def known(product_id: str) -> dict[str, Any]:
         product = store.product(product_id)
@@ -107,7 +127,7 @@ def create_service(
             if not source.is_relative_to(inbox.resolve()):
                 raise HTTPException(422, f"path {path!r} is outside the service's inbox.")
             rgb = load_image(source)
-        stored = save_image(root / "products" / f"{id}.png", rgb)
+        stored = images.write_png(f"products/{id}.png", rgb)
         segmentation = engine.segment(rgb)  # cached: the fallback and the worker reuse it
         if not segmentation.mask.any():
             raise HTTPException(422, "No product was found in the image.")
@@ -131,14 +151,16 @@ def create_service(
         )
         size = f"{target.width}x{target.height}"
         headers = {"X-Theme": suggestion.theme, "Cache-Control": "no-store"}
-        cached = store.creative(product_id, size, suggestion.theme)
+        cached = served(store.creative(product_id, size, suggestion.theme))
         if cached is not None:
             requests["cached"] += 1
-            return FileResponse(
-                cached, media_type="image/png", headers=headers | {"X-Creative": "cached"}
-            )
+            headers |= {"X-Creative": "cached"}
+            if isinstance(cached, Path):  # a local file: sent without a copy
+                return FileResponse(cached, media_type="image/png", headers=headers)
+            return Response(cached, media_type="image/png", headers=headers)
         job = store.enqueue(product_id, size, suggestion.theme)
-        segmentation = engine.segment(product["image"])
+        segmentation = engine.segment(images.local_path(product["image"]) or
+                                      images.read(product["image"]))  # fmt: skip
         placed = place_product(
             segmentation.foreground, segmentation.alpha, target, background=BACKDROP
         )

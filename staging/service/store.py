@@ -155,7 +155,8 @@ class ServiceStore:
             return self._db.execute(sql, args)[0]
 
     # -- products and creatives -----------------------------------------------------------------
-    def add_product(self, product_id: str, image: Path, category: str | None) -> None:
+    def add_product(self, product_id: str, image: str | Path, category: str | None) -> None:
+        """``image``: the photo's name in the service's storage (:mod:`.storage`)."""
         self._run(
             "INSERT INTO products VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
             "image=excluded.image, category=excluded.category, created=excluded.created",
@@ -166,12 +167,13 @@ class ServiceStore:
         rows = self._run("SELECT id, image, category FROM products WHERE id=?", (product_id,))
         return dict(zip(("id", "image", "category"), rows[0], strict=True)) if rows else None
 
-    def creative(self, product_id: str, placement: str, theme: str) -> Path | None:
+    def creative(self, product_id: str, placement: str, theme: str) -> str | None:
+        """The stored creative's name in the service's storage, if one was made."""
         rows = self._run(
             "SELECT path FROM creatives WHERE product_id=? AND placement=? AND theme=?",
             (product_id, placement, theme),
         )
-        return Path(rows[0][0]) if rows and Path(rows[0][0]).is_file() else None
+        return rows[0][0] if rows else None
 
     # -- the queue ------------------------------------------------------------------------------
     def enqueue(self, product_id: str, placement: str, theme: str) -> Job:
@@ -209,7 +211,7 @@ class ServiceStore:
             )
         return self.job(rows[0][0]) if rows else None
 
-    def complete(self, job: Job, path: Path, bucket: str | None, models: dict) -> bool:
+    def complete(self, job: Job, path: str | Path, bucket: str | None, models: dict) -> bool:
         """Store the creative and mark the job done — only if ``job`` still holds the lease
         (a worker whose lease ran out and was retried elsewhere changes nothing)."""
         with self._transaction() as db:

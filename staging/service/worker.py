@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+from staging.service.storage import Storage
 from staging.service.store import ServiceStore
 
 log = logging.getLogger(__name__)
@@ -22,16 +23,19 @@ def run_worker(
     max_attempts: int = 3,
     stop: threading.Event | None = None,
     database: str | None = None,
+    storage: str | None = None,
 ) -> int:
     """Take jobs newest first and generate each creative; returns how many were done.
 
     ``once``: stop when the queue is empty (else poll every ``poll`` s until ``stop`` is
     set). A job is leased for ``lease`` s: if this process dies, another worker takes it when
     the lease runs out. A failure puts the job back until ``max_attempts``, then marks it
-    failed with the error. ``database``: the service's PostgreSQL URL, when it uses one.
+    failed with the error. ``database`` and ``storage``: the service's PostgreSQL URL and
+    image storage URL, when it uses them (see :func:`staging.service.api.create_service`).
     """
     root = Path(root).resolve()
     store = ServiceStore(root, database)
+    images = Storage(storage or root)
     done = 0
     try:
         while stop is None or not stop.is_set():
@@ -43,16 +47,17 @@ def run_worker(
                 continue
             try:
                 product = store.product(job.product_id)
+                photo = images.local_path(product["image"]) or images.read(product["image"])
                 width, height = (int(v) for v in job.placement.split("x"))
                 staged = engine.stage_prompt(
-                    product["image"], theme=job.theme, category=product["category"],
+                    photo, theme=job.theme, category=product["category"],
                     placement=(width, height), cache=root / "generations",
                 )[0]  # fmt: skip
-                name = re.sub(r"[^A-Za-z0-9._-]+", "_", job.theme)
-                path = staged.save(
-                    root / "creatives" / job.product_id / f"{job.placement}-{name}.png"
+                theme = re.sub(r"[^A-Za-z0-9._-]+", "_", job.theme)
+                name = images.write_png(
+                    f"creatives/{job.product_id}/{job.placement}-{theme}.png", staged.image
                 )
-                if store.complete(job, path, staged.source.get("bucket"), staged.models):
+                if store.complete(job, name, staged.source.get("bucket"), staged.models):
                     done += 1
             except Exception as exc:  # noqa: BLE001 - one bad job must not stop the worker
                 log.exception("job %s failed", job.id)
