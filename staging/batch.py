@@ -21,7 +21,8 @@ Nothing is lost or done twice, whatever stops a run (an error, Ctrl-C, ``kill -9
 The manifest's ``outputs`` table has one row per file: product id, mode, placement, bucket,
 candidate, path (relative to the output folder), seconds and the models that made it; the
 ``units`` table one row per unit: status (``done``/``error``), error, seconds and the settings.
-Workers are threads sharing one engine (its models are loaded once); only the main thread
+Workers are threads sharing one engine (its models are loaded once), or with ``engine_kind=
+"ray"`` actors on a Ray cluster (:mod:`staging.batch_ray`); either way only the main thread
 writes the manifest.
 """
 
@@ -32,7 +33,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -192,6 +193,9 @@ def run_batch(
     fmt: str = "png",
     progress: bool = True,
     on_unit: Callable[[Product, str], None] | None = None,
+    engine_kind: str = "local",
+    address: str | None = None,
+    num_gpus: float = 0.0,
 ) -> BatchSummary:
     """Stage every product of ``source`` (folder or CSV) in every mode into ``out``.
 
@@ -204,6 +208,9 @@ def run_batch(
         workers: threads running units at once (one engine, models loaded once).
         fmt: ``png``, ``jpg`` or ``webp``.
         on_unit: called after each unit is recorded (progress hooks, tests).
+        engine_kind: ``local`` (threads here) or ``ray``: a Ray Data pipeline on the cluster at
+            ``address`` (None: a local one), ``workers`` actors each holding an engine made
+            from ``engine.settings``, ``num_gpus`` each; the same files and manifest.
     """
     modes = [m.strip() for m in modes if m.strip()]
     unknown = sorted(set(modes) - set(MODES))
@@ -213,6 +220,8 @@ def run_batch(
         raise StagingError("copy-paste needs a catalog index: pass --index (staging index).")
     if k < 1 or workers < 1:
         raise StagingError("-k and --workers must be at least 1.")
+    if engine_kind not in ("local", "ray"):
+        raise StagingError(f"Unknown --engine {engine_kind!r}: local or ray.")
     fmt = fmt.lower().lstrip(".")
     if fmt not in ("png", "jpg", "jpeg", "webp"):
         raise StagingError(f"Unsupported --format {fmt!r}: png, jpg or webp.")
@@ -227,23 +236,97 @@ def run_batch(
             f"Another batch is writing to '{out}' (lock {out / LOCK}); wait for it, or use "
             "another output folder."
         ) from None
+    job = Job(out, placements, index, k, fmt)
+    if engine_kind == "local":
+        runner = threads
+    else:
+        from staging.batch_ray import ray_runner
+
+        runner = ray_runner(address, num_gpus)
     try:
-        return _run(engine, products, out, modes, placements, index, k, workers, fmt,
-                    progress, on_unit)  # fmt: skip
+        return _run(engine, products, out, modes, job, workers, progress, on_unit, runner)
     finally:
         lock.release()
 
 
-def _run(engine, products, out, modes, placements, index, k, workers, fmt, progress, on_unit):
+@dataclass(frozen=True)
+class Job:
+    """What every unit of one run shares: where and how to stage (picklable, for Ray)."""
+
+    out: Path
+    placements: list[str] | None
+    index: str | Path | None
+    k: int
+    fmt: str
+
+
+def stage_unit(engine, job: Job, product: Product, mode: str) -> tuple[list[dict], float]:
+    """Stage ``product`` in ``mode``, write its files under ``job.out`` (atomically) and
+    return their manifest rows and the seconds it took. Raises what staging raises."""
+    t0 = time.perf_counter()
+    results = _stage(engine, product, mode, job.placements, job.index, job.k)
+    outputs = []
+    for number, staged in enumerate(results, start=1):
+        placement = staged.source.get("placement")
+        name = placement.get("name") if isinstance(placement, dict) else "scene"
+        candidate = number if mode == "copy-paste" else 1
+        stem = f"{product.id}.{name}" + (f".{candidate}" if mode == "copy-paste" else "")
+        relative = Path(mode) / f"{stem}.{job.fmt}"
+        staged.save(job.out / relative)
+        outputs.append(
+            {
+                "placement": name,
+                "candidate": candidate,
+                "bucket": staged.source.get("bucket"),
+                "path": str(relative),
+                "models": staged.models,
+            }
+        )
+    return outputs, time.perf_counter() - t0
+
+
+def failure_message(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, StagingError) else repr(exc)
+
+
+Outcome = tuple[Product, str, list[dict], float, str | None]
+"""A finished unit: product, mode, its outputs, seconds, and the error (None when done)."""
+
+
+def threads(engine, job: Job, todo: list[tuple[Product, str]], workers: int) -> Iterator[Outcome]:
+    """The local engine: ``workers`` threads sharing ``engine``, at most that many units in
+    flight; outcomes in the order they finish."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: dict[Future, tuple[Product, str]] = {}
+        queue = iter(todo)
+        for item in queue:
+            pending[pool.submit(stage_unit, engine, job, *item)] = item
+            if len(pending) >= workers:
+                break
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                product, mode = pending.pop(future)
+                try:
+                    outputs, seconds = future.result()
+                    yield product, mode, outputs, seconds, None
+                except Exception as exc:  # noqa: BLE001 - one bad product must not stop it
+                    yield product, mode, [], 0.0, failure_message(exc)
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending[pool.submit(stage_unit, engine, job, *nxt)] = nxt
+
+
+def _run(engine, products, out, modes, job, workers, progress, on_unit, runner):
     for stray in out.glob("*/.*.tmp"):  # a killed run's unfinished write (never a result)
         stray.unlink(missing_ok=True)
     manifest = Manifest(out / MANIFEST)
     summary = BatchSummary(out)
     started = time.perf_counter()
     settings = {
-        "copy-paste": json.dumps({"k": k, "index": str(index), "format": fmt}),
-        "vanilla": json.dumps({"placements": placements, "format": fmt}),
-        "prompt": json.dumps({"placements": placements, "format": fmt}),
+        "copy-paste": json.dumps({"k": job.k, "index": str(job.index), "format": job.fmt}),
+        "vanilla": json.dumps({"placements": job.placements, "format": job.fmt}),
+        "prompt": json.dumps({"placements": job.placements, "format": job.fmt}),
     }
     todo = []
     for product in products:
@@ -253,59 +336,21 @@ def _run(engine, products, out, modes, placements, index, k, workers, fmt, progr
                 summary.skipped += 1
             else:
                 todo.append((product, mode))
-
-    def unit(product: Product, mode: str) -> tuple[list[dict[str, Any]], float]:
-        t0 = time.perf_counter()
-        results = _stage(engine, product, mode, placements, index, k)
-        outputs = []
-        for number, staged in enumerate(results, start=1):
-            placement = staged.source.get("placement")
-            name = placement.get("name") if isinstance(placement, dict) else "scene"
-            candidate = number if mode == "copy-paste" else 1
-            stem = f"{product.id}.{name}" + (f".{candidate}" if mode == "copy-paste" else "")
-            relative = Path(mode) / f"{stem}.{fmt}"
-            staged.save(out / relative)
-            outputs.append(
-                {
-                    "placement": name,
-                    "candidate": candidate,
-                    "bucket": staged.source.get("bucket"),
-                    "path": str(relative),
-                    "models": staged.models,
-                }
-            )
-        return outputs, time.perf_counter() - t0
-
     bar = tqdm(total=len(todo), desc="batch", unit="unit", disable=not progress or not todo)
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            pending: dict[Future, tuple[Product, str]] = {}
-            queue = iter(todo)
-            for item in queue:
-                pending[pool.submit(unit, *item)] = item
-                if len(pending) >= workers:
-                    break
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    product, mode = pending.pop(future)
-                    try:
-                        outputs, seconds = future.result()
-                    except Exception as exc:  # noqa: BLE001 - one bad product must not stop it
-                        message = str(exc) if isinstance(exc, StagingError) else repr(exc)
-                        expected = ["scene"] if mode == "copy-paste" else placements or ["square"]
-                        manifest.record(product, mode, settings[mode], [], 0.0, message, expected)
-                        summary.failed.append((product.id, mode, message))
-                    else:
-                        manifest.record(product, mode, settings[mode], outputs, seconds)
-                        summary.done += 1
-                        summary.outputs += len(outputs)
-                    bar.update(1)
-                    if on_unit is not None:
-                        on_unit(product, mode)
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending[pool.submit(unit, *nxt)] = nxt
+        # Only this thread writes the manifest, a unit's rows after all its files.
+        for product, mode, outputs, seconds, error in runner(engine, job, todo, workers):
+            if error is not None:
+                expected = ["scene"] if mode == "copy-paste" else job.placements or ["square"]
+                manifest.record(product, mode, settings[mode], [], 0.0, error, expected)
+                summary.failed.append((product.id, mode, error))
+            else:
+                manifest.record(product, mode, settings[mode], outputs, seconds)
+                summary.done += 1
+                summary.outputs += len(outputs)
+            bar.update(1)
+            if on_unit is not None:
+                on_unit(product, mode)
     finally:
         bar.close()
         manifest.close()

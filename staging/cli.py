@@ -635,10 +635,18 @@ def batch_command(
     k: int = typer.Option(3, "-k", help="Copy-paste candidates per product."),
     workers: int = typer.Option(1, help="Units staged at once (threads sharing the models)."),
     fmt: str = typer.Option("png", "--format", help="png, jpg or webp."),
+    engine_kind: str = typer.Option(
+        "local", "--engine", help="local (threads here) or ray (a Ray Data pipeline)."
+    ),
+    address: str = typer.Option(
+        None, help="--engine ray: the cluster to join (default: start a local one)."
+    ),
+    gpus: float = typer.Option(0.0, help="--engine ray: GPUs per worker actor."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Stage a whole catalog: one file per product x mode x placement (x candidate), a
-    manifest (SQLite) of every output; re-running skips what is done, a killed run resumes."""
+    manifest (SQLite) of every output; re-running skips what is done, a killed run resumes.
+    With --engine ray, --workers actors (each with its own engine) on a Ray cluster."""
     from staging.batch import run_batch
 
     summary = run_batch(
@@ -652,6 +660,9 @@ def batch_command(
         workers=workers,
         fmt=fmt,
         progress=not as_json,
+        engine_kind=engine_kind,
+        address=address,
+        num_gpus=gpus,
     )
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), indent=2))

@@ -188,3 +188,38 @@ def test_one_batch_per_output_folder(tmp_path, engine):
     with FileLock(str(out / LOCK)), busy:  # another batch is writing there
         run_batch(engine, source, out, modes=["vanilla"], placements=["32x32"])
     assert run_batch(engine, source, out, modes=["vanilla"], placements=["32x32"]).done == 1
+
+
+def test_the_ray_engine_writes_the_same_files_and_manifest_as_the_local_one(tmp_path, engine):
+    """``--engine ray`` on a local Ray cluster (two actors, each with its own engine): the
+    same outputs, pixel for pixel, and the same manifest rows as threads, broken file
+    included; a re-run skips everything."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    source = _products(tmp_path / "in", count=3)
+    options = dict(modes=["vanilla"], placements=SMALL, progress=False)
+    local = run_batch(engine, source, tmp_path / "local", workers=2, **options)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        remote = run_batch(engine, source, tmp_path / "ray", workers=2, engine_kind="ray",
+                           **options)  # fmt: skip
+        again = run_batch(engine, source, tmp_path / "ray", workers=2, engine_kind="ray",
+                          **options)  # fmt: skip
+    finally:
+        ray.shutdown()
+    assert (remote.done, remote.outputs, len(remote.failed)) == (3, 6, 1)
+    assert (local.done, local.outputs, remote.failed) == (3, 6, local.failed)
+    assert (again.skipped, again.done) == (3, 0)
+    sql = "SELECT product_id, mode, placement, candidate, bucket, path, status, error, models " \
+          "FROM outputs ORDER BY product_id, placement"  # fmt: skip
+    assert _rows(tmp_path / "ray", sql) == _rows(tmp_path / "local", sql)
+    for row in _rows(tmp_path / "local", sql):
+        if row["path"]:
+            a, b = (load_image(tmp_path / run / row["path"]) for run in ("local", "ray"))
+            assert np.array_equal(a, b), row["path"]
+
+
+def test_an_unknown_batch_engine_is_refused(tmp_path, engine):
+    with pytest.raises(StagingError, match="local or ray"):
+        run_batch(engine, _products(tmp_path / "in"), tmp_path / "out", modes=["vanilla"],
+                  engine_kind="spark", progress=False)  # fmt: skip
