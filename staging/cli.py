@@ -683,6 +683,10 @@ DB_HELP = (
     "Metadata and queue in this PostgreSQL database (postgresql://user@host/db) instead of "
     "<root>/service.sqlite; the service and every worker name the same one."
 )
+QUEUE_HELP = (
+    "The queue's order in Redis (redis://host:6379/0): newest job first in one round trip; the "
+    "jobs themselves stay in the database."
+)
 STORAGE_HELP = (
     "Product photos and creatives at this fsspec URL (s3://bucket/prefix; endpoint and keys "
     "from AWS_* variables) instead of under --root; the service and every worker name the "
@@ -697,6 +701,7 @@ def serve_command(
     port: int = typer.Option(8000, help="Port."),
     database: str = typer.Option(None, "--db", help=DB_HELP),
     storage: str = typer.Option(None, help=STORAGE_HELP),
+    queue: str = typer.Option(None, help=QUEUE_HELP),
 ) -> None:
     """The creative service (FastAPI): /v1/products, /v1/creative/{id}, /v1/jobs/{id},
     /v1/feedback, /healthz, /metrics. Run `staging worker` beside it."""
@@ -704,7 +709,7 @@ def serve_command(
 
     from staging.service.api import create_service
 
-    service = create_service(_engine(), root, database=database, storage=storage)
+    service = create_service(_engine(), root, database=database, storage=storage, queue=queue)
     uvicorn.run(service, host=host, port=port)
 
 
@@ -718,13 +723,13 @@ def worker_command(
     ),
     database: str = typer.Option(None, "--db", help=DB_HELP),
     storage: str = typer.Option(None, help=STORAGE_HELP),
+    queue: str = typer.Option(None, help=QUEUE_HELP),
 ) -> None:
     """Generate the creatives the service queued, newest first."""
     from staging.service.worker import run_worker
 
-    done = run_worker(
-        _engine(), root, once=once, poll=poll, lease=lease, database=database, storage=storage
-    )
+    done = run_worker(_engine(), root, once=once, poll=poll, lease=lease, database=database,
+                      storage=storage, queue=queue)  # fmt: skip
     typer.echo(f"{done} creatives generated")
 
 

@@ -146,3 +146,41 @@ def postgres_url():
     finally:
         run(pg_ctl, "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A real ``redis-server`` (Debian's package, installed by ``.ci/run``) for this test
+    session, on a Unix socket in a temporary folder only (no TCP), stopped at the end."""
+    import shutil
+    import subprocess
+    import time
+
+    redis = pytest.importorskip("redis")
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    root = Path(tempfile.mkdtemp(prefix="staging-redis-"))
+    socket = root / "redis.sock"
+    process = subprocess.Popen(
+        [server, "--port", "0", "--unixsocket", str(socket), "--save", "", "--appendonly", "no",
+         "--dir", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"unix://{socket}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            break
+        except redis.RedisError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)

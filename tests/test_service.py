@@ -5,6 +5,7 @@ bandit, metrics, and 4xx JSON errors for bad input."""
 from __future__ import annotations
 
 import io
+import sqlite3
 import time
 from pathlib import Path
 
@@ -132,12 +133,46 @@ def test_the_queue_is_lifo_and_a_dead_workers_job_is_retried_not_done_twice(tmp_
     assert store.claim() is None
 
 
-def test_workers_claiming_at_once_never_take_the_same_job(tmp_path, database):
+def test_the_redis_queue_orders_the_jobs_and_the_database_keeps_the_last_word(tmp_path, redis_url):
+    """Newest first through Redis; an id popped for a job that is no longer queued is skipped;
+    a job whose push was lost (a crash between the database and Redis) is still taken; a
+    failed attempt goes back on the list."""
+    import redis
+
+    redis.Redis.from_url(redis_url).flushall()
+    store = ServiceStore(tmp_path, queue=redis_url)
+    first, second = store.enqueue("a", "1x1", "t"), store.enqueue("b", "1x1", "t")
+    assert store.enqueue("b", "1x1", "t").id == second.id  # no second push for one creative
+    assert redis.Redis.from_url(redis_url).llen("staging:queue") == 2
+    taken = store.claim()
+    assert taken.id == second.id
+    with sqlite3.connect(tmp_path / "service.sqlite") as db:  # queued, never pushed: "lost"
+        lost = db.execute(
+            "INSERT INTO jobs (product_id, placement, theme, status, created) "
+            "VALUES ('c', '1x1', 't', 'queued', 0) RETURNING id"
+        ).fetchone()[0]
+    assert store.claim().id == first.id  # Redis's order first ...
+    assert store.claim().id == lost  # ... then what only the database has
+    store.fail(taken, "boom", max_attempts=3)
+    redis.Redis.from_url(redis_url).lpush("staging:queue", lost)  # a stale id: skipped
+    retried = store.claim()
+    assert (retried.id, retried.attempts) == (second.id, 2)
+    assert store.claim() is None
+
+
+@pytest.mark.parametrize("with_redis", [False, True])
+def test_workers_claiming_at_once_never_take_the_same_job(tmp_path, database, with_redis, request):
     """Four workers (each its own connection, as separate processes would have) empty a queue
-    of 40 jobs at once: every job is taken exactly once."""
+    of 40 jobs at once: every job is taken exactly once (database claims, or Redis pops)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    stores = [ServiceStore(tmp_path, database) for _ in range(4)]
+    queue = None
+    if with_redis:
+        import redis
+
+        queue = request.getfixturevalue("redis_url")
+        redis.Redis.from_url(queue).flushall()
+    stores = [ServiceStore(tmp_path, database, queue) for _ in range(4)]
     ids = {stores[0].enqueue(f"p{i}", "300x250", "t").id for i in range(40)}
 
     def drain(store):
@@ -154,19 +189,22 @@ def test_workers_claiming_at_once_never_take_the_same_job(tmp_path, database):
 
 
 def test_two_machines_share_one_postgres_database_and_one_s3_bucket(
-    tmp_path, postgres_url, s3_bucket
+    tmp_path, postgres_url, s3_bucket, redis_url
 ):
     """The service on one machine, a worker on another (their own folders and caches), both
-    on PostgreSQL and S3: the worker makes what the service queued, the service serves it, and
-    the images live in the bucket only."""
+    on PostgreSQL, S3 and a Redis queue: the worker makes what the service queued, the service
+    serves it, and the images live in the bucket only."""
+    import redis
     import s3fs
 
+    redis.Redis.from_url(redis_url).flushall()
     database = _new_database(postgres_url, tmp_path.name)
     storage = f"s3://{s3_bucket}/{tmp_path.name}"
     service_engine = StagingEngine(device="cpu", models_dir=str(tmp_path / "none"),
                                    cache_dir=str(tmp_path / "a-cache"))  # fmt: skip
-    client = TestClient(create_service(service_engine, tmp_path / "machine-a",
-                                       database=database, storage=storage))  # fmt: skip
+    service = create_service(service_engine, tmp_path / "machine-a", database=database,
+                             storage=storage, queue=redis_url)  # fmt: skip
+    client = TestClient(service)
     shot, _ = product_shot()
     registered = client.post("/v1/products", data={"id": "lamp-1", "category": "lamp"},
                              files={"image": ("lamp.png", _png(shot), "image/png")})  # fmt: skip
@@ -176,8 +214,9 @@ def test_two_machines_share_one_postgres_database_and_one_s3_bucket(
 
     worker_engine = StagingEngine(device="cpu", models_dir=str(tmp_path / "none"),
                                   cache_dir=str(tmp_path / "b-cache"))  # fmt: skip
+    assert redis.Redis.from_url(redis_url).llen("staging:queue") == 1
     done = run_worker(worker_engine, tmp_path / "machine-b", once=True, database=database,
-                      storage=storage)  # fmt: skip
+                      storage=storage, queue=redis_url)  # fmt: skip
     assert done == 1
     hit = client.get("/v1/creative/lamp-1", params={"placement": "300x250"})
     assert hit.headers["x-creative"] == "cached"

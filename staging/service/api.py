@@ -52,12 +52,14 @@ def create_service(
     max_upload: int = MAX_UPLOAD,
     database: str | None = None,
     storage: str | None = None,
+    queue: str | None = None,
 ) -> FastAPI:
     """The service over ``engine`` with its data in ``root``: metadata and queue in
     ``<root>/service.sqlite`` or the PostgreSQL ``database`` (``postgresql://...``), images
-    under ``root`` or at the ``storage`` URL (``s3://bucket/prefix``)."""
+    under ``root`` or at the ``storage`` URL (``s3://bucket/prefix``), the queue's order in
+    Redis with ``queue`` (``redis://host:6379/0``)."""
     root = Path(root).resolve()
-    store = ServiceStore(root, database)
+    store = ServiceStore(root, database, queue)
     images = Storage(storage or root)
     inbox = root / "inbox"
     requests: Counter[str] = Counter()

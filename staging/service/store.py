@@ -39,6 +39,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_one_open ON jobs (product_id, placement, 
     WHERE status IN ('queued', 'running');
 """
 _OPEN = "status IN ('queued', 'running')"  # the partial index's predicate, for ON CONFLICT
+# A job a worker may take: queued, or running under a lease that ran out (its worker died).
+_CLAIMABLE = "(status='queued' OR (status='running' AND lease_until < ?))"
 
 
 class _SQLite:
@@ -125,10 +127,37 @@ class Job:
         return {k: v for k, v in self.__dict__.items() if k != "token"}
 
 
-class ServiceStore:
-    """Products, creatives and jobs, in SQLite (default) or PostgreSQL (``database``)."""
+class _RedisQueue:
+    """The order of the queue in a Redis list, newest first (``LPUSH`` + ``LPOP``): a pop is
+    one round trip however many workers there are. The jobs themselves (status, lease, token)
+    stay in the database, which has the last word: a popped id whose job is no longer queued is
+    skipped, and a job whose push was lost (a crash between the two) is still found there."""
 
-    def __init__(self, root: str | Path, database: str | None = None):
+    def __init__(self, url: str):
+        try:
+            import redis
+        except ImportError as exc:
+            raise StagingError("A Redis queue needs redis-py: pip install redis") from exc
+        self.client = redis.Redis.from_url(url)
+        self.key = "staging:queue"
+        try:
+            self.client.ping()
+        except redis.RedisError as exc:
+            raise StagingError(f"Cannot reach the Redis queue at {url}: {exc}") from exc
+
+    def push(self, job_id: int) -> None:
+        self.client.lpush(self.key, job_id)
+
+    def pop(self) -> int | None:
+        raw = self.client.lpop(self.key)
+        return None if raw is None else int(raw)
+
+
+class ServiceStore:
+    """Products, creatives and jobs, in SQLite (default) or PostgreSQL (``database``); the
+    queue's order optionally in Redis (``queue="redis://..."``)."""
+
+    def __init__(self, root: str | Path, database: str | None = None, queue: str | None = None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         if database and database.startswith(("postgresql://", "postgres://")):
@@ -139,6 +168,9 @@ class ServiceStore:
             self._db = _SQLite(self.root / "service.sqlite")
         self._lock = threading.Lock()
         self._db.create(_SCHEMA.format(job_id=self._db.job_id))
+        if queue and not queue.startswith(("redis://", "rediss://", "unix://")):
+            raise StagingError(f"Unknown queue {queue!r}: use redis://... or none.")
+        self._queue = _RedisQueue(queue) if queue else None
 
     def close(self) -> None:
         self._db.close()
@@ -182,32 +214,48 @@ class ServiceStore:
         key = (product_id, placement, theme)
         while True:
             with self._transaction() as db:
-                rows, _ = db.execute(
+                new, _ = db.execute(
                     "INSERT INTO jobs (product_id, placement, theme, status, created) VALUES "
                     f"(?, ?, ?, 'queued', ?) ON CONFLICT (product_id, placement, theme) "
                     f"WHERE {_OPEN} DO NOTHING RETURNING id",
                     (*key, time.time()),
                 )
-                if not rows:  # one is open already
-                    rows, _ = db.execute(
-                        f"SELECT id FROM jobs WHERE product_id=? AND placement=? AND theme=? "
-                        f"AND {_OPEN}",
+                rows = (
+                    new
+                    or db.execute(  # one is open already
+                        f"SELECT id FROM jobs WHERE product_id=? AND placement=? AND theme=? AND "
+                        f"{_OPEN}",
                         key,
-                    )
+                    )[0]
+                )
+            if new and self._queue is not None:
+                self._queue.push(new[0][0])
             if rows:  # else it finished in between: queue a new one
                 return self.job(rows[0][0])
 
     def claim(self, lease_seconds: float = 300.0) -> Job | None:
         """The newest job that is queued, or running under a lease that ran out (its worker
-        died), leased to the caller with a fresh token; None when there is none."""
+        died), leased to the caller with a fresh token; None when there is none. With a Redis
+        queue its list gives the order; the database is asked when the list is empty."""
+        while self._queue is not None and (job_id := self._queue.pop()) is not None:
+            job = self._lease(f"id=? AND {_CLAIMABLE}", (job_id,), lease_seconds)
+            if job is not None:  # else it was taken through the database, or is done
+                return job
+        return self._lease(
+            f"id=(SELECT id FROM jobs WHERE {_CLAIMABLE} ORDER BY id DESC LIMIT 1"
+            f"{self._db.lock_row})",
+            (),
+            lease_seconds,
+        )
+
+    def _lease(self, where: str, args: tuple, lease_seconds: float) -> Job | None:
+        """Lease the job ``where`` selects (``_CLAIMABLE`` there takes the time twice)."""
         now = time.time()
         with self._transaction() as db:
             rows, _ = db.execute(
                 "UPDATE jobs SET status='running', token=?, lease_until=?, "
-                "attempts=attempts+1 WHERE id=(SELECT id FROM jobs WHERE status='queued' OR "
-                "(status='running' AND lease_until < ?) ORDER BY id DESC LIMIT 1"
-                f"{self._db.lock_row}) RETURNING id",
-                (secrets.token_hex(8), now + lease_seconds, now),
+                f"attempts=attempts+1 WHERE {where} RETURNING id",
+                (secrets.token_hex(8), now + lease_seconds, *args, now),
             )
         return self.job(rows[0][0]) if rows else None
 
@@ -233,11 +281,14 @@ class ServiceStore:
     def fail(self, job: Job, error: str, max_attempts: int = 3) -> None:
         """Back in the queue while attempts remain, else ``failed`` with the error."""
         status = "queued" if job.attempts < max_attempts else "failed"
-        self._run(
-            "UPDATE jobs SET status=?, error=?, token=NULL, lease_until=NULL WHERE id=? AND "
-            "token=?",
-            (status, error, job.id, job.token),
-        )
+        with self._lock:
+            _, changed = self._db.execute(
+                "UPDATE jobs SET status=?, error=?, token=NULL, lease_until=NULL WHERE id=? AND "
+                "token=?",
+                (status, error, job.id, job.token),
+            )
+        if changed and status == "queued" and self._queue is not None:
+            self._queue.push(job.id)
 
     def job(self, job_id: int) -> Job | None:
         rows = self._run(

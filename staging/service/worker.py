@@ -24,17 +24,19 @@ def run_worker(
     stop: threading.Event | None = None,
     database: str | None = None,
     storage: str | None = None,
+    queue: str | None = None,
 ) -> int:
     """Take jobs newest first and generate each creative; returns how many were done.
 
     ``once``: stop when the queue is empty (else poll every ``poll`` s until ``stop`` is
     set). A job is leased for ``lease`` s: if this process dies, another worker takes it when
     the lease runs out. A failure puts the job back until ``max_attempts``, then marks it
-    failed with the error. ``database`` and ``storage``: the service's PostgreSQL URL and
-    image storage URL, when it uses them (see :func:`staging.service.api.create_service`).
+    failed with the error. ``database``, ``storage`` and ``queue``: the service's PostgreSQL,
+    image storage and Redis URLs, when it uses them (see
+    :func:`staging.service.api.create_service`).
     """
     root = Path(root).resolve()
-    store = ServiceStore(root, database)
+    store = ServiceStore(root, database, queue)
     images = Storage(storage or root)
     done = 0
     try:
