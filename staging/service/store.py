@@ -4,7 +4,8 @@ default, or a PostgreSQL database (``database="postgresql://..."``) for several 
 The same SQL runs on both; what differs is small and named in the two connection classes
 below: the placeholder, how a write transaction starts, the job id column, and how a claim
 locks its row (``BEGIN IMMEDIATE`` serialises SQLite writers; PostgreSQL takes the newest job
-with ``FOR UPDATE SKIP LOCKED``, so workers never wait on each other's rows).
+with ``FOR UPDATE SKIP LOCKED``, so workers never wait on each other's rows). A Redis list
+(``queue="redis://..."``) can hold the queue's order on top of either (:class:`_RedisQueue`).
 """
 
 from __future__ import annotations
