@@ -236,7 +236,7 @@ def run_batch(
             f"Another batch is writing to '{out}' (lock {out / LOCK}); wait for it, or use "
             "another output folder."
         ) from None
-    job = Job(out, placements, index, k, fmt)
+    job = BatchRun(out, placements, index, k, fmt)
     if engine_kind == "local":
         runner = threads
     else:
@@ -250,8 +250,8 @@ def run_batch(
 
 
 @dataclass(frozen=True)
-class Job:
-    """What every unit of one run shares: where and how to stage (picklable, for Ray)."""
+class BatchRun:
+    """What every unit of one batch run shares: where and how to stage (picklable, for Ray)."""
 
     out: Path
     placements: list[str] | None
@@ -260,7 +260,7 @@ class Job:
     fmt: str
 
 
-def stage_unit(engine, job: Job, product: Product, mode: str) -> tuple[list[dict], float]:
+def stage_unit(engine, job: BatchRun, product: Product, mode: str) -> tuple[list[dict], float]:
     """Stage ``product`` in ``mode``, write its files under ``job.out`` (atomically) and
     return their manifest rows and the seconds it took. Raises what staging raises."""
     t0 = time.perf_counter()
@@ -293,7 +293,9 @@ Outcome = tuple[Product, str, list[dict], float, str | None]
 """A finished unit: product, mode, its outputs, seconds, and the error (None when done)."""
 
 
-def threads(engine, job: Job, todo: list[tuple[Product, str]], workers: int) -> Iterator[Outcome]:
+def threads(
+    engine, job: BatchRun, todo: list[tuple[Product, str]], workers: int
+) -> Iterator[Outcome]:
     """The local engine: ``workers`` threads sharing ``engine``, at most that many units in
     flight; outcomes in the order they finish."""
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -16,14 +16,14 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from staging.batch import Job, Outcome, Product, failure_message, stage_unit
+from staging.batch import BatchRun, Outcome, Product, failure_message, stage_unit
 from staging.errors import StagingError
 
 
 class UnitStager:
     """A Ray Data actor: one engine, one unit per call."""
 
-    def __init__(self, settings, job: Job):
+    def __init__(self, settings, job: BatchRun):
         from staging.engine import StagingEngine
 
         self.engine = StagingEngine(settings)
@@ -58,7 +58,9 @@ def ray_runner(address: str | None = None, num_gpus: float = 0.0):
     except ImportError as exc:
         raise StagingError("--engine ray needs Ray: pip install 'ray[data]'") from exc
 
-    def run(engine, job: Job, todo: list[tuple[Product, str]], workers: int) -> Iterator[Outcome]:
+    def run(
+        engine, job: BatchRun, todo: list[tuple[Product, str]], workers: int
+    ) -> Iterator[Outcome]:
         if not todo:
             return
         if not ray.is_initialized():

@@ -161,8 +161,7 @@ def create_service(
                 return FileResponse(cached, media_type="image/png", headers=headers)
             return Response(cached, media_type="image/png", headers=headers)
         job = store.enqueue(product_id, size, suggestion.theme)
-        segmentation = engine.segment(images.local_path(product["image"]) or
-                                      images.read(product["image"]))  # fmt: skip
+        segmentation = engine.segment(images.source(product["image"]))
         placed = place_product(
             segmentation.foreground, segmentation.alpha, target, background=BACKDROP
         )

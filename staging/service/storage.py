@@ -61,6 +61,11 @@ class Storage:
         to_pil(image).save(buffer, format="PNG", compress_level=1)
         return self.write(name, buffer.getvalue())
 
+    def source(self, name: str) -> Path | bytes:
+        """``name`` as the engine reads it: the local file itself, or the bytes fetched from
+        an object store."""
+        return self.local_path(name) or self.read(name)
+
     def read(self, name: str) -> bytes:
         """The bytes of ``name``; FileNotFoundError when it is not there."""
         return self.fs.cat_file(self._path(name))

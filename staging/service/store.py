@@ -250,7 +250,8 @@ class ServiceStore:
         )
 
     def _lease(self, where: str, args: tuple, lease_seconds: float) -> Job | None:
-        """Lease the job ``where`` selects (``_CLAIMABLE`` there takes the time twice)."""
+        """Lease the job ``where`` selects; its ``?`` come after the token and lease and
+        before the time that ``_CLAIMABLE`` (in ``where``) compares leases with."""
         now = time.time()
         with self._transaction() as db:
             rows, _ = db.execute(

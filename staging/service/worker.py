@@ -49,7 +49,7 @@ def run_worker(
                 continue
             try:
                 product = store.product(job.product_id)
-                photo = images.local_path(product["image"]) or images.read(product["image"])
+                photo = images.source(product["image"])
                 width, height = (int(v) for v in job.placement.split("x"))
                 staged = engine.stage_prompt(
                     photo, theme=job.theme, category=product["category"],
