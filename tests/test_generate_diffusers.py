@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
 
-from staging import StagingEngine  # noqa: E402
+from staging import StagingEngine, diffusion  # noqa: E402
 from staging.compose.placement import layout  # noqa: E402
 from staging.generate import _diffusers  # noqa: E402
 from staging.generate.cache import GenerationCache  # noqa: E402
@@ -288,8 +288,8 @@ def test_controlnet_is_conditioned_on_the_product_edges(engine):
 
 
 def test_sdxl_loads_fp16_files_in_fp32_on_cpu(engine, models):
-    assert _diffusers.fp16_variant(models / "sdxl-inpainting") == "fp16"
-    assert _diffusers.fp16_variant(models / "sd-inpainting") is None
+    assert diffusion.fp16_variant(models / "sdxl-inpainting") == "fp16"
+    assert diffusion.fp16_variant(models / "sd-inpainting") is None
     generator = engine.generator("sdxl")
     assert generator.pipeline.unet.dtype == torch.float32  # fp16 only on CUDA
     assert generator.native == 64 and generator.multiple == 4
@@ -366,17 +366,17 @@ def test_memory_savers_on_cuda(monkeypatch):
         def __init__(self, total_memory):
             self.total_memory = total_memory
 
-    assert _diffusers.torch_dtype(torch, "cuda:0") == torch.float16
-    assert _diffusers.torch_dtype(torch, "cpu") == torch.float32
+    assert diffusion.torch_dtype(torch, "cuda:0") == torch.float16
+    assert diffusion.torch_dtype(torch, "cpu") == torch.float32
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(_diffusers.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(diffusion.importlib.util, "find_spec", lambda name: object())
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: Props(8 * 2**20))
     small_gpu = Pipeline()
-    _diffusers.place(small_gpu, "cuda:1")
+    diffusion.place(small_gpu, "cuda:1")
     assert small_gpu.calls == ["vae_tiling", "attention_slicing", "offload:cuda:1"]
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: Props(24 * 2**30))
     big_gpu = Pipeline()
-    _diffusers.place(big_gpu, "cuda")
+    diffusion.place(big_gpu, "cuda")
     assert big_gpu.calls == ["vae_tiling", "to:cuda"]
 
 

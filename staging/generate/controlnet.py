@@ -14,13 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from staging.generate._diffusers import (
-    DiffusionGenerator,
-    load_component,
-    load_pipeline,
-    require_diffusers,
-    require_models,
-)
+from staging.diffusion import load_component, load_pipeline, require_diffusers, require_models
+from staging.generate._diffusers import DiffusionGenerator
 from staging.generate.base import GenerationRequest
 from staging.generate.edges import resize_control
 

@@ -11,7 +11,8 @@ Weights: ``staging models pull sd-inpainting`` (SD 1.5) or ``sd2-inpainting`` (S
 
 from __future__ import annotations
 
-from staging.generate._diffusers import DiffusionGenerator, load_pipeline
+from staging.diffusion import load_pipeline
+from staging.generate._diffusers import DiffusionGenerator
 
 PIPELINE = "StableDiffusionInpaintPipeline"
 

@@ -10,7 +10,8 @@ upcast to fp32).
 
 from __future__ import annotations
 
-from staging.generate._diffusers import DiffusionGenerator, load_pipeline
+from staging.diffusion import load_pipeline
+from staging.generate._diffusers import DiffusionGenerator
 
 PIPELINE = "StableDiffusionXLInpaintPipeline"
 MODEL = "sdxl-inpainting"

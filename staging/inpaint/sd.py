@@ -2,7 +2,7 @@
 
 Heavy and optional: torch and diffusers are imported only when the backend is created, and a
 clear :class:`~staging.errors.StagingError` names the pip command when they are missing
-(loading is shared with the background generators, :mod:`staging.generate._diffusers`). The
+(loading is shared with the background generators, :mod:`staging.diffusion`). The
 weights come from the model registry (``sd-inpainting``), loaded from disk only
 (``local_files_only``), never fetched behind the user's back.
 
@@ -52,9 +52,9 @@ class StableDiffusionInpainter(Inpainter):
 
         The loading rules (local files only, fp16 and memory savers on CUDA, clear errors
         naming ``pip install`` / ``staging models pull``) are shared with the background
-        generators: :func:`staging.generate._diffusers.load_pipeline`.
+        generators: :func:`staging.diffusion.load_pipeline`.
         """
-        from staging.generate._diffusers import load_pipeline
+        from staging.diffusion import load_pipeline
 
         pipeline = load_pipeline(runtime, "StableDiffusionInpaintPipeline", model)
         return cls(pipeline, device=runtime.device, **kwargs)
