@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from staging.generate.cache import GenerationCache
     from staging.generate.prompts import PromptLibrary
     from staging.inpaint.base import Inpainter
+    from staging.train.dataset import DatasetReport
 
 T = TypeVar("T")
 BACKDROP_ONLY = "backdrop only (no diffusion model)"
@@ -872,6 +873,58 @@ class StagingEngine:
         Returns a verdict that is truthy when staged and carries ``.confidence``.
         """
         return classify_staged(self.load_image(image))
+
+    # -- training data ---------------------------------------------------------------------------
+    def build_dataset(
+        self,
+        source: str | os.PathLike,
+        out: str | os.PathLike,
+        holes: int = 4,
+        max_side: int = 1024,
+        caption_column: str | None = None,
+        staged_only: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> DatasetReport:
+        """Training records from a catalog (a folder, or a CSV with an ``image`` column) for
+        ``staging train``: see :mod:`staging.train.dataset`. Masks come from the default
+        segmenter (cached as every mask is); captions from ``caption_column`` of the CSV, else
+        its ``type`` or ``category``. With ``staged_only``, images of a product on a plain
+        background are listed as failed, not trained on. ``progress(done, total)``."""
+        import csv
+
+        from staging.batch import read_products
+        from staging.train.dataset import Record, build_dataset
+
+        products = read_products(source)
+        texts = {p.id: p.type or p.category or "" for p in products}
+        if caption_column:
+            with open(source, newline="", encoding="utf-8-sig") as fh:
+                rows = list(csv.DictReader(fh))
+            if rows and caption_column not in rows[0]:
+                raise StagingError(f"'{source}' has no column {caption_column!r}.")
+            column = [(r.get(caption_column) or "").strip() for r in rows]
+            texts = {p.id: text for p, text in zip(products, column, strict=True)}
+
+        def load(path: Path) -> np.ndarray:
+            rgb = self.load_image(path)
+            if staged_only and not self.is_staged(rgb):
+                raise StagingError("not a staged image (a product on a plain background)")
+            return rgb
+
+        def segment(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            found = self.segment(rgb)
+            return found.mask, found.alpha
+
+        done = 0
+
+        def step(_: str) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, len(products))
+
+        records = [Record(p.id, p.image, texts[p.id]) for p in products]
+        return build_dataset(records, out, load, segment, None, holes, max_side, step)
 
     # -- prompt-based and vanilla staging (generated backgrounds) -------------------------------
     def generator(self, name: str | None = None) -> Generator:

@@ -12,6 +12,9 @@ name                        what runs
 ``lama``                    LaMa (Suvorov et al. 2022), big-lama exported to ONNX, from the
                             model registry
 ``sd``                      Stable Diffusion inpainting (diffusers; needs torch + weights)
+``edgeconnect[:DIR]``       EdgeConnect (Nazeri et al. 2019) as trained by ``staging train
+                            inpaint``: the folder ``DIR``, else ``edgeconnect`` in the models
+                            directory (needs torch)
 ==========================  ===============================================================
 
 Every backend keeps the pixels outside the hole bit-exact (:class:`Inpainter` composites).
@@ -62,6 +65,28 @@ def _sd(runtime: Runtime) -> Inpainter:
     return StableDiffusionInpainter.from_store(runtime)
 
 
+def _edgeconnect(runtime: Runtime, folder: str | None = None) -> Inpainter:
+    """A trained model folder: ``folder``, else ``edgeconnect`` in a models directory (a
+    trained model is the user's own, so it has no registry entry to pull)."""
+    from pathlib import Path
+
+    from staging.errors import ModelNotAvailableError
+    from staging.inpaint.edgeconnect import EdgeConnectInpainter
+
+    if folder is None:
+        found = [d / "edgeconnect" for d in runtime.store.dirs if (d / "edgeconnect").is_dir()]
+        if not found:
+            where = runtime.store.dirs[0] / "edgeconnect"
+            raise ModelNotAvailableError(
+                f"No trained EdgeConnect model at {where}. Train one on your catalog with:\n"
+                f"    staging dataset CATALOG --out DATA\n"
+                f"    staging train inpaint DATA --out {where}\n"
+                "or name a model folder: --inpaint edgeconnect:/path/to/model"
+            )
+        folder = str(found[0])
+    return EdgeConnectInpainter(Path(folder).expanduser(), device=runtime.device)
+
+
 BACKENDS: dict[str, Callable[[Runtime], Inpainter]] = {
     "structure": _structure,
     "exemplar": _exemplar,
@@ -69,6 +94,7 @@ BACKENDS: dict[str, Callable[[Runtime], Inpainter]] = {
     "ns": _opencv("ns"),
     "lama": _lama,
     "sd": _sd,
+    "edgeconnect": _edgeconnect,
 }
 
 
@@ -76,6 +102,8 @@ def create_inpainter(name: str, runtime: Runtime) -> Inpainter:
     """Build the backend called ``name`` (loading its weights: call once, then reuse)."""
     if name in BACKENDS:
         return BACKENDS[name](runtime)
+    if name.startswith("edgeconnect:"):
+        return _edgeconnect(runtime, name.split(":", 1)[1])
     raise UnknownNameError(
         f"Unknown inpainting backend {name!r}. Use one of: {', '.join(BACKENDS)}."
     )
