@@ -113,6 +113,31 @@ def test_a_miss_is_a_fallback_at_once_then_the_worker_fills_the_cache(service):
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
+def test_a_new_photo_for_a_registered_id_is_never_answered_with_the_old_ones_creatives(service):
+    """Answers are kept in memory by version: re-registering replaces the photo, and the
+    creative regenerated under the same name is sent, not the remembered old one."""
+    engine, client, root, database = service
+    ask = lambda: client.get("/v1/creative/lamp-1", params={"placement": "120x120"})  # noqa: E731
+    old_fallback = ask().content
+    run_worker(engine, root, once=True, database=database)
+    old = ask()
+    assert old.headers["x-creative"] == "cached"
+
+    wide, _ = product_shot(height=50, width=150)
+    again = client.post(
+        "/v1/products", data={"id": "lamp-1", "category": "lamp"},
+        files={"image": ("wide.png", _png(wide), "image/png")},
+    )  # fmt: skip
+    assert again.status_code == 201
+    miss = ask()
+    assert miss.headers["x-creative"] == "fallback" and miss.content != old_fallback
+    run_worker(engine, root, once=True, database=database)
+    new = ask()
+    assert new.headers["x-creative"] == "cached" and new.content != old.content
+    name = f"creatives/lamp-1/120x120-{new.headers['x-theme']}.png"
+    assert new.content == (root / name).read_bytes()  # the same name, the new version
+
+
 def test_the_queue_is_lifo_and_a_dead_workers_job_is_retried_not_done_twice(tmp_path, database):
     store = ServiceStore(tmp_path, database)
     first = store.enqueue("a", "300x250", "t")
@@ -293,11 +318,16 @@ def test_bench_serve_cold_then_warm(tmp_path):
     engine = StagingEngine(device="cpu", models_dir=str(tmp_path / "no-models"))
     shot, _ = product_shot()
     image = save_image(tmp_path / "shot.png", shot)
-    report = bench_serve(engine, [image], tmp_path / "svc", ["64x64", "96x48"], 2, 6)
-    assert report["distinct_creatives"] == report["generated"] == 2  # 6 requests, 2 creatives
-    assert (report["cold"]["fallback"], report["cold"]["cached"]) == (6, 0)
-    assert (report["warm"]["cached"], report["warm"]["fallback"]) == (6, 0)
-    assert report["warm"]["p50_ms"] > 0 and report["cold"]["requests_per_s"] > 0
+    report = bench_serve(engine, [image], tmp_path / "svc", ["64x64", "96x48"], 2, 20.0, 0.5)
+    assert report["distinct_creatives"] == report["generated"] == 2  # ~10 requests, 2 creatives
+    cold, warm, capacity = report["cold"], report["warm"], report["capacity"]
+    assert cold["requests"] >= 8 and cold["fallback"] == cold["requests"] and not cold["errors"]
+    assert cold["first_by_kind"]["fallback"]["count"] == 2  # one first answer per creative
+    assert warm["cached"] == warm["requests"] >= 8 and not warm["errors"]
+    assert capacity["cached"] == capacity["requests"] > warm["requests"]  # no pause: more sent
+    assert 0 < warm["p50_ms"] <= warm["p99_ms"] <= warm["max_ms"]
+    misses = report["misses"]  # unseen placements mixed into the warm load
+    assert misses["first_by_kind"]["fallback"]["count"] >= 1 and misses["cached"] > 0
 
 
 def test_a_worker_killed_mid_job_leaves_it_to_another(tmp_path, database):
@@ -354,3 +384,65 @@ def test_local_storage_writes_whole_files_and_reads_older_absolute_names(tmp_pat
         images.read("creatives/none.png")
     with pytest.raises(StagingError, match="Cannot store images"):
         Storage("nosuchprotocol://bucket")
+
+
+def test_the_load_counts_a_late_answer_from_when_the_request_was_due():
+    """Open load: one client due every 20 ms against a server taking 60 ms per answer falls
+    further behind with each request; timing from the send instead would hide it (~60 ms)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from staging.evaluate.http_load import measure
+
+    class Slow(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802 - the standard library's name
+            time.sleep(0.06)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.send_header("X-Creative", "cached")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        late = measure(base, ["/a"], clients=1, rate=50.0, seconds=1.0)
+        paced = measure(base, ["/a"], clients=1, rate=None, seconds=1.0)
+    finally:
+        server.shutdown()
+    assert late["requests"] >= 10 and late["max_ms"] > 400  # ~16 answers, due over 1 s
+    assert paced["requests"] >= 10 and paced["max_ms"] < 400  # each timed from its send
+    assert late["cached"] == late["requests"] and late["offered_per_s"] == 50.0
+
+
+def test_a_burst_of_requests_for_one_missing_answer_makes_it_once():
+    """The first request for a creative lays out and encodes its fallback; the 49 others
+    arriving meanwhile wait for that one instead of each encoding their own."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from staging.service.api import _Memory
+
+    memory, calls, gate = _Memory(2**20), [], threading.Event()
+
+    def make() -> bytes:
+        calls.append(1)
+        gate.wait(5)
+        return b"fallback"
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = [
+            pool.submit(memory.get, ("fallback", "p", 1.0, "300x250"), make) for _ in range(8)
+        ]
+        time.sleep(0.2)
+        gate.set()
+        assert [a.result() for a in answers] == [b"fallback"] * 8
+    assert len(calls) == 1
+    small = _Memory(4)  # a value over the budget is answered, not kept
+    assert small.get(("k",), lambda: b"12345") == b"12345" and small.peek(("k",)) is None

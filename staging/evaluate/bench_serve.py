@@ -1,29 +1,36 @@
 """``staging bench serve``: the creative service under concurrent clients, cold and warm.
 
-A real server (uvicorn, on a free local port, in this process) over a fresh service folder:
-the products are registered, then ``clients`` threads send ``requests`` creative requests
-spread over the products and placements twice:
+A real server (uvicorn, on a free local port, in this process) over a fresh service folder;
+the clients run in a separate process (:mod:`staging.evaluate.http_load`) so that they never
+take the server's CPU through the GIL. The products are registered, then ``clients``
+connections request the products × placements in turn:
 
-* **cold**: nothing generated yet, every answer is the fallback (product on a plain backdrop)
-  and each distinct creative queues one job;
-* **warm**: after a worker has run the queue, every answer comes from the cache.
+* **cold**: nothing generated yet; every answer is the fallback (the product on a plain
+  backdrop) and each distinct creative queues one job. ``first_per_path`` is the latency of
+  each creative's first request, the one that lays out and encodes the fallback;
+* **warm**: after a worker has run the queue, every answer comes from the cache;
+* **misses**: the warm load, and a creative never asked for before (a new placement) every
+  ``MISS_EVERY`` requests: what one miss costs on a busy service (``first_by_kind.fallback``);
+* **capacity**: the warm service with every client sending again as soon as it is answered.
 
-Reported per phase: requests/s and latency p50/p95/max (ms), and how many answers were
-cached/fallback; plus jobs queued (one per distinct creative, however many requests) and the
-worker's seconds per creative. Models load before timing.
+Cold, warm and misses are *open* loads: ``rate`` requests/s in all, each client on its own
+schedule, latency counted from when a request was due. Models load before timing.
 """
 
 from __future__ import annotations
 
 import io
 import socket
-import statistics
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+
+from staging.evaluate.http_load import run_load
+
+NEW_PLACEMENTS = ["160x600", "970x250", "1200x628"]  # the misses phase's unseen sizes
+MISS_EVERY = 40  # one new creative per this many requests (5/s at 200 requests/s)
 
 
 def _free_port() -> int:
@@ -37,8 +44,9 @@ def bench_serve(
     images: list[Path],
     root: Path,
     placements: list[str],
-    clients: int = 8,
-    requests: int = 200,
+    clients: int = 50,
+    rate: float = 200.0,
+    seconds: float = 10.0,
 ) -> dict:
     import uvicorn
 
@@ -65,58 +73,36 @@ def bench_serve(
             ids = []
             for number, path in enumerate(images):
                 product_id = f"p{number}"
-                data = Path(path).read_bytes()
                 response = client.post(
                     "/v1/products", data={"id": product_id},
-                    files={"image": (Path(path).name, io.BytesIO(data))},
+                    files={"image": (Path(path).name, io.BytesIO(Path(path).read_bytes()))},
                 )  # fmt: skip
                 response.raise_for_status()
                 ids.append(product_id)
-        wanted = [(ids[i % len(ids)], placements[(i // len(ids)) % len(placements)])
-                  for i in range(requests)]  # fmt: skip
-
-        def phase() -> dict:
-            latencies, kinds = [], []
-
-            def one(item: tuple[str, str]) -> None:
-                with httpx.Client(base_url=base, timeout=60) as client:
-                    t0 = time.perf_counter()
-                    response = client.get(f"/v1/creative/{item[0]}", params={"placement": item[1]})
-                    latencies.append(time.perf_counter() - t0)
-                    response.raise_for_status()
-                    kinds.append(response.headers["x-creative"])
-
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=clients) as pool:
-                list(pool.map(one, wanted))
-            elapsed = time.perf_counter() - t0
-            ordered = sorted(latencies)
-            return {
-                "requests_per_s": round(len(wanted) / elapsed, 1),
-                "p50_ms": round(1000 * statistics.median(ordered), 1),
-                "p95_ms": round(1000 * ordered[int(0.95 * (len(ordered) - 1))], 1),
-                "max_ms": round(1000 * ordered[-1], 1),
-                "cached": kinds.count("cached"),
-                "fallback": kinds.count("fallback"),
-            }
-
-        cold = phase()
-        jobs = sum(1 for _ in {w for w in wanted})
+        paths = [f"/v1/creative/{i}?placement={p}" for p in placements for i in ids]
+        cold = run_load(base, paths, clients, rate, seconds)
         t0 = time.perf_counter()
         generated = run_worker(engine, root, once=True)
         worker_seconds = time.perf_counter() - t0
-        warm = phase()
+        warm = run_load(base, paths, clients, rate, seconds)
+        unseen = [f"/v1/creative/{i}?placement={p}" for p in NEW_PLACEMENTS for i in ids]
+        mixed = [
+            unseen[n // MISS_EVERY] if n % MISS_EVERY == 0 else paths[n % len(paths)]
+            for n in range(MISS_EVERY * len(unseen))
+        ]
+        misses = run_load(base, mixed, clients, rate, seconds)
+        capacity = run_load(base, paths, clients, None, seconds)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
     return {
         "products": len(ids),
         "placements": placements,
-        "clients": clients,
-        "requests": requests,
-        "distinct_creatives": jobs,
+        "distinct_creatives": len(paths),
         "generated": generated,
         "worker_s_per_creative": round(worker_seconds / max(1, generated), 3),
         "cold": cold,
         "warm": warm,
+        "misses": misses,
+        "capacity": capacity,
     }

@@ -39,8 +39,8 @@ class Storage:
         return posixpath.join(self.base, name)  # an absolute name (older rows) stays as it is
 
     def local_path(self, name: str) -> Path | None:
-        """The file behind ``name`` when the storage is a local folder (served without a
-        copy), else None."""
+        """The file behind ``name`` when the storage is a local folder (the engine reads it in
+        place), else None."""
         return Path(self._path(name)) if self.local else None
 
     def write(self, name: str, data: bytes) -> str:

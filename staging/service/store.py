@@ -189,30 +189,41 @@ class ServiceStore:
 
     # -- products and creatives -----------------------------------------------------------------
     def add_product(self, product_id: str, image: str | Path, category: str | None) -> None:
-        """``image``: the photo's name in the service's storage (:mod:`.storage`)."""
-        self._run(
-            "INSERT INTO products VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-            "image=excluded.image, category=excluded.category, created=excluded.created",
-            (product_id, str(image), category, time.time()),
-        )
+        """``image``: the photo's name in the service's storage (:mod:`.storage`). Registering
+        an id again replaces its photo, so the creatives made from the old one are forgotten
+        (their jobs run again on request)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO products VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "image=excluded.image, category=excluded.category, created=excluded.created",
+                (product_id, str(image), category, time.time()),
+            )
+            db.execute("DELETE FROM creatives WHERE product_id=?", (product_id,))
 
     def product(self, product_id: str) -> dict[str, Any] | None:
-        rows = self._run("SELECT id, image, category FROM products WHERE id=?", (product_id,))
-        return dict(zip(("id", "image", "category"), rows[0], strict=True)) if rows else None
+        """The product's ``id``, ``image`` (its name in the storage), ``category`` and
+        ``created`` (the time it was last registered: a new photo is a new version)."""
+        fields = ("id", "image", "category", "created")
+        rows = self._run(f"SELECT {', '.join(fields)} FROM products WHERE id=?", (product_id,))
+        return dict(zip(fields, rows[0], strict=True)) if rows else None
 
-    def creative(self, product_id: str, placement: str, theme: str) -> str | None:
-        """The stored creative's name in the service's storage, if one was made."""
+    def creative(self, product_id: str, placement: str, theme: str) -> tuple[str, float] | None:
+        """The stored creative's name in the service's storage and the time it was made (a
+        regenerated creative keeps its name and gets a new time), if one was made."""
         rows = self._run(
-            "SELECT path FROM creatives WHERE product_id=? AND placement=? AND theme=?",
+            "SELECT path, created FROM creatives WHERE product_id=? AND placement=? AND theme=?",
             (product_id, placement, theme),
         )
-        return rows[0][0] if rows else None
+        return (rows[0][0], rows[0][1]) if rows else None
 
     # -- the queue ------------------------------------------------------------------------------
     def enqueue(self, product_id: str, placement: str, theme: str) -> Job:
         """Queue a generation, or return the one already queued or running for the same
         creative (a burst of requests for one creative makes one job)."""
         key = (product_id, placement, theme)
+        open_job = f"SELECT id FROM jobs WHERE product_id=? AND placement=? AND theme=? AND {_OPEN}"
+        if found := self._run(open_job, key):  # a read first: a burst writes once
+            return self.job(found[0][0])
         while True:
             with self._transaction() as db:
                 new, _ = db.execute(
@@ -221,14 +232,7 @@ class ServiceStore:
                     f"WHERE {_OPEN} DO NOTHING RETURNING id",
                     (*key, time.time()),
                 )
-                rows = (
-                    new
-                    or db.execute(  # one is open already
-                        f"SELECT id FROM jobs WHERE product_id=? AND placement=? AND theme=? AND "
-                        f"{_OPEN}",
-                        key,
-                    )[0]
-                )
+                rows = new or db.execute(open_job, key)[0]  # one is open already
             if new and self._queue is not None:
                 self._queue.push(new[0][0])
             if rows:  # else it finished in between: queue a new one
