@@ -31,6 +31,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 app.add_typer(bench_app, name="bench")
 app.add_typer(stage_app, name="stage")
+train_app = typer.Typer(help="Train the seeds' models on your own catalog.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 
 _overrides: dict = {}
 
@@ -733,6 +735,93 @@ def worker_command(
     typer.echo(f"{done} creatives generated")
 
 
+@app.command("dataset")
+def dataset_command(
+    source: Path = typer.Argument(..., help="Folder of staged catalog images, or a CSV."),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (resumed if present)."),
+    holes: int = typer.Option(4, help="Free-form hole masks per image."),
+    max_side: int = typer.Option(1024, help="Images are kept at most this many px a side."),
+    caption_column: str = typer.Option(
+        None, help="CSV column with each image's caption (default: type, else category)."
+    ),
+    all_images: bool = typer.Option(
+        False, "--all", help="Keep products on plain backgrounds too (default: staged only)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Training data from a catalog's staged images: the product's mask, the product on
+    white (pix2pix's input), the staged image, a caption and free-form holes, listed in
+    metadata.jsonl. A killed run resumes."""
+    from tqdm import tqdm
+
+    engine = _engine()
+    with tqdm(desc="dataset", unit="image", disable=as_json) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        report = engine.build_dataset(
+            source, out, holes=holes, max_side=max_side, caption_column=caption_column,
+            staged_only=not all_images, progress=progress,
+        )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    for record_id, reason in report.failed:
+        typer.echo(f"skipped {record_id}: {reason}", err=True)
+    typer.echo(
+        f"{report.added} added, {report.skipped} already there, {len(report.failed)} skipped; "
+        f"{report.records} images in {report.out}"
+    )
+
+
+@train_app.command("inpaint")
+def train_inpaint_command(
+    data: Path = typer.Argument(..., help="A folder written by `staging dataset`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder (resumed if present)."),
+    size: int = typer.Option(256, help="Training crops are size x size."),
+    width: int = typer.Option(64, help="Channels of the first layer (the paper: 64)."),
+    blocks: int = typer.Option(8, help="Residual blocks per generator (the paper: 8)."),
+    batch: int = typer.Option(8, help="Images per step."),
+    steps: int = typer.Option(10_000, help="Train until this step."),
+    minutes: float = typer.Option(None, help="Stop (and save) after this many minutes."),
+    wbl: str = typer.Option(
+        "0.9,0.1", help="Weighted boundary loss: lambda_boundary,lambda_non_boundary, or off."
+    ),
+    lr: float = typer.Option(1e-4, help="Generators' learning rate."),
+    validation: int = typer.Option(4, help="Images held apart for samples and figures."),
+    sample_every: int = typer.Option(200, help="Write a sample sheet every N steps."),
+    device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: the engine's)."),
+    fresh: bool = typer.Option(False, help="Start over instead of resuming."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """EdgeConnect with the weighted boundary loss (seed 000, section 5.3.1). Checkpoints
+    and resumes; fp16 autocast on CUDA. Use the result with --inpaint edgeconnect:OUT."""
+    from staging.train.edgeconnect import InpaintTraining, train_inpaint
+
+    if wbl.strip().lower() in ("off", "none", "0"):
+        weights = None
+    else:
+        try:
+            weights = tuple(float(v) for v in wbl.split(","))
+        except ValueError:
+            weights = ()
+        if len(weights) != 2:
+            raise typer.BadParameter("give two numbers, e.g. 0.9,0.1, or off", param_hint="--wbl")
+    options = InpaintTraining(
+        size=size, width=width, blocks=blocks, batch=batch, steps=steps, minutes=minutes,
+        lr=lr, wbl=weights, validation=validation, sample_every=sample_every,
+        save_every=sample_every, device=device or _engine().device,
+    )  # fmt: skip
+    try:
+        summary = train_inpaint(data, out, options, progress=not as_json, fresh=fresh)
+    except (FileNotFoundError, ValueError) as exc:
+        raise StagingError(str(exc)) from exc
+    summary.pop("history")
+    _print_report(summary, as_json)
+
+
 @bench_app.command("copy-paste")
 def bench_copy_paste_command(
     inputs: list[Path] = typer.Argument(..., help="Product photos or folders of them."),
@@ -758,12 +847,14 @@ def bench_serve_command(
         None,
         help="Placements requested (default 300x250,728x90,1080x1080); repeat or comma-separate.",
     ),
-    clients: int = typer.Option(8, help="Concurrent clients."),
-    requests: int = typer.Option(200, help="Requests per phase (cold, then warm)."),
+    clients: int = typer.Option(50, help="Concurrent clients (kept-alive connections)."),
+    rate: float = typer.Option(200.0, help="Requests/s over all clients, cold and warm."),
+    seconds: float = typer.Option(10.0, help="Seconds per phase."),
     limit: int = typer.Option(10, help="At most this many products."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """The creative service under concurrent clients: cold (fallbacks) and warm (cache)."""
+    """The creative service under concurrent clients: cold (fallbacks), warm (cache) at
+    --rate, then its capacity (clients sending back to back)."""
     import tempfile
 
     from staging.evaluate.bench_serve import bench_serve
@@ -772,7 +863,7 @@ def bench_serve_command(
     files = _expand(inputs, list_images)[:limit]
     sizes = _placements(placements) or ["300x250", "728x90", "1080x1080"]
     with tempfile.TemporaryDirectory(prefix="staging-bench-serve-") as root:
-        report = bench_serve(_engine(), files, Path(root), sizes, clients, requests)
+        report = bench_serve(_engine(), files, Path(root), sizes, clients, rate, seconds)
     _print_report(report, as_json)
 
 

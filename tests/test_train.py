@@ -193,3 +193,33 @@ def test_a_missing_edgeconnect_model_says_how_to_train_one(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(StagingError, match="not an EdgeConnect model folder"):
         engine.inpaint(room, _blue(room)[0], backend=f"edgeconnect:{tmp_path / 'empty'}")
+
+
+def test_cli_dataset_then_train_inpaint(tmp_path):
+    """The two commands end to end on product shots (weights-free masks: no model here)."""
+    from typer.testing import CliRunner
+
+    from staging.cli import app
+    from tests.test_copy_paste import product_shot
+
+    for i, (h, w) in enumerate([(120, 60), (60, 120), (90, 90)]):
+        save_image(tmp_path / "catalog" / f"shot{i}.png", product_shot(h, w)[0])
+    runner = CliRunner()
+    made = runner.invoke(app, ["dataset", str(tmp_path / "catalog"), "--out",
+                               str(tmp_path / "data"), "--all", "--holes", "1",
+                               "--json"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.output)["added"] == 3
+    trained = runner.invoke(app, ["train", "inpaint", str(tmp_path / "data"), "--out",
+                                  str(tmp_path / "model"), "--size", "32", "--width", "8",
+                                  "--blocks", "1", "--batch", "2", "--steps", "3",
+                                  "--validation", "1", "--wbl", "off", "--json"])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.output)["steps"] == 3
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["wbl"] is None
+    bad = runner.invoke(app, ["train", "inpaint", str(tmp_path / "data"), "--out",
+                              str(tmp_path / "m2"), "--wbl", "0.9"])  # fmt: skip
+    assert bad.exit_code != 0 and "two numbers" in bad.output
+    missing = runner.invoke(app, ["train", "inpaint", str(tmp_path / "nothing"), "--out",
+                                  str(tmp_path / "m3")])  # fmt: skip
+    assert "run staging dataset" in str(missing.exception)  # main() prints it as one line
