@@ -4,8 +4,9 @@ the weighted boundary loss of seed 000 (§5.3.1) as an option.
 What one step does, following the paper's code (knazeri/edge-connect) where it is specific:
 
 * **Data**: a staged image resized so its shorter side is ``size`` and cropped to a random
-  ``size``² square (flipped half the time), one of its free-form holes from ``staging
-  dataset`` (resized and cropped alike), its grey image and Canny edges (σ = 2).
+  ``size``² square (flipped half the time), a fresh free-form hole (Yu et al. 2019) for each
+  sample, its grey image and Canny edges (σ = 2). The dataset's stored holes are the
+  validation holes: the same for every run and model.
 * **Edge model**: the generator draws edges from (grey with a white hole, the edges outside
   the hole, the hole). Its discriminator (PatchGAN on grey + edges) learns real from drawn
   with the non-saturating GAN loss; the generator's loss is the adversarial loss plus 10 × the
@@ -49,7 +50,7 @@ from staging.inpaint.edgeconnect import (
     to_gray,
 )
 from staging.train.dataset import read_metadata
-from staging.train.masks import WBL, boundary_weights
+from staging.train.masks import WBL, boundary_weights, free_form_mask
 
 
 @dataclass
@@ -91,28 +92,31 @@ def _read(path: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
 def sample(
     record: dict, size: int, sigma: float, rng: np.random.Generator, hole_index: int | None = None
 ) -> dict[str, np.ndarray]:
-    """One training example (float32 arrays at ``size``²): image (H×W×3, [0, 1]), hole, grey,
-    edges, and the weighted boundary loss's map is computed later from the hole."""
+    """One example (float32 arrays at ``size``²): image (H×W×3, [0, 1]), hole, grey, edges.
+
+    Training (``hole_index`` None): a random crop, flipped half the time, with a fresh free-
+    form hole, as the paper makes one for each training sample. Validation: the centre crop
+    and the record's stored hole ``hole_index``, the same every time."""
     rgb = _read(record["file_name"])
-    index = int(rng.integers(len(record["holes"]))) if hole_index is None else hole_index
-    hole = _read(record["holes"][index], cv2.IMREAD_GRAYSCALE)
-    hole = cv2.resize(hole, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
     scale = size / min(rgb.shape[:2])
     w, h = max(size, round(rgb.shape[1] * scale)), max(size, round(rgb.shape[0] * scale))
     rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-    hole = cv2.resize(hole, (w, h), interpolation=cv2.INTER_NEAREST)
-    if hole_index is None:  # training: a random crop, flipped half the time
+    if hole_index is None:
         y, x = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
-    else:  # validation: the centre, the same every time
+        rgb = rgb[y : y + size, x : x + size]
+        if rng.random() < 0.5:
+            rgb = rgb[:, ::-1]
+        hole = free_form_mask(size, size, rng)
+    else:
+        stored = _read(record["holes"][hole_index], cv2.IMREAD_GRAYSCALE) > 127
+        stored = cv2.resize(stored.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
         y, x = (h - size) // 2, (w - size) // 2
-    rgb, hole = rgb[y : y + size, x : x + size], hole[y : y + size, x : x + size]
-    if hole_index is None and rng.random() < 0.5:
-        rgb, hole = rgb[:, ::-1], hole[:, ::-1]
+        rgb, hole = rgb[y : y + size, x : x + size], stored[y : y + size, x : x + size] > 0
     image = np.ascontiguousarray(rgb, dtype=np.float32) / 255
     gray = to_gray(image)
     return {
         "image": image,
-        "hole": np.ascontiguousarray(hole > 127).astype(np.float32),
+        "hole": np.ascontiguousarray(hole).astype(np.float32),
         "gray": gray,
         "edges": canny(gray, sigma),
     }
