@@ -822,6 +822,42 @@ def train_inpaint_command(
     _print_report(summary, as_json)
 
 
+@train_app.command("pix2pix")
+def train_pix2pix_command(
+    data: Path = typer.Argument(..., help="A folder written by `staging dataset`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder (resumed if present)."),
+    size: int = typer.Option(256, help="Training crops are size x size (a multiple of 256)."),
+    width: int = typer.Option(64, help="Channels of the first layer (pix2pix: 64)."),
+    batch: int = typer.Option(1, help="Pairs per step (pix2pix: 1)."),
+    steps: int = typer.Option(10_000, help="Train until this step."),
+    minutes: float = typer.Option(None, help="Stop (and save) after this many minutes."),
+    lr: float = typer.Option(2e-4, help="Learning rate of both networks."),
+    validation: int = typer.Option(4, help="Pairs held apart for samples and figures."),
+    sample_every: int = typer.Option(200, help="Write a sample sheet every N steps."),
+    device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: the engine's)."),
+    fresh: bool = typer.Option(False, help="Start over instead of resuming."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """pix2pix (U-Net, PatchGAN, L1 + GAN) on product-on-white -> staged pairs, the paper's
+    vanilla-staging baseline. Use the result with --backend pix2pix:OUT."""
+    from staging.train.pix2pix import Pix2PixTraining, train_pix2pix
+
+    if size % 256:
+        message = "a multiple of 256 (the U-Net halves it 8 times)"
+        raise typer.BadParameter(message, param_hint="--size")
+    options = Pix2PixTraining(
+        size=size, width=width, batch=batch, steps=steps, minutes=minutes, lr=lr,
+        validation=validation, sample_every=sample_every, save_every=sample_every,
+        device=device or _engine().device,
+    )  # fmt: skip
+    try:
+        summary = train_pix2pix(data, out, options, progress=not as_json, fresh=fresh)
+    except (FileNotFoundError, ValueError) as exc:
+        raise StagingError(str(exc)) from exc
+    summary.pop("history")
+    _print_report(summary, as_json)
+
+
 @bench_app.command("copy-paste")
 def bench_copy_paste_command(
     inputs: list[Path] = typer.Argument(..., help="Product photos or folders of them."),
@@ -1105,7 +1141,9 @@ def stage_vanilla_command(
     margin: float = typer.Option(0.05, help="Safe margin, share of the short side."),
     seed: int = typer.Option(0, help="First seed."),
     num_images: int = typer.Option(1, "--num-images", "-n", help="Images per placement."),
-    backend: str = typer.Option(None, help=_GEN_BACKEND_HELP + " pix2pix: not available yet."),
+    backend: str = typer.Option(
+        None, help=_GEN_BACKEND_HELP + " pix2pix[:DIR]: trained by staging train pix2pix."
+    ),
     steps: int = typer.Option(None, help="Denoising steps (backend default)."),
     mask: Path = typer.Option(None, help="Product mask image (one input only)."),
     cache: Path = typer.Option(None, help="Generation cache folder (reused across runs)."),

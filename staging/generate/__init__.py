@@ -10,8 +10,9 @@ name            what runs (registry weights: ``staging models pull NAME``)
 ``sdxl``        Stable Diffusion XL 1.0 inpainting, 1024 px (``sdxl-inpainting``)
 ``controlnet``  SD 1.5 inpainting steered by a Canny ControlNet on the product's edges,
                 Taboola's pipeline (``sd-inpainting`` + ``controlnet-canny-sd15``)
-``pix2pix``     the AdKDD paper's pix2pix vanilla-staging baseline: the slot is reserved, but
-                no weights exist yet, so it raises an error saying so
+``pix2pix``     the AdKDD paper's pix2pix vanilla-staging baseline, trained on your catalog
+                by ``staging train pix2pix``: ``pix2pix/`` in a models directory, or
+                ``pix2pix:DIR`` (needs torch; never picked by ``auto``)
 ==============  ===============================================================================
 
 ``auto`` (or None) is the first of :data:`PREFERENCE` whose weights are on disk, else
@@ -71,15 +72,28 @@ def _controlnet(runtime: Runtime) -> Generator:
     return ControlNetGenerator.from_store(runtime)
 
 
-def _pix2pix(runtime: Runtime) -> Generator:
-    raise ModelNotAvailableError(
-        "The 'pix2pix' backend (the AdKDD 2023 paper's vanilla-staging baseline, a pix2pix "
-        "generator trained on pairs of catalog product cut-outs and staged scenes) is not "
-        "available yet: its weights are not published, and training it here is planned but "
-        "not implemented. Use --backend studio (weights-free), or a diffusion backend after "
-        "`staging models pull sd-inpainting` (sd) or `staging models pull sdxl-inpainting` "
-        "(sdxl)."
-    )
+def _pix2pix(runtime: Runtime, folder: str | None = None) -> Generator:
+    """A trained model folder: ``folder``, else ``pix2pix`` in a models directory (trained
+    on the user's own catalog, so no registry entry to pull)."""
+    from pathlib import Path
+
+    from staging.generate.pix2pix import Pix2PixGenerator
+
+    if folder is None:
+        found = [d / "pix2pix" for d in runtime.store.dirs if (d / "pix2pix").is_dir()]
+        if not found:
+            where = runtime.store.dirs[0] / "pix2pix"
+            raise ModelNotAvailableError(
+                "The 'pix2pix' backend (the AdKDD 2023 paper's vanilla-staging baseline) runs a "
+                f"generator trained on your own catalog, and there is none at {where}. Train "
+                "one with:\n"
+                "    staging dataset CATALOG --out DATA\n"
+                f"    staging train pix2pix DATA --out {where}\n"
+                "or name a model folder (--backend pix2pix:/path/to/model), or use --backend "
+                "studio (weights-free)."
+            )
+        folder = str(found[0])
+    return Pix2PixGenerator(Path(folder).expanduser(), device=runtime.device)
 
 
 BACKENDS: dict[str, Callable[[Runtime], Generator]] = {
@@ -110,7 +124,7 @@ def resolve(name: str | None, runtime: Runtime) -> str:
     """A concrete backend name for ``name`` (None or ``auto``: :func:`best_available`)."""
     if name in (None, "", "auto"):
         return best_available(runtime)
-    if name not in BACKENDS:
+    if name not in BACKENDS and not name.startswith("pix2pix:"):
         raise UnknownNameError(
             f"Unknown generation backend {name!r}. Use one of: auto, {', '.join(BACKENDS)}."
         )
@@ -119,7 +133,10 @@ def resolve(name: str | None, runtime: Runtime) -> str:
 
 def create_generator(name: str, runtime: Runtime) -> Generator:
     """Build the backend called ``name`` (loading its weights: call once, then reuse)."""
-    return BACKENDS[resolve(name, runtime)](runtime)
+    name = resolve(name, runtime)
+    if name.startswith("pix2pix:"):
+        return _pix2pix(runtime, name.split(":", 1)[1])
+    return BACKENDS[name](runtime)
 
 
 def missing_weights_hint(runtime: Runtime) -> str | None:

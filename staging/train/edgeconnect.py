@@ -30,10 +30,9 @@ moment resumes from the last checkpoint; ``samples/`` gets a sheet of validation
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,14 @@ from staging.inpaint.edgeconnect import (
     paint,
     save_model,
     to_gray,
+)
+from staging.train.common import (
+    crop,
+    held_apart,
+    load_checkpoint,
+    read_rgb,
+    save_checkpoint,
+    tensor,
 )
 from staging.train.dataset import read_metadata
 from staging.train.masks import WBL, boundary_weights, free_form_mask
@@ -74,21 +81,6 @@ class InpaintTraining:
     device: str = "cpu"
 
 
-def _held_apart(records: list[dict], count: int) -> tuple[list[dict], list[dict]]:
-    """Split by a hash of the id (stable when records are added): ``count`` for validation."""
-    order = sorted(records, key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest())
-    if len(order) <= count:
-        raise ValueError(f"{len(records)} records: need more than the {count} held apart")
-    return order[count:], order[:count]
-
-
-def _read(path: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    image = cv2.imread(path, flags)
-    if image is None:
-        raise FileNotFoundError(f"cannot read {path}")
-    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def sample(
     record: dict, size: int, sigma: float, rng: np.random.Generator, hole_index: int | None = None
 ) -> dict[str, np.ndarray]:
@@ -97,21 +89,15 @@ def sample(
     Training (``hole_index`` None): a random crop, flipped half the time, with a fresh free-
     form hole, as the paper makes one for each training sample. Validation: the centre crop
     and the record's stored hole ``hole_index``, the same every time."""
-    rgb = _read(record["file_name"])
-    scale = size / min(rgb.shape[:2])
-    w, h = max(size, round(rgb.shape[1] * scale)), max(size, round(rgb.shape[0] * scale))
-    rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    rgb = read_rgb(record["file_name"])
     if hole_index is None:
-        y, x = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
-        rgb = rgb[y : y + size, x : x + size]
-        if rng.random() < 0.5:
-            rgb = rgb[:, ::-1]
+        (rgb,) = crop([rgb], size, rng)
         hole = free_form_mask(size, size, rng)
     else:
-        stored = _read(record["holes"][hole_index], cv2.IMREAD_GRAYSCALE) > 127
-        stored = cv2.resize(stored.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-        y, x = (h - size) // 2, (w - size) // 2
-        rgb, hole = rgb[y : y + size, x : x + size], stored[y : y + size, x : x + size] > 0
+        stored = cv2.imread(record["holes"][hole_index], cv2.IMREAD_GRAYSCALE)
+        stored = cv2.resize(stored, rgb.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+        rgb, stored = crop([rgb, stored], size, None)
+        hole = stored > 127
     image = np.ascontiguousarray(rgb, dtype=np.float32) / 255
     gray = to_gray(image)
     return {
@@ -123,16 +109,10 @@ def sample(
 
 
 def _batch(examples: list[dict], wbl, device):
-    import torch
-
-    def stack(key: str):
-        arrays = [e[key][..., None] if e[key].ndim == 2 else e[key] for e in examples]
-        return torch.from_numpy(np.stack(arrays).transpose(0, 3, 1, 2).copy()).to(device)
-
-    out = {key: stack(key) for key in ("image", "hole", "gray", "edges")}
+    out = {key: tensor([e[key] for e in examples], device)
+           for key in ("image", "hole", "gray", "edges")}  # fmt: skip
     if wbl is not None:
-        maps = [boundary_weights(e["hole"] > 0.5, wbl)[..., None] for e in examples]
-        out["wbl"] = torch.from_numpy(np.stack(maps).transpose(0, 3, 1, 2).copy()).to(device)
+        out["wbl"] = tensor([boundary_weights(e["hole"] > 0.5, wbl) for e in examples], device)
     return out
 
 
@@ -151,7 +131,7 @@ def train_inpaint(
     out = Path(out)
     device = torch.device(options.device)
     amp = device.type == "cuda"
-    train, held = _held_apart(read_metadata(data), options.validation)
+    train, held = held_apart(read_metadata(data), options.validation)
     torch.manual_seed(options.seed)
     nets = {k: v.to(device) for k, v in build_networks(options.width, options.blocks).items()}
     betas = (0.0, 0.9)
@@ -166,18 +146,8 @@ def train_inpaint(
     checkpoint = out / "checkpoint.pt"
     step = 0
     if checkpoint.is_file() and not fresh:
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        trained = (state["options"]["width"], state["options"]["blocks"])
-        if trained != (options.width, options.blocks):
-            raise ValueError(
-                f"{checkpoint} was trained with width {trained[0]} and {trained[1]} blocks; "
-                "pass the same, or --fresh to start over"
-            )
-        for name in nets:
-            nets[name].load_state_dict(state["nets"][name])
-            optimisers[name].load_state_dict(state["optimisers"][name])
-        scaler.load_state_dict(state["scaler"])
-        step = state["step"]
+        step = load_checkpoint(checkpoint, options, nets, optimisers, scaler, device,
+                               ("width", "blocks"))  # fmt: skip
     rng = np.random.default_rng([options.seed, step])  # a resumed run draws new examples
     config = {
         "size": options.size, "width": options.width, "blocks": options.blocks,
@@ -188,15 +158,7 @@ def train_inpaint(
 
     def save() -> None:
         save_model(out, nets, config | {"steps": step})
-        temporary = out / ".checkpoint.pt.tmp"
-        torch.save(
-            {"step": step, "options": asdict(options),
-             "nets": {k: v.state_dict() for k, v in nets.items()},
-             "optimisers": {k: v.state_dict() for k, v in optimisers.items()},
-             "scaler": scaler.state_dict()},
-            temporary,
-        )  # fmt: skip
-        temporary.replace(checkpoint)
+        save_checkpoint(checkpoint, step, options, nets, optimisers, scaler)
 
     def adversarial(logits, real: bool):
         target = torch.ones_like(logits) if real else torch.zeros_like(logits)

@@ -1,0 +1,86 @@
+"""What the trainers share: the held-apart split, crops, tensors, checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+def held_apart(records: list[dict], count: int) -> tuple[list[dict], list[dict]]:
+    """``(train, held)``: ``count`` records held apart by a hash of their id, so the split is
+    the same for every run and every trainer, and stays put when records are added."""
+    order = sorted(records, key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest())
+    if len(order) <= count:
+        raise ValueError(f"{len(records)} records: need more than the {count} held apart")
+    return order[count:], order[:count]
+
+
+def read_rgb(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(f"cannot read {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def crop(images: list[np.ndarray], size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    """The same square of each image (all of one size): the shorter side resized to
+    ``size``, then a random ``size``² crop flipped half the time (``rng``), or the centre
+    crop (``rng`` None: validation)."""
+    h0, w0 = images[0].shape[:2]
+    scale = size / min(h0, w0)
+    w, h = max(size, round(w0 * scale)), max(size, round(h0 * scale))
+    resized = [cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images]
+    if rng is None:
+        y, x, flip = (h - size) // 2, (w - size) // 2, False
+    else:
+        y, x = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+        flip = rng.random() < 0.5
+    out = [im[y : y + size, x : x + size] for im in resized]
+    return [np.ascontiguousarray(im[:, ::-1] if flip else im) for im in out]
+
+
+def tensor(arrays: list[np.ndarray], device):
+    """N×C×H×W float32 from H×W or H×W×C arrays."""
+    import torch
+
+    stacked = np.stack([a[..., None] if a.ndim == 2 else a for a in arrays]).astype(np.float32)
+    return torch.from_numpy(stacked.transpose(0, 3, 1, 2).copy()).to(device)
+
+
+def save_checkpoint(path: Path, step: int, options, nets: dict, optimisers: dict, scaler) -> None:
+    """Everything needed to resume, written whole (beside, then renamed over)."""
+    import torch
+
+    temporary = path.with_name(f".{path.name}.tmp")
+    torch.save(
+        {"step": step, "options": asdict(options),
+         "nets": {k: v.state_dict() for k, v in nets.items()},
+         "optimisers": {k: v.state_dict() for k, v in optimisers.items()},
+         "scaler": scaler.state_dict()},
+        temporary,
+    )  # fmt: skip
+    temporary.replace(path)
+
+
+def load_checkpoint(
+    path: Path, options, nets: dict, optimisers: dict, scaler, device, same: tuple[str, ...]
+) -> int:
+    """Resume from ``path``: load the networks, optimisers and scaler, return the step. The
+    options named in ``same`` (the networks' shape) must match the checkpoint's."""
+    import torch
+
+    state = torch.load(path, map_location=device, weights_only=False)
+    trained: dict[str, Any] = state["options"]
+    if differing := [k for k in same if trained[k] != getattr(options, k)]:
+        was = ", ".join(f"{k} {trained[k]}" for k in differing)
+        raise ValueError(f"{path} was trained with {was}; pass the same, or --fresh to start over")
+    for name in nets:
+        nets[name].load_state_dict(state["nets"][name])
+        optimisers[name].load_state_dict(state["optimisers"][name])
+    scaler.load_state_dict(state["scaler"])
+    return int(state["step"])
