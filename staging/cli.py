@@ -42,9 +42,13 @@ def _global_options(
     device: str = typer.Option(None, help="auto, cpu, cuda[:N] or mps (STAGING_DEVICE)."),
     models_dir: str = typer.Option(None, help="Models folder(s) (STAGING_MODELS_DIR)."),
     offline: bool = typer.Option(None, "--offline/--online", help="Forbid downloads."),
+    lora: str = typer.Option(
+        None, help="LoRA folder for the diffusion generators (STAGING_LORA; staging train)."
+    ),
 ) -> None:
     _overrides.clear()  # one invocation's flags never leak into the next (tests, REPLs)
-    for key, value in {"device": device, "models_dir": models_dir, "offline": offline}.items():
+    given = {"device": device, "models_dir": models_dir, "offline": offline, "lora": lora}
+    for key, value in given.items():
         if value is not None:
             _overrides[key] = value
 
@@ -852,6 +856,38 @@ def train_pix2pix_command(
     )  # fmt: skip
     try:
         summary = train_pix2pix(data, out, options, progress=not as_json, fresh=fresh)
+    except (FileNotFoundError, ValueError) as exc:
+        raise StagingError(str(exc)) from exc
+    summary.pop("history")
+    _print_report(summary, as_json)
+
+
+@train_app.command("sd-outpaint")
+def train_sd_outpaint_command(
+    data: Path = typer.Argument(..., help="A folder written by `staging dataset`."),
+    out: Path = typer.Option(..., "--out", "-o", help="LoRA folder (resumed if present)."),
+    model: str = typer.Option("sd-inpainting", help="The SD inpainting model to adapt."),
+    size: int = typer.Option(512, help="Training crops are size x size."),
+    rank: int = typer.Option(4, help="LoRA rank."),
+    batch: int = typer.Option(1, help="Images per step."),
+    steps: int = typer.Option(1000, help="Train until this step."),
+    minutes: float = typer.Option(None, help="Stop (and save) after this many minutes."),
+    lr: float = typer.Option(1e-4, help="Learning rate of the adapters."),
+    save_every: int = typer.Option(100, help="Save every N steps."),
+    fresh: bool = typer.Option(False, help="Start over instead of resuming."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """LoRA fine-tuning of SD inpainting to paint your catalog's scenes around a product
+    (AdBooster). A GPU job (--device cuda); use the result with `staging --lora OUT`."""
+    from staging.train.sd_outpaint import OutpaintTraining, train_sd_outpaint
+
+    options = OutpaintTraining(
+        model=model, size=size, rank=rank, batch=batch, steps=steps, minutes=minutes, lr=lr,
+        save_every=save_every,
+    )  # fmt: skip
+    try:
+        summary = train_sd_outpaint(data, out, _engine().runtime, options,
+                                    progress=not as_json, fresh=fresh)  # fmt: skip
     except (FileNotFoundError, ValueError) as exc:
         raise StagingError(str(exc)) from exc
     summary.pop("history")

@@ -158,9 +158,28 @@ def load_pipeline(runtime, pipeline_class: str, model: str, **components):
         )
     except Exception as exc:  # diffusers raises OSError/ValueError/... for a broken folder
         raise StagingError(_broken(model, path, exc)) from exc
+    if getattr(runtime, "lora", None):
+        load_lora(pipeline, runtime.lora)
     place(pipeline, runtime.device)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
+
+
+def load_lora(pipeline, folder: str | Path) -> None:
+    """Load a LoRA folder (``pytorch_lora_weights.safetensors``, as ``staging train
+    sd-outpaint`` and diffusers' training scripts write it) into ``pipeline``."""
+    folder = Path(folder).expanduser()
+    if not (folder / "pytorch_lora_weights.safetensors").is_file():
+        raise StagingError(
+            f"No LoRA at {folder} (no pytorch_lora_weights.safetensors). Train one with "
+            "`staging train sd-outpaint DATA --out DIR`."
+        )
+    if importlib.util.find_spec("peft") is None:
+        raise StagingError("Loading a LoRA needs peft: pip install peft")
+    try:
+        pipeline.load_lora_weights(str(folder))
+    except Exception as exc:  # diffusers raises ValueError/KeyError for a mismatched LoRA
+        raise StagingError(f"Could not load the LoRA {folder} into this model: {exc}") from exc
 
 
 def _broken(model: str, path: Path, exc: Exception) -> str:

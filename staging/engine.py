@@ -96,7 +96,7 @@ class StagingEngine:
 
     @property
     def runtime(self) -> Runtime:
-        return Runtime(self.store, self.device, self.settings.threads)
+        return Runtime(self.store, self.device, self.settings.threads, self.settings.lora)
 
     def _cached(self, kind: str, name: str, factory: Callable[[], T]) -> T:
         """Build ``factory()`` once per (kind, name); concurrent callers wait for the first."""

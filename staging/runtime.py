@@ -58,6 +58,7 @@ class Runtime:
     store: ModelStore
     device: str = "cpu"
     threads: int | None = None
+    lora: str | None = None  # a LoRA folder for the diffusion pipelines (staging.diffusion)
 
     def onnx_session(self, path: str | Path | bytes):
         """An ONNX Runtime session on this runtime's device (a file, or a serialised model)."""

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     threads: int | None = Field(
         None, ge=1, description="CPU threads for ONNX Runtime; default: all cores."
     )
+    lora: str | None = Field(
+        None,
+        description=(
+            "A LoRA folder (from `staging train sd-outpaint`) loaded into the diffusion "
+            "generators (sd, sd2, sdxl, controlnet) on top of their base model."
+        ),
+    )
     state_dir: Path = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("product-staging-studio")),
         description=(

@@ -386,3 +386,42 @@ def test_working_size_keeps_the_aspect_at_the_native_pixel_count():
     assert (w % 64, h % 64) == (0, 0) and abs(w / h - 1080 / 1920) < 0.05
     assert abs(w * h - 1024**2) / 1024**2 < 0.1
     assert _diffusers.working_size(728, 90, 512, 64)[1] == 192  # never below one latent block
+
+
+def test_sd_outpaint_lora_trains_resumes_and_changes_what_sd_paints(models, tmp_path):
+    """``staging train sd-outpaint`` on the tiny SD inpainting model: loss, LoRA file,
+    resume, and the ``sd`` generator with ``lora=`` paints differently from the base."""
+    pytest.importorskip("peft")
+    from staging.errors import StagingError
+    from staging.io import load_image, save_image
+    from staging.train.dataset import Record, build_dataset
+    from staging.train.sd_outpaint import OutpaintTraining, train_sd_outpaint
+
+    rgb, mask = _product()
+    scenes = []
+    for i in range(3):
+        scene = np.full_like(rgb, (60 + 40 * i, 120, 90))
+        scene[mask] = rgb[mask]
+        scenes.append(Record(f"s{i}", save_image(tmp_path / f"s{i}.png", scene), "a red box"))
+    segment = lambda im: (np.all(im == rgb, -1) & mask, mask.astype(np.float32))  # noqa: E731
+    build_dataset(scenes, tmp_path / "data", load_image, segment, holes=1)
+    runtime = StagingEngine(device="cpu", models_dir=str(models)).runtime
+    options = dict(size=64, lr=1e-2, save_every=2)
+    first = train_sd_outpaint(tmp_path / "data", tmp_path / "lora", runtime,
+                              OutpaintTraining(steps=3, **options), progress=False)  # fmt: skip
+    assert first["steps"] == 3 and np.isfinite(first["history"]).all()
+    assert (tmp_path / "lora" / "pytorch_lora_weights.safetensors").is_file()
+    again = train_sd_outpaint(tmp_path / "data", tmp_path / "lora", runtime,
+                              OutpaintTraining(steps=5, **options), progress=False)  # fmt: skip
+    assert again["steps"] == 5 and len(again["history"]) == 2
+
+    kwargs = dict(mask=mask, placement="64x64", fill=0.5, steps=STEPS, backend="sd", seed=3,
+                  cache=False)  # fmt: skip
+    plain = StagingEngine(device="cpu", models_dir=str(models)).stage_prompt(rgb, **kwargs)[0]
+    tuned_engine = StagingEngine(device="cpu", models_dir=str(models), lora=str(tmp_path / "lora"))
+    tuned = tuned_engine.stage_prompt(rgb, **kwargs)[0]
+    _assert_exact_cut_back(tuned, rgb, mask)
+    assert not np.array_equal(plain.image, tuned.image)  # the adapters change the painting
+    broken = StagingEngine(device="cpu", models_dir=str(models), lora=str(tmp_path / "nothing"))
+    with pytest.raises(StagingError, match="staging train sd-outpaint"):
+        broken.stage_prompt(rgb, **kwargs)
