@@ -751,6 +751,9 @@ def dataset_command(
     all_images: bool = typer.Option(
         False, "--all", help="Keep products on plain backgrounds too (default: staged only)."
     ),
+    captions: str = typer.Option(
+        "auto", help="blip, catalog, or auto (BLIP when blip-captioning is on disk)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Training data from a catalog's staged images: the product's mask, the product on
@@ -767,7 +770,7 @@ def dataset_command(
 
         report = engine.build_dataset(
             source, out, holes=holes, max_side=max_side, caption_column=caption_column,
-            staged_only=not all_images, progress=progress,
+            staged_only=not all_images, captions=captions, progress=progress,
         )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))

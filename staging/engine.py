@@ -883,13 +883,18 @@ class StagingEngine:
         max_side: int = 1024,
         caption_column: str | None = None,
         staged_only: bool = True,
+        captions: str = "auto",
         progress: Callable[[int, int], None] | None = None,
     ) -> DatasetReport:
         """Training records from a catalog (a folder, or a CSV with an ``image`` column) for
         ``staging train``: see :mod:`staging.train.dataset`. Masks come from the default
-        segmenter (cached as every mask is); captions from ``caption_column`` of the CSV, else
-        its ``type`` or ``category``. With ``staged_only``, images of a product on a plain
-        background are listed as failed, not trained on. ``progress(done, total)``."""
+        segmenter (cached as every mask is). Captions (``captions``): ``blip`` from the BLIP
+        model (``staging models pull blip-captioning``), ``catalog`` from ``caption_column`` of
+        the CSV, else its ``type`` or ``category``; ``auto`` is BLIP when it is on disk, else
+        the catalog's. With ``staged_only``, images of a product on a plain background are
+        listed as failed, not trained on. ``progress(done, total)``."""
+        if captions not in ("auto", "blip", "catalog"):
+            raise StagingError(f"captions must be auto, blip or catalog, not {captions!r}.")
         import csv
 
         from staging.batch import read_products
@@ -924,7 +929,12 @@ class StagingEngine:
                 progress(done, len(products))
 
         records = [Record(p.id, p.image, texts[p.id]) for p in products]
-        return build_dataset(records, out, load, segment, None, holes, max_side, step)
+        caption = None
+        if captions == "blip" or (captions == "auto" and self.store.find("blip-captioning")):
+            from staging.train.caption import BlipCaptioner
+
+            caption = BlipCaptioner(self.store.path("blip-captioning"), self.device)
+        return build_dataset(records, out, load, segment, caption, holes, max_side, step)
 
     # -- prompt-based and vanilla staging (generated backgrounds) -------------------------------
     def generator(self, name: str | None = None) -> Generator:

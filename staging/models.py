@@ -262,7 +262,7 @@ class ModelSpec:
     """
 
     name: str
-    task: str  # segment | embed | inpaint | generate | depth
+    task: str  # segment | embed | inpaint | generate | depth | caption
     sources: tuple[Source, ...]
     files: tuple[str, ...]
     licence: str
@@ -467,6 +467,29 @@ register(
         605.2,
         "OpenAI CLIP ViT-B/32; its image tower's 512-d projected embedding is the `clip` "
         "embedder (needs torch + transformers)",
+    )
+)
+
+
+# --- captioning ----------------------------------------------------------------------------
+register(
+    ModelSpec(
+        "blip-captioning",
+        "caption",
+        (HfRepo("Salesforce/blip-image-captioning-base"),),
+        (
+            "config.json",
+            "model.safetensors",
+            "preprocessor_config.json",
+            "special_tokens_map.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "vocab.txt",
+        ),
+        "BSD-3-Clause",
+        990.0,
+        "BLIP base (Li et al. 2022) image captioning: `staging dataset` captions its training "
+        "images with it, as seed 003 does (needs torch + transformers)",
     )
 )
 

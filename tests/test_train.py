@@ -258,3 +258,52 @@ def test_pix2pix_trains_resumes_and_stages_through_the_backend(tmp_path):
     image = staged[0].image
     assert image.shape == (250, 300, 3) and staged[0].source["backend"] == "pix2pix"
     assert image[:40].std() > 1  # a painted background, not the white input
+
+
+def _tiny_blip(folder: Path) -> None:
+    """A BLIP captioner with random weights and a 16-word vocabulary, saved with the
+    registry's file names (``blip-captioning``)."""
+    transformers = pytest.importorskip("transformers")
+    folder.mkdir(parents=True)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "chair", "in", "room", "red",
+             "blue", "table", "the", "living", "with", "[DEC]"]  # fmt: skip
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    tok = transformers.BertTokenizer(str(folder / "vocab.txt"), bos_token="[DEC]")
+    layers = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+    config = transformers.BlipConfig(
+        vision_config=dict(layers, image_size=32, patch_size=8),
+        text_config=dict(layers, vocab_size=len(tok), encoder_hidden_size=16,
+                         max_position_embeddings=32, bos_token_id=tok.bos_token_id,
+                         pad_token_id=tok.pad_token_id, sep_token_id=tok.sep_token_id),
+        projection_dim=16,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    transformers.BlipForConditionalGeneration(config).save_pretrained(folder)
+    images = transformers.BlipImageProcessor(size={"height": 32, "width": 32})
+    transformers.BlipProcessor(image_processor=images, tokenizer=tok).save_pretrained(folder)
+    images.save_pretrained(folder)  # preprocessor_config.json, as the hub repository has it
+    if not (folder / "special_tokens_map.json").is_file():
+        (folder / "special_tokens_map.json").write_text(json.dumps({"bos_token": "[DEC]"}))
+
+
+def test_dataset_captions_with_blip_when_it_is_on_disk(tmp_path):
+    from staging import StagingEngine
+    from staging.models import REGISTRY
+
+    _tiny_blip(tmp_path / "models" / "blip-captioning")
+    assert all((tmp_path / "models" / "blip-captioning" / f).is_file()
+               for f in REGISTRY["blip-captioning"].files)  # fmt: skip
+    folder = tmp_path / "catalog"
+    for i in range(2):
+        save_image(folder / f"r{i}.png", _room(i, (96, 128), noise=12))
+    engine = StagingEngine(device="cpu", models_dir=str(tmp_path / "models"))
+    engine.segment = lambda rgb: SimpleNamespace(mask=_blue(rgb)[0], alpha=_blue(rgb)[1])
+    engine.build_dataset(folder, tmp_path / "blip", holes=1)
+    words = {"a", "chair", "in", "room", "red", "blue", "table", "the", "living", "with"}
+    texts = [r["text"] for r in read_metadata(tmp_path / "blip")]
+    assert all(t and set(t.split()) <= words for t in texts)  # the model's own vocabulary
+    engine.build_dataset(folder, tmp_path / "plain", holes=1, captions="catalog")
+    assert [r["text"] for r in read_metadata(tmp_path / "plain")] == ["", ""]
+    bare = StagingEngine(device="cpu", models_dir=str(tmp_path / "no-models"))
+    with pytest.raises(Exception, match="staging models pull blip-captioning"):
+        bare.build_dataset(folder, tmp_path / "none", captions="blip")
