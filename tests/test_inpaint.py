@@ -350,8 +350,12 @@ def test_evaluate_inpainting_on_a_small_folder(tmp_path, runtime):
         report["hole_psnr"] - report["reference"]["hole_psnr"]
     )
     assert len(report["per_image"]) == 3
-    again = evaluate_inpainting(_FakeEngine(runtime), rooms, backend="structure", width=128)
+    again = evaluate_inpainting(_FakeEngine(runtime), rooms, backend="structure", width=128,
+                                save_dir=tmp_path / "saved", reference=None)  # fmt: skip
     assert again["hole_psnr"] == report["hole_psnr"]  # same seed, same holes
+    fills = sorted((tmp_path / "saved" / "structure").glob("*.png"))  # for `eval realism`
+    assert [f.name for f in fills] == ["room0.png", "room1.png", "room2.png"]
+    assert (tmp_path / "saved" / "room0.structure.jpg").is_file()  # the room beside its fill
 
 
 @pytest.mark.shared_data

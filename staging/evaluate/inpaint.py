@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import time
 from pathlib import Path
 
@@ -297,7 +298,9 @@ def evaluate_inpainting(
     """Mean hole PSNR, hole-bbox SSIM, WBL and seconds per image of ``engine.inpaint``.
 
     ``reference`` (default OpenCV Telea; None to skip) runs on the same holes and is reported
-    beside, with the differences. ``save_dir`` keeps each room with its hole and the result.
+    beside, with the differences. ``save_dir`` keeps each room with its hole beside the
+    result, and the results alone in ``save_dir/<backend>/`` (to compare with real rooms by
+    ``staging eval realism``).
     """
     from staging.inpaint import DEFAULT
 
@@ -328,8 +331,9 @@ def evaluate_inpainting(
         if save_dir is not None:
             shown = room.copy()
             shown[hole] = (255, 0, 255)
-            stem = Path(image_name).stem
-            save_image(save_dir / f"{stem}.{name}.jpg", np.concatenate([shown, out], axis=1))
+            stem, label = Path(image_name).stem, re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+            save_image(save_dir / f"{stem}.{label}.jpg", np.concatenate([shown, out], axis=1))
+            save_image(save_dir / label / f"{stem}.png", out)  # for `staging eval realism`
     report: dict = {"backend": name, "images": len(rows), "width": width, "seed": seed}
     for metric in METRICS:
         report[metric] = float(np.nanmean([r[metric] for r in rows]))
