@@ -336,7 +336,7 @@ class _FakeEngine:
 
 
 def test_evaluate_inpainting_on_a_small_folder(tmp_path, runtime):
-    from staging.io import save_image
+    from staging.io import load_image, save_image
 
     rooms = tmp_path / "rooms"
     for i in range(3):
@@ -356,6 +356,9 @@ def test_evaluate_inpainting_on_a_small_folder(tmp_path, runtime):
     fills = sorted((tmp_path / "saved" / "structure").glob("*.png"))  # for `eval realism`
     assert [f.name for f in fills] == ["room0.png", "room1.png", "room2.png"]
     assert (tmp_path / "saved" / "room0.structure.jpg").is_file()  # the room beside its fill
+    crop, truth = (load_image(tmp_path / "saved" / d / "room1.png")
+                   for d in ("structure-hole", "truth-hole"))  # fmt: skip
+    assert crop.shape == truth.shape and crop.shape[0] < 96 and not np.array_equal(crop, truth)
 
 
 @pytest.mark.shared_data

@@ -45,6 +45,7 @@ import numpy as np
 from tqdm import tqdm
 
 from staging.errors import StagingError
+from staging.inpaint.base import context_window
 from staging.io import list_images, save_image
 
 WBL_BOUNDARY = 0.9  # lambda_boundary of the paper
@@ -299,8 +300,9 @@ def evaluate_inpainting(
 
     ``reference`` (default OpenCV Telea; None to skip) runs on the same holes and is reported
     beside, with the differences. ``save_dir`` keeps each room with its hole beside the
-    result, and the results alone in ``save_dir/<backend>/`` (to compare with real rooms by
-    ``staging eval realism``).
+    result, the results alone in ``save_dir/<backend>/``, and a square around each hole of the
+    result and of the truth (``<backend>-hole/``, ``truth-hole/``) for ``staging eval
+    realism``.
     """
     from staging.inpaint import DEFAULT
 
@@ -334,6 +336,11 @@ def evaluate_inpainting(
             stem, label = Path(image_name).stem, re.sub(r"[^A-Za-z0-9._-]+", "_", name)
             save_image(save_dir / f"{stem}.{label}.jpg", np.concatenate([shown, out], axis=1))
             save_image(save_dir / label / f"{stem}.png", out)  # for `staging eval realism`
+            # The hole's surroundings, filled and true: realism of the fill itself (a whole
+            # room differs from the truth only inside the hole).
+            y0, y1, x0, x1 = context_window(hole, min_side=0, context=1.5)
+            save_image(save_dir / f"{label}-hole" / f"{stem}.png", out[y0:y1, x0:x1])
+            save_image(save_dir / "truth-hole" / f"{stem}.png", room[y0:y1, x0:x1])
     report: dict = {"backend": name, "images": len(rows), "width": width, "seed": seed}
     for metric in METRICS:
         report[metric] = float(np.nanmean([r[metric] for r in rows]))
