@@ -21,6 +21,7 @@ from staging.compose.copy_paste import paste_product
 from staging.compose.fit import MIN_COVERAGE, place_product, same_kind
 from staging.compose.scale import (
     CAMERA_HEIGHT_CM,
+    GENERIC_WIDTH_CM,
     SizePriors,
     pixels_per_cm,
     typical_width,
@@ -56,7 +57,8 @@ def test_size_priors_prefer_the_size_then_the_catalog_then_typical_widths():
     # One stool size is no median: the typical stool width is used.
     assert priors.width("Stool") == (typical_width("stool"), "typical width of its kind")
     assert typical_width("Bar stool") == 45 and typical_width("Armchair") == 80
-    assert priors.width("Spaceship") is None and priors.width(None) is None
+    # Nothing known: the typical piece of furniture's width, never the replaced object's size.
+    assert priors.width("Spaceship")[0] == priors.width(None)[0] == GENERIC_WIDTH_CM == 80
 
 
 def test_pixels_per_cm_follow_the_level_camera():
