@@ -40,8 +40,8 @@ TYPICAL_WIDTH_CM: tuple[tuple[str, float], ...] = (
 )  # fmt: skip
 
 GENERIC_WIDTH_CM = statistics.median(cm for _, cm in TYPICAL_WIDTH_CM)
-"""A product whose size and kind are both unknown is shown as wide as the typical piece of
-furniture above (their median, 80 cm): the old object's size, the paper's rule, made a pillow
+"""The widest a product of unknown size and kind is shown: the typical piece of furniture
+above (their median, 80 cm). Without it the paper's rule (the old object's size) made a pillow
 or a box replacing a sofa fill the frame."""
 
 _UNIT_CM = {"mm": 0.1, "cm": 1.0, "m": 100.0}
@@ -89,16 +89,16 @@ class SizePriors:
                 widths.setdefault(product_type.lower(), []).append(width)
         return cls({t: statistics.median(w) for t, w in widths.items() if len(w) >= min_count})
 
-    def width(self, product_type: str | None, size: str | None = None) -> tuple[float, str]:
-        """``(width_cm, where it came from)``: the size given, the type's catalog median, the
-        typical width of its kind, else :data:`GENERIC_WIDTH_CM`."""
+    def width(self, product_type: str | None, size: str | None = None) -> tuple[float, str] | None:
+        """``(width_cm, where it came from)``: the size given, the type's catalog median, or
+        the typical width of its kind; None when nothing is known."""
         if (cm := width_from_size(size)) is not None:
             return cm, "size"
         if product_type and product_type.lower() in self.medians:
             return self.medians[product_type.lower()], "catalog median of its type"
         if (cm := typical_width(product_type)) is not None:
             return cm, "typical width of its kind"
-        return GENERIC_WIDTH_CM, "generic: size and kind unknown (give the catalog's size)"
+        return None
 
 
 def pixels_per_cm(
