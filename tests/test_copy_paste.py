@@ -247,11 +247,8 @@ def demo_index(tmp_path_factory):
     return root / "index", truths
 
 
-def test_stage_copy_paste_end_to_end(demo_index, monkeypatch):
+def test_stage_copy_paste_end_to_end(demo_index):
     index, truths = demo_index
-    # The demo rooms' furniture is far wider than a level camera at 130 cm implies: lift the
-    # cap on unknown sizes so that the paper's rule (the old object's size) is what runs.
-    monkeypatch.setattr("staging.compose.scale.GENERIC_WIDTH_CM", 1000.0)
     engine = StagingEngine(device="cpu")
     product, alpha = product_shot()
     calls = []

@@ -15,13 +15,12 @@ from typer.testing import CliRunner
 
 from staging import StagingEngine
 from staging.cli import app
-from staging.compose.align import align_product, crop_to_content, mask_geometry
+from staging.compose.align import crop_to_content, mask_geometry
 from staging.compose.blend import cast_shadow, match_grain, noise_sigma, support_points
 from staging.compose.copy_paste import paste_product
 from staging.compose.fit import MIN_COVERAGE, place_product, same_kind
 from staging.compose.scale import (
     CAMERA_HEIGHT_CM,
-    GENERIC_WIDTH_CM,
     SizePriors,
     pixels_per_cm,
     typical_width,
@@ -58,7 +57,6 @@ def test_size_priors_prefer_the_size_then_the_catalog_then_typical_widths():
     assert priors.width("Stool") == (typical_width("stool"), "typical width of its kind")
     assert typical_width("Bar stool") == 45 and typical_width("Armchair") == 80
     assert priors.width("Spaceship") is None and priors.width(None) is None
-    assert GENERIC_WIDTH_CM == 80  # the cap on unknown sizes: the typical widths' median
 
 
 def test_pixels_per_cm_follow_the_level_camera():
@@ -87,23 +85,6 @@ def test_the_product_takes_its_real_width_on_the_old_floor_line():
     wider = place_product(alpha, analysis, width_cm=100.0)
     assert wider.mode == "replace"
     assert wider.alignment.box[2] - wider.alignment.box[0] == pytest.approx(2 * (x1 - x0), abs=1)
-
-
-def test_an_unknown_size_takes_the_old_objects_size_up_to_typical_furniture():
-    """The paper's rule (the old object's size) when the size is unknown, but never wider
-    than typical furniture: a pillow replacing a sofa stays a pillow's size, not a sofa's."""
-    _, alpha = crop_to_content(*product_shot(120, 60))
-    _, mask, narrow = _analysis((140, 40, 75))  # 40 px on this floor line: 58 cm
-    fit = place_product(alpha, narrow)
-    assert fit.mode == "replace"
-    assert fit.alignment.scale == pytest.approx(align_product(alpha, mask).scale)
-    _, wide_alpha = crop_to_content(*product_shot(60, 120))  # a wide product (a pillow)
-    _, wide_mask, wide = _analysis((60, 160, 90))  # a 234 cm sofa: the rule makes it 170 px
-    assert align_product(wide_alpha, wide_mask).box[2] > 160
-    capped = place_product(wide_alpha, wide)
-    x0, _, x1, feet = capped.alignment.box
-    assert x1 - x0 == pytest.approx(GENERIC_WIDTH_CM * pixels_per_cm(feet, 256), abs=1.5)
-    assert capped.mode == "insert"  # it covers little of the sofa: in front of it, not over
 
 
 def test_no_product_ends_up_larger_than_the_frame_allows():

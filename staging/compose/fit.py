@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from staging.compose import scale as sizes
 from staging.compose.align import Alignment, align_product, mask_geometry
 from staging.compose.scale import pixels_per_cm
 from staging.compose.scene import SceneAnalysis
@@ -74,15 +73,11 @@ def place_product(
     product_type: str | None = None,
     scene_category: str | None = None,
     margin: float = 0.02,
-    max_width_cm: float | None = None,
 ) -> Fit:
     """Where the product (its alpha cropped to content) goes in ``scene``, and its :class:`Fit`.
 
     Args:
-        width_cm: the product's real width; None falls back to the old object's size (the
-            paper's rule) up to ``max_width_cm`` (default: ``scale.GENERIC_WIDTH_CM``): a
-            product of unknown size that the rule would make wider is placed as one that
-            wide.
+        width_cm: the product's real width; None falls back to the old object's size.
         similarity: the retrieval score of this scene.
         margin: the product's top stays this share of the height below the frame's top.
     """
@@ -110,11 +105,6 @@ def place_product(
         dy = floor - scale * ny1
         return Alignment(scale, dx, dy, (dx, dy, dx + scale * pw, dy + scale * ph)), scale / real
 
-    cap = sizes.GENERIC_WIDTH_CM if max_width_cm is None else max_width_cm
-    if width_cm is None and (ppcm := pixels_per_cm(oy1, sh)) is not None:
-        paper = align_product(product_alpha, scene.mask)
-        if paper.scale * (nx1 - nx0) > cap * ppcm:
-            width_cm = cap  # at_real_size reads it: placed at that size, on its floor
     replaced = at_real_size(oy1)
     alignment = replaced[0] if replaced else align_product(product_alpha, scene.mask)
     coverage = float((_placed(inside, alignment, (sh, sw)) & scene.mask).sum() / old_area)

@@ -39,11 +39,6 @@ TYPICAL_WIDTH_CM: tuple[tuple[str, float], ...] = (
     ("plant pot", 30), ("plant", 40), ("pouffe", 45), ("rug", 170),
 )  # fmt: skip
 
-GENERIC_WIDTH_CM = statistics.median(cm for _, cm in TYPICAL_WIDTH_CM)
-"""The widest a product of unknown size and kind is shown: the typical piece of furniture
-above (their median, 80 cm). Without it the paper's rule (the old object's size) made a pillow
-or a box replacing a sofa fill the frame."""
-
 _UNIT_CM = {"mm": 0.1, "cm": 1.0, "m": 100.0}
 
 
