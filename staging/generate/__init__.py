@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from staging.errors import ModelNotAvailableError, UnknownNameError
+from staging.errors import UnknownNameError
 from staging.generate.base import GenerationRequest, Generator, Progress
 from staging.runtime import Runtime
 
@@ -73,27 +73,16 @@ def _controlnet(runtime: Runtime) -> Generator:
 
 
 def _pix2pix(runtime: Runtime, folder: str | None = None) -> Generator:
-    """A trained model folder: ``folder``, else ``pix2pix`` in a models directory (trained
-    on the user's own catalog, so no registry entry to pull)."""
-    from pathlib import Path
-
+    """A trained model folder: ``folder``, else ``pix2pix`` in a models directory."""
     from staging.generate.pix2pix import Pix2PixGenerator
+    from staging.trained import find_folder
 
-    if folder is None:
-        found = [d / "pix2pix" for d in runtime.store.dirs if (d / "pix2pix").is_dir()]
-        if not found:
-            where = runtime.store.dirs[0] / "pix2pix"
-            raise ModelNotAvailableError(
-                "The 'pix2pix' backend (the AdKDD 2023 paper's vanilla-staging baseline) runs a "
-                f"generator trained on your own catalog, and there is none at {where}. Train "
-                "one with:\n"
-                "    staging dataset CATALOG --out DATA\n"
-                f"    staging train pix2pix DATA --out {where}\n"
-                "or name a model folder (--backend pix2pix:/path/to/model), or use --backend "
-                "studio (weights-free)."
-            )
-        folder = str(found[0])
-    return Pix2PixGenerator(Path(folder).expanduser(), device=runtime.device)
+    where = find_folder(
+        runtime, "pix2pix", folder, "pix2pix generator (the AdKDD 2023 paper's vanilla-staging "
+        "baseline, trained on your own catalog)", "staging train pix2pix", "--backend",
+        ",\nor use --backend studio (weights-free).",
+    )  # fmt: skip
+    return Pix2PixGenerator(where, device=runtime.device)
 
 
 BACKENDS: dict[str, Callable[[Runtime], Generator]] = {

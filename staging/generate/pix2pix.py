@@ -18,7 +18,6 @@ back; the staging pipeline then cuts the full-resolution product back on top.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import numpy as np
 from staging.errors import StagingError
 from staging.generate._diffusers import resize, working_size
 from staging.generate.base import GenerationRequest, Generator
+from staging.trained import read_folder, save_folder
 
 FORMAT = "staging-pix2pix"
 DOWNS = 8  # unet_256: 256 px in, 1 px at the bottleneck
@@ -105,37 +105,15 @@ def on_white(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 def save_model(folder: Path, generator, config: dict[str, Any]) -> None:
     """Write ``generator.safetensors`` and ``config.json``, each file whole."""
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
-    temporary = folder / ".generator.safetensors.tmp"
-    save_file(state, str(temporary))
-    temporary.replace(folder / "generator.safetensors")
-    temporary = folder / ".config.json.tmp"
-    temporary.write_text(json.dumps({"format": FORMAT, "version": 1, **config}, indent=2))
-    temporary.replace(folder / "config.json")
+    save_folder(folder, FORMAT, {"generator": generator}, config)
 
 
 def load_model(folder: str | Path, device: str = "cpu"):
     """``(generator in eval mode, config)`` of a model folder, or a readable error."""
-    folder = Path(folder)
-    path = folder / "config.json"
-    if not path.is_file():
-        raise StagingError(
-            f"{folder} is not a pix2pix model folder (no config.json). Train one with "
-            "`staging train pix2pix DATA --out DIR`."
-        )
-    config = json.loads(path.read_text())
-    if config.get("format") != FORMAT:
-        raise StagingError(f"{path} is not a {FORMAT} model (format {config.get('format')!r}).")
-    weights = folder / "generator.safetensors"
-    if not weights.is_file():
-        raise StagingError(f"{folder} has no generator.safetensors: the folder is incomplete.")
-    from safetensors.torch import load_file
-
+    train = "staging train pix2pix DATA --out DIR"
+    config, states = read_folder(folder, FORMAT, ("generator",), "a pix2pix", train)
     generator = build_generator(config["width"])
-    generator.load_state_dict(load_file(str(weights)))
+    generator.load_state_dict(states["generator"])
     return generator.to(device).eval(), config
 
 

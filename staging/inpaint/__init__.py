@@ -66,25 +66,13 @@ def _sd(runtime: Runtime) -> Inpainter:
 
 
 def _edgeconnect(runtime: Runtime, folder: str | None = None) -> Inpainter:
-    """A trained model folder: ``folder``, else ``edgeconnect`` in a models directory (a
-    trained model is the user's own, so it has no registry entry to pull)."""
-    from pathlib import Path
-
-    from staging.errors import ModelNotAvailableError
+    """A trained model folder: ``folder``, else ``edgeconnect`` in a models directory."""
     from staging.inpaint.edgeconnect import EdgeConnectInpainter
+    from staging.trained import find_folder
 
-    if folder is None:
-        found = [d / "edgeconnect" for d in runtime.store.dirs if (d / "edgeconnect").is_dir()]
-        if not found:
-            where = runtime.store.dirs[0] / "edgeconnect"
-            raise ModelNotAvailableError(
-                f"No trained EdgeConnect model at {where}. Train one on your catalog with:\n"
-                f"    staging dataset CATALOG --out DATA\n"
-                f"    staging train inpaint DATA --out {where}\n"
-                "or name a model folder: --inpaint edgeconnect:/path/to/model"
-            )
-        folder = str(found[0])
-    return EdgeConnectInpainter(Path(folder).expanduser(), device=runtime.device)
+    where = find_folder(runtime, "edgeconnect", folder, "EdgeConnect model",
+                        "staging train inpaint", "--inpaint")  # fmt: skip
+    return EdgeConnectInpainter(where, device=runtime.device)
 
 
 BACKENDS: dict[str, Callable[[Runtime], Inpainter]] = {

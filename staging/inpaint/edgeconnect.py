@@ -23,7 +23,6 @@ The pipeline sees a square window around the hole (as for LaMa and ``sd``) at ``
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,10 @@ import numpy as np
 
 from staging.errors import StagingError
 from staging.inpaint.base import Inpainter, context_window, resize_to
+from staging.trained import read_folder, save_folder
 
 FORMAT = "staging-edgeconnect"
+GENERATORS = ("edge", "inpaint")  # what a model folder holds; the discriminators only train
 
 
 def _nn():
@@ -182,45 +183,18 @@ def complete(generators: dict, rgb01, hole, known_edges):
 
 def save_model(folder: Path, networks: dict, config: dict[str, Any]) -> None:
     """Write the generators and ``config.json`` (the format above), each file whole."""
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("edge", "inpaint"):
-        state = {k: v.detach().cpu().contiguous() for k, v in networks[name].state_dict().items()}
-        temporary = folder / f".{name}.safetensors.tmp"
-        save_file(state, str(temporary))
-        temporary.replace(folder / f"{name}.safetensors")
-    temporary = folder / ".config.json.tmp"
-    temporary.write_text(json.dumps({"format": FORMAT, "version": 1, **config}, indent=2))
-    temporary.replace(folder / "config.json")
+    save_folder(folder, FORMAT, {k: networks[k] for k in GENERATORS}, config)
 
 
 def load_model(folder: str | Path, device: str = "cpu") -> tuple[dict, dict[str, Any]]:
     """The generators (eval mode) and config of a model folder; a readable error when the
     folder is not one."""
-    folder = Path(folder)
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise StagingError(
-            f"{folder} is not an EdgeConnect model folder (no config.json). Train one with "
-            "`staging train inpaint DATA --out DIR`."
-        )
-    config = json.loads(config_path.read_text())
-    if config.get("format") != FORMAT:
-        found = config.get("format")
-        raise StagingError(f"{config_path} is not a {FORMAT} model (format {found!r}).")
-    from safetensors.torch import load_file
-
+    train = "staging train inpaint DATA --out DIR"
+    config, states = read_folder(folder, FORMAT, GENERATORS, "an EdgeConnect", train)
     networks = build_networks(config["width"], config["blocks"])
-    generators = {}
-    for name in ("edge", "inpaint"):
-        weights = folder / f"{name}.safetensors"
-        if not weights.is_file():
-            raise StagingError(f"{folder} has no {weights.name}: the model folder is incomplete.")
-        net = networks[name]
-        net.load_state_dict(load_file(str(weights)))
-        generators[name] = net.to(device).eval()
-    return generators, config
+    for name in GENERATORS:
+        networks[name].load_state_dict(states[name])
+    return {name: networks[name].to(device).eval() for name in GENERATORS}, config
 
 
 class EdgeConnectInpainter(Inpainter):
