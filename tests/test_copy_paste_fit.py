@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from staging import StagingEngine
 from staging.cli import app
-from staging.compose.align import crop_to_content, mask_geometry
-from staging.compose.blend import cast_shadow, match_grain, noise_sigma, support_points
-from staging.compose.copy_paste import paste_product
+from staging.compose.align import crop_to_content, mask_geometry, warp_product
+from staging.compose.blend import (
+    cast_shadow,
+    contact_shadow,
+    feather,
+    match_grain,
+    noise_sigma,
+    support_points,
+    wide_blur,
+)
+from staging.compose.copy_paste import paste_product, work_region
 from staging.compose.fit import MIN_COVERAGE, place_product, same_kind
 from staging.compose.scale import (
     CAMERA_HEIGHT_CM,
@@ -176,6 +185,66 @@ def test_cast_shadow_starts_at_the_feet_and_falls_away_from_the_light():
     centre = lambda s: (s.sum(axis=0) * cols).sum() / s.sum()  # noqa: E731
     assert centre(right) > 110 > centre(left)
     assert right[:40].max() < 0.01  # on the floor, not on the wall above the product
+
+
+def test_wide_blur_is_the_gaussian_blur_at_a_fraction_of_the_cost():
+    image = np.zeros((700, 900), np.float32)
+    cv2.circle(image, (450, 400), 150, 1.0, -1)
+    image[600:, 50:200] = 1.0  # reaching the frame's edge
+    for sigma in (3.0, 20.0, 60.0):
+        exact = cv2.GaussianBlur(image, (0, 0), sigma)
+        fast = wide_blur(image, sigma)
+        assert fast.shape == image.shape and fast.dtype == np.float32
+        assert np.abs(fast - exact).max() < 0.003  # edges included
+
+
+@pytest.mark.parametrize("light_dx", [-1.0, 0.0, 1.0])
+def test_the_paste_works_on_a_region_that_holds_all_its_shadows(light_dx):
+    """What ``paste_product`` computes on its work region equals the whole frame's: the shadows
+    of a tall product under the most slanted light fade out inside the region, and nothing
+    outside it changes."""
+    h, w = 600, 900
+    alpha = np.zeros((h, w), np.float32)
+    alpha[150:450, 400:460] = 1.0  # a tall cabinet standing on row 449
+    box = (400, 150, 460, 450)
+    x0, y0, x1, y1 = work_region(box, (h, w), shadow=True)
+    darkness = contact_shadow(alpha) + cast_shadow(alpha, light_dx, strength=0.9)
+    outside = np.ones((h, w), bool)
+    outside[y0:y1, x0:x1] = False
+    assert darkness[outside].max() < 0.5 / 255
+    assert darkness[~outside].max() > 0.3
+    # Without shadows the region is the product and a thin ring: far smaller.
+    bx0, by0, bx1, by1 = work_region(box, (h, w), shadow=False)
+    assert (bx1 - bx0) * (by1 - by0) < 0.5 * (x1 - x0) * (y1 - y0)
+
+
+def test_nothing_outside_the_work_region_changes_and_the_region_is_placement_invariant():
+    scene, mask = room(0, box=(400, 60, 90), size=(600, 900))
+    analysis = analyse_scene(scene, mask)
+    analysis.shadow_strength, analysis.light_dx = 0.4, 0.8
+    rgb, alpha = crop_to_content(*product_shot())
+    fit = place_product(alpha, analysis)
+    options = dict(harmonize=False, grain=False)
+    pasted = paste_product(scene, analysis, rgb, alpha, fit.alignment, **options)
+    x0, y0, x1, y1 = work_region(fit.alignment.box, scene.shape[:2], shadow=True)
+    changed = np.any(pasted.image != scene, axis=2)
+    assert changed.any() and not changed[:y0].any() and not changed[:, :x0].any()
+    assert not changed[y1:].any() and not changed[:, x1:].any() and y1 - y0 < 300
+    # The product's coverage is exactly the whole frame's warp.
+    _, whole = warp_product(rgb, alpha, fit.alignment, scene.shape[:2])
+    assert np.abs(pasted.alpha - feather(whole)).max() < 1e-4
+    # The same scene inside a bigger frame (every region fits unclipped): the same pixels.
+    pad = 200
+    big = cv2.copyMakeBorder(scene, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    big_mask = np.pad(analysis.mask, pad)
+    big_analysis = analyse_scene(big, big_mask)
+    big_analysis.shadow_strength, big_analysis.light_dx = 0.4, 0.8
+    a = fit.alignment
+    moved = type(a)(a.scale, a.dx + pad, a.dy + pad, tuple(v + pad for v in a.box))
+    inside = paste_product(big, big_analysis, rgb, alpha, moved, **options)
+    crop = inside.image[pad:-pad, pad:-pad].astype(int)
+    assert np.abs(crop - pasted.image.astype(int)).max() <= 2
+    assert inside.ssim == pytest.approx(pasted.ssim, abs=1e-3)
 
 
 def test_grain_is_matched_to_the_scene():

@@ -20,6 +20,33 @@ from skimage.metrics import structural_similarity
 
 SOLID = 0.999
 
+BLUR_DETAIL = 8.0
+"""A Gaussian blur wider than this many pixels (sigma) is computed at a reduced resolution by
+:func:`wide_blur`: it keeps no detail finer than its sigma, so nothing visible is lost."""
+
+
+def wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """``cv2.GaussianBlur(image, (0, 0), sigma)`` in time that does not grow with ``sigma``.
+
+    A shadow's penumbra is a blur of tens of pixels: at 1024 px its kernel is ~500 taps per
+    pixel. The image is instead area-averaged by ``f = sigma // BLUR_DETAIL``, blurred there
+    by the sigma that, with the averaging and the bilinear enlargement, adds up to ``sigma``
+    (variances add: ``f^2/12`` for the box, ``f^2/6`` for the tent), and enlarged back. The
+    frame is first mirrored outwards by the kernel's reach, as OpenCV does at full size, so the
+    edges are right too. Within 0.3 % of the exact blur (tested).
+    """
+    factor = int(sigma // BLUR_DETAIL)
+    if factor < 2:
+        return cv2.GaussianBlur(image, (0, 0), sigma)
+    h, w = image.shape[:2]
+    pad = factor * int(np.ceil(4 * sigma / factor))
+    big = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    size = (big.shape[1] // factor, big.shape[0] // factor)
+    small = cv2.resize(big, size, interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), np.sqrt(sigma**2 - factor**2 / 4) / factor)
+    big = cv2.resize(small, (big.shape[1], big.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return big[pad : pad + h, pad : pad + w]
+
 
 def feather(alpha: np.ndarray, sigma: float = 0.7) -> np.ndarray:
     """``alpha`` with edges softened by a Gaussian of ``sigma`` pixels (float32 HxW)."""
@@ -91,8 +118,8 @@ def contact_shadow(alpha: np.ndarray, strength: float = 0.45, spread: float = 0.
         cv2.ellipse(contact, centre, axes, 0, 0, 360, 1.0, -1)
         points += [(x0 - thin, y - thin), (x1 - 1 + thin, y - thin), (x0, y + thin), (x1, y + thin)]
     cv2.fillConvexPoly(pool, cv2.convexHull(np.array(points, np.int32)), 1.0)
-    contact = cv2.GaussianBlur(contact, (0, 0), max(1.0, 0.008 * size))
-    pool = cv2.GaussianBlur(pool, (0, 0), max(1.0, spread * size))
+    contact = wide_blur(contact, max(1.0, 0.008 * size))
+    pool = wide_blur(pool, max(1.0, spread * size))
     shadow = 0.6 * pool / max(float(pool.max()), 1e-6) + 0.4 * contact / max(
         float(contact.max()), 1e-6
     )
@@ -128,8 +155,8 @@ def cast_shadow(
     )
     h, w = alpha.shape
     shadow = cv2.warpAffine(inside, matrix, (w, h), flags=cv2.INTER_LINEAR)
-    near = cv2.GaussianBlur(shadow, (0, 0), max(1.0, softness * height))
-    far = cv2.GaussianBlur(shadow, (0, 0), max(1.0, 3 * softness * height))
+    near = wide_blur(shadow, max(1.0, softness * height))
+    far = wide_blur(shadow, max(1.0, 3 * softness * height))
     reach = np.clip((floor - np.arange(h, dtype=np.float32)) / max(1.0, length * height), 0, 1)
     blended = near * (1 - reach[:, None]) + far * reach[:, None]
     fade = 1.0 - 0.6 * reach[:, None]  # lighter towards its far end

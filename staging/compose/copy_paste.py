@@ -39,6 +39,7 @@ __all__ = [
     "removal_hole",
     "scene_problem",
     "upscale_warning",
+    "work_region",
 ]
 
 
@@ -116,9 +117,16 @@ def paste_product(
         harmonize: shift the product's colour a little towards the scene (bounded).
         grain: add the scene's noise level to the (cleaner) catalog shot.
     """
-    colour, placed_alpha = warp_product(product_rgb, product_alpha, alignment, plate.shape[:2])
+    h, w = plate.shape[:2]
+    x0, y0, x1, y1 = work_region(alignment.box, (h, w), shadow)
+    local = Alignment(
+        alignment.scale, alignment.dx - x0, alignment.dy - y0,
+        tuple(v - o for v, o in zip(alignment.box, (x0, y0, x0, y0), strict=True)),
+    )  # fmt: skip
+    colour, placed_alpha = warp_product(product_rgb, product_alpha, local, (y1 - y0, x1 - x0))
     placed_alpha = feather(placed_alpha)
-    background = plate.astype(np.float32)
+    surround = plate[y0:y1, x0:x1]
+    background = surround.astype(np.float32)
     if shadow:
         darkness = contact_shadow(placed_alpha, strength=shadow_strength)
         if scene.shadow_strength > 0:
@@ -127,12 +135,17 @@ def paste_product(
         background *= (1.0 - darkness * (1.0 - placed_alpha))[..., None]
     reference = colour
     if harmonize:
-        colour = harmonise(colour, placed_alpha, plate)
+        colour = harmonise(colour, placed_alpha, surround)
     if grain:
         colour = match_grain(colour, placed_alpha, plate)
-    image = composite(background, colour, placed_alpha)
+    region = composite(background, colour, placed_alpha)
+    ssim = product_ssim(region, reference, placed_alpha)
+    image = plate.copy()
+    image[y0:y1, x0:x1] = region
+    alpha = np.zeros((h, w), np.float32)
+    alpha[y0:y1, x0:x1] = placed_alpha
     old_area, _, _, (_, oy0, _, oy1) = mask_geometry(scene.mask)
-    new_mask = placed_alpha >= 0.5
+    new_mask = alpha >= 0.5
     _, _, _, (_, ny0, _, ny1) = mask_geometry(new_mask)
     scores = {
         "scale": alignment.scale,
@@ -140,7 +153,26 @@ def paste_product(
         "height_ratio": (ny1 - ny0) / max(1, oy1 - oy0),
         "floor_offset_px": float(ny1 - oy1),
     }
-    return Pasted(image, placed_alpha, product_ssim(image, reference, placed_alpha), scores)
+    return Pasted(image, alpha, ssim, scores)
+
+
+def work_region(
+    box: tuple[float, float, float, float], shape: tuple[int, int], shadow: bool
+) -> tuple[int, int, int, int]:
+    """The part of the frame a paste can change: the product's ``box`` grown by what reaches
+    past it, clipped to the frame ``shape`` (h, w). Every step of :func:`paste_product` works
+    on this crop, so a small product in a large room costs little, and the result is the same
+    as on the whole frame (tested). With shadows: a cast shadow sheared sideways by up to 0.45
+    of the product's height and blurred by 0.09 of it (4 sigma: 0.36), or the contact pool's
+    blur (4 x 0.04 of its size); without: the harmonisation ring and the feathering."""
+    x0, y0, x1, y1 = box
+    size = max(x1 - x0, y1 - y0)
+    pad = int(np.ceil((0.85 if shadow else 0.15) * size)) + 8
+    h, w = shape
+    return (
+        max(0, int(np.floor(x0)) - pad), max(0, int(np.floor(y0)) - pad),
+        min(w, int(np.ceil(x1)) + pad), min(h, int(np.ceil(y1)) + pad),
+    )  # fmt: skip
 
 
 def upscale_warning(scale: float) -> str | None:
