@@ -594,6 +594,9 @@ def stage_in_scene_command(
     harmonize: bool = typer.Option(True, help="Nudge the product's colour to the scene."),
     product_type: str = typer.Option(None, "--type", help="The product's kind (Chair)."),
     size: str = typer.Option(None, help="The product's catalog size, width first (80x78 cm)."),
+    object_size: str = typer.Option(
+        None, help="The replaced object's real size (160x200 cm): calibrates the camera."
+    ),
     inpaint_backend: str = typer.Option(None, "--inpaint", help="Inpainting backend."),
 ) -> None:
     """Stage the product into one scene by hand: pick the object, move, resize, shadows.
@@ -614,6 +617,7 @@ def stage_in_scene_command(
         harmonize=harmonize,
         product_type=product_type,
         product_size=size,
+        object_size=object_size,
         inpaint_backend=inpaint_backend,
     )
     target = staged.save(out)

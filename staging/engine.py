@@ -555,7 +555,7 @@ class StagingEngine:
         """
         from staging.compose.copy_paste import paste_product, scene_problem
         from staging.compose.fit import place_product
-        from staging.compose.scale import SizePriors
+        from staging.compose.scale import SizePriors, width_from_size
 
         report = progress or (lambda fraction, message: None)
         if k < 1:
@@ -585,7 +585,10 @@ class StagingEngine:
         candidates, skipped = [], []
         for i, hit in enumerate(hits):
             report(0.1 + 0.3 * i / len(hits), f"fitting the product into {hit.id}")
-            analysis, problem = self._scene(hit, max_side)
+            try:
+                analysis, problem = self._scene(hit, max_side)
+            except StagingError as exc:  # this scene's file or catalog row is wrong
+                analysis, problem = None, str(exc)
             if problem is None:
                 problem = scene_problem(analysis.mask)
             if problem is not None:
@@ -593,19 +596,20 @@ class StagingEngine:
                 continue
             fit = place_product(
                 alpha, analysis, width[0] if width else None, hit.score, product_type,
-                hit.category,
+                hit.metadata.get("type") or hit.category,
+                width_from_size(hit.metadata.get("size")),
             )  # fmt: skip
             candidates.append((fit, hit, analysis))
         candidates.sort(key=lambda c: -c[0].score)
         results: list[Staged] = []
         for fit, hit, analysis in candidates[:k]:
             report(0.4 + 0.6 * len(results) / k, f"staging into {hit.id}")
-            scene_path, scene_mask = self._hit_scene(hit)
+            scene_path, scene_mask, box = self._hit_scene(hit)
             scene = self._scene_image(scene_path, max_side)
             if fit.mode == "replace":
                 plate = self._clean_plate(
-                    self._scene_key(scene_path, scene_mask, max_side, None), scene, analysis,
-                    inpaint_backend, inpaint_side,
+                    self._scene_key(scene_path, scene_mask, max_side, None, box), scene,
+                    analysis, inpaint_backend, inpaint_side,
                 )  # fmt: skip
             else:  # inserted in front of the old object: nothing is removed
                 plate = scene
@@ -646,6 +650,7 @@ class StagingEngine:
         harmonize: bool = True,
         product_type: str | None = None,
         product_size: str | None = None,
+        object_size: str | None = None,
         inpaint_backend: str | None = None,
         segment_backend: str | None = None,
         max_side: int = SCENE_SIDE,
@@ -673,17 +678,20 @@ class StagingEngine:
             position: ``(x, y)``: where the product's feet go (the middle of its bottom edge);
                 default: the fit's placement.
             scale: the product's size, as a multiple of the fit's.
+            object_size: the real size of the scene's object (``160x200 cm``, width first):
+                it calibrates the camera height, so the product gets the size the room
+                implies (see :mod:`staging.compose.scale`).
         """
         from staging.compose.copy_paste import paste_product
         from staging.compose.fit import adjust, place_product
-        from staging.compose.scale import SizePriors
+        from staging.compose.scale import SizePriors, width_from_size
 
         rgb = self.load_image(product_image)
         scene, scene_mask = _settled(scene), _settled(scene_mask, as_mask=True)
         colour, alpha, segment_name, _ = self._product_cutout(rgb, mask, segment_backend)
         point = None if object_at is None else (float(object_at[0]), float(object_at[1]))
-        plate_key = self._scene_key(scene, scene_mask, max_side, point)
-        analysis, problem = self._analysed_scene(scene, scene_mask, max_side, point)
+        plate_key = self._scene_key(scene, scene_mask, max_side, point, None)
+        analysis, problem = self._analysed_scene(scene, scene_mask, max_side, point, None)
         if analysis is None:
             raise StagingError(
                 f"In this scene: {problem}. Give its objects' mask (scene_mask=) to say which "
@@ -698,7 +706,10 @@ class StagingEngine:
                 f"position {tuple(position)} is outside the scene ({w}x{h} at max_side)."
             )
         width = SizePriors().width(product_type, product_size)
-        fit = place_product(alpha, analysis, width[0] if width else None, None, product_type)
+        fit = place_product(
+            alpha, analysis, width[0] if width else None, None, product_type,
+            object_width_cm=width_from_size(object_size),
+        )  # fmt: skip
         removed = fit.mode == "replace" if remove is None else bool(remove)
         alignment = adjust(fit.alignment, alpha.shape, position, scale)
         plate = image
@@ -770,13 +781,23 @@ class StagingEngine:
         key = (image_key(rgb), _content_key(mask), backend or "")
         return self._lru(self._products, key, cut, size=8)
 
-    def _hit_scene(self, hit: Hit) -> tuple[Path, Path | None]:
-        """A catalog hit's image and its stored object mask (None when there is none)."""
+    def _hit_scene(self, hit: Hit) -> tuple[Path, Path | None, tuple[int, ...] | None]:
+        """A catalog hit's image, its stored object mask (None when there is none) and the
+        box of the object to replace from its catalog row (``box``: ``x0,y0,x1,y1`` in the
+        image's pixels; None when not given)."""
         path = Path(hit.path)
         if not path.is_file():
             raise StagingError(f"Catalog image {path} is missing: re-run staging index.")
         mask = Path(hit.mask) if hit.mask is not None and Path(hit.mask).is_file() else None
-        return path, mask
+        box = None
+        if text := (hit.metadata.get("box") or "").strip():
+            try:
+                box = tuple(int(round(float(v))) for v in text.split(","))
+            except ValueError:
+                box = ()
+            if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
+                raise StagingError(f"box {text!r} of {hit.id} is not x0,y0,x1,y1 in pixels.")
+        return path, mask, box
 
     def _scene_key(
         self,
@@ -784,12 +805,14 @@ class StagingEngine:
         scene_mask: ImageSource | None,
         max_side: int,
         point: tuple[float, float] | None,
+        box: tuple[int, ...] | None,
     ) -> tuple:
-        return (_content_key(scene), _content_key(scene_mask), max_side, point)
+        return (_content_key(scene), _content_key(scene_mask), max_side, point, box)
 
     def _scene(self, hit: Hit, max_side: int) -> tuple[Any, str | None]:
         """``(SceneAnalysis or None, problem)`` of a catalog hit (see :meth:`_analysed_scene`)."""
-        return self._analysed_scene(*self._hit_scene(hit), max_side, None)
+        path, mask, box = self._hit_scene(hit)
+        return self._analysed_scene(path, mask, max_side, None, box)
 
     def _scene_image(self, scene: ImageSource, max_side: int) -> np.ndarray:
         """The scene at its working size (long side at most ``max_side``), cached."""
@@ -803,14 +826,16 @@ class StagingEngine:
         scene_mask: ImageSource | None,
         max_side: int,
         point: tuple[float, float] | None,
+        box: tuple[int, ...] | None,
     ) -> tuple[Any, str | None]:
         """``(SceneAnalysis or None, problem)`` of a scene at ``max_side``.
 
         The objects are the given mask's or the segmenter's; the one to replace is their
-        largest part, or the part at ``point``. Cached in memory by file and modification
-        time, and on disk (``<cache_dir>/scenes``, by content) for a scene with a mask file,
-        as every indexed scene has: :meth:`update_index` analyses a catalog's scenes once, and
-        ranking a query's candidates then decodes none of them.
+        largest part, or the part at ``point``, or the largest part inside ``box`` (in the
+        scene's own pixels, before resizing to ``max_side``). Cached in memory by file and
+        modification time, and on disk (``<cache_dir>/scenes``, by content) for a scene with a
+        mask file, as every indexed scene has: :meth:`update_index` analyses a catalog's scenes
+        once, and ranking a query's candidates then decodes none of them.
         """
         from staging.compose.scene import analyse_scene
         from staging.io import load_mask
@@ -818,7 +843,8 @@ class StagingEngine:
         def analyse() -> tuple[Any, str | None]:
             disk_key = None
             if point is None and scene_mask is not None:
-                disk_key = _digest(ANALYSIS_VERSION, max_side, scene, scene_mask)
+                where = [box] if box else []  # keys without a box stay as they were
+                disk_key = _digest(ANALYSIS_VERSION, max_side, scene, scene_mask, *where)
                 if (cached := self.scene_cache.get(disk_key)) is not None:
                     return cached, None
             image = self._scene_image(scene, max_side)
@@ -827,14 +853,21 @@ class StagingEngine:
                 objects = load_mask(scene_mask, size=size) >= 0.5
             else:
                 objects = self.segment(image).mask
+            if box is not None:
+                factor = image.shape[1] / _image_width(scene)
+                x0, y0, x1, y1 = (int(round(v * factor)) for v in box)
+                inside = np.zeros_like(objects)
+                inside[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = True
+                objects = objects & inside
             if not objects.any():
-                return None, "no object found in the scene"
+                where = " inside its catalog box" if box is not None else ""
+                return None, f"no object found in the scene{where}"
             analysis = analyse_scene(image, objects, point)
             if disk_key is not None:
                 self.scene_cache.put(disk_key, analysis)
             return analysis, None
 
-        key = self._scene_key(scene, scene_mask, max_side, point)
+        key = self._scene_key(scene, scene_mask, max_side, point, box)
         return self._lru(self._scenes, key, analyse, size=256)
 
     def _clean_plate(
@@ -1195,6 +1228,16 @@ def _settled(source: Any, as_mask: bool = False) -> Any:
     return load_image(source)
 
 
+def _image_width(scene: ImageSource) -> int:
+    """The scene's own width in pixels (read from the file's header, or the array)."""
+    if isinstance(scene, np.ndarray):
+        return int(scene.shape[1])
+    from PIL import Image
+
+    with Image.open(scene) as image:
+        return int(image.size[0])
+
+
 def _copy_paste_result(
     pasted: Any, fit: Any, alignment: Any, source: dict[str, Any], width: Any
 ) -> Staged:
@@ -1204,6 +1247,8 @@ def _copy_paste_result(
 
     if width is not None:
         source["width_cm"], source["width_from"] = width
+    if fit.camera_height_cm is not None:  # calibrated on the scene's object of known size
+        source["camera_height_cm"] = round(fit.camera_height_cm, 1)
     if warning := upscale_warning(alignment.scale):
         source["warning"] = warning
     parts = {f"fit_{name}": round(value, 4) for name, value in fit.parts.items()}

@@ -31,15 +31,16 @@ from staging.compose.fit import MIN_COVERAGE, place_product, same_kind
 from staging.compose.scale import (
     CAMERA_HEIGHT_CM,
     SizePriors,
+    camera_height,
     pixels_per_cm,
     typical_width,
     width_from_size,
 )
 from staging.compose.scene import analyse_scene, object_shadow
-from staging.errors import ModelNotAvailableError
+from staging.errors import ModelNotAvailableError, StagingError
 from staging.evaluate.copy_paste import evaluate_copy_paste
 from staging.evaluate.realism import frechet_distance, kid, realism
-from staging.io import save_image
+from staging.io import save_image, save_mask
 from tests.test_copy_paste import catalog_of_rooms, product_shot, room
 
 
@@ -94,6 +95,82 @@ def test_the_product_takes_its_real_width_on_the_old_floor_line():
     wider = place_product(alpha, analysis, width_cm=100.0)
     assert wider.mode == "replace"
     assert wider.alignment.box[2] - wider.alignment.box[0] == pytest.approx(2 * (x1 - x0), abs=1)
+
+
+def test_camera_height_is_what_makes_a_known_object_its_pixel_width():
+    height = camera_height(40, 60.0, floor_y=230, image_height=256)
+    assert height == pytest.approx(60.0 * (230 - 128) / 40)
+    assert pixels_per_cm(230, 256, camera_height_cm=height) * 60.0 == pytest.approx(40)
+    assert camera_height(40, 60.0, floor_y=100, image_height=256) is None  # above the horizon
+    assert camera_height(4, 600.0, floor_y=230, image_height=256) is None  # no room's camera
+
+
+def test_a_scene_object_of_known_size_calibrates_the_products_size():
+    scene, mask, analysis = _analysis((140, 40, 75))
+    _, alpha = crop_to_content(*product_shot(120, 60))
+    (ox0, _, ox1, oy1) = mask_geometry(mask)[3]
+    # As wide in reality as the old object: as wide in the picture, wherever the camera was.
+    fit = place_product(alpha, analysis, width_cm=60.0, object_width_cm=60.0)
+    x0, _, x1, _ = fit.alignment.box
+    assert x1 - x0 == pytest.approx(ox1 - ox0, abs=1.0)
+    # Beside a 90 cm object of those pixels the camera stood at 2 m: the 60 cm product takes
+    # that camera's scale wherever it stands (here in front, as it covers too little).
+    fit = place_product(alpha, analysis, width_cm=60.0, object_width_cm=90.0)
+    camera = 90.0 * (oy1 - 128) / (ox1 - ox0)
+    assert fit.camera_height_cm == pytest.approx(camera)
+    x0, _, x1, y1 = fit.alignment.box
+    assert x1 - x0 == pytest.approx(60 * pixels_per_cm(y1, 256, camera_height_cm=camera), abs=1)
+    # Without the object's size the default camera decides, and gives another width.
+    default = place_product(alpha, analysis, width_cm=60.0)
+    assert default.camera_height_cm is None
+    assert abs((default.alignment.box[2] - default.alignment.box[0]) - (x1 - x0)) > 5
+    # A size no level camera can explain (a whole wall unit's width) is not believed.
+    assert (
+        place_product(alpha, analysis, width_cm=60.0, object_width_cm=900.0).camera_height_cm
+        is None
+    )
+
+
+def test_the_catalog_row_of_a_scene_gives_its_object_box_type_and_size(tmp_path):
+    """A staged catalog photo's CSV row says which object it shows (``box``), what it is
+    (``type``) and how big (``size``): copy-paste replaces that object, at the size the
+    room's camera implies, and says so."""
+    scene, mask = room(5, box=(40, 50, 70), size=(256, 320))
+    mask[150:222, 220:300] = True  # a larger second object, which the box does not name
+    scene[150:222, 220:300] = (200, 40, 40)
+    save_image(tmp_path / "images" / "room.png", scene)
+    save_mask(tmp_path / "masks" / "room.png", mask)
+    (tmp_path / "catalog.csv").write_text(
+        'image,mask,type,size,box\nimages/room.png,masks/room.png,Chair,50x50 cm,"30,100,100,230"\n'
+    )
+    save_image(tmp_path / "chair.png", product_shot(120, 60)[0])
+    engine = StagingEngine(device="cpu")
+    engine.update_index(tmp_path / "index", tmp_path / "images", csv=tmp_path / "catalog.csv",
+                        progress=False)  # fmt: skip
+    result = engine.stage_copy_paste(tmp_path / "chair.png", k=1, index=tmp_path / "index",
+                                     product_type="Chair", product_size="50x55 cm")[0]  # fmt: skip
+    assert result.source["camera_height_cm"] == pytest.approx(50.0 * (217 - 128) / 50, rel=0.05)
+    assert result.scores["fit_category"] == 1.0
+    feet_x, feet_y = result.source["feet"]
+    assert 50 <= feet_x <= 80 and feet_y == pytest.approx(217, abs=2)  # the boxed chair's place
+    placed = result.alpha >= 0.5
+    cols = np.flatnonzero(placed.any(axis=0))
+    assert cols[-1] - cols[0] + 1 == pytest.approx(50, abs=3)  # 50 cm = the chair's 50 px
+    # A box that holds no object is said, not guessed around.
+    (tmp_path / "catalog.csv").write_text(
+        'image,mask,type,size,box\nimages/room.png,masks/room.png,Chair,50x50 cm,"0,0,20,20"\n'
+    )
+    engine.update_index(tmp_path / "index", tmp_path / "images", csv=tmp_path / "catalog.csv",
+                        progress=False)  # fmt: skip
+    with pytest.raises(StagingError, match="inside its catalog box"):
+        engine.stage_copy_paste(tmp_path / "chair.png", k=1, index=tmp_path / "index")
+    (tmp_path / "catalog.csv").write_text(
+        "image,mask,type,size,box\nimages/room.png,masks/room.png,Chair,50x50 cm,left\n"
+    )
+    engine.update_index(tmp_path / "index", tmp_path / "images", csv=tmp_path / "catalog.csv",
+                        progress=False)  # fmt: skip
+    with pytest.raises(StagingError, match="box 'left' of room is not x0,y0,x1,y1"):
+        engine.stage_copy_paste(tmp_path / "chair.png", k=1, index=tmp_path / "index")
 
 
 def test_no_product_ends_up_larger_than_the_frame_allows():

@@ -172,6 +172,12 @@ def test_cli_stage_in_scene(tmp_path, two_objects):
     info = json.loads(out.with_suffix(".json").read_text())
     assert info["source"]["object_box"] == [230, 160, 280, 217]
     assert not _red(load_image(out))[small].any()
+    assert "camera_height_cm" not in info["source"]
+    # The object is 50 px wide on row 217 of 256: at 100 cm the camera stood at 178 cm.
+    sized = ["--object-at", "250,200", "--object-size", "100x40 cm", "--size", "50x50 cm"]
+    assert runner.invoke(app, arguments + sized).exit_code == 0
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["source"]["camera_height_cm"] == pytest.approx(100 * (217 - 128) / 50, abs=0.1)
     bad = runner.invoke(app, arguments + ["--position", "left"])
     # A StagingError, which the console script prints as one line (tests/test_cli.py).
     assert isinstance(bad.exception, StagingError)

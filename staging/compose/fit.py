@@ -19,6 +19,8 @@ whatever the others say; no weights to tune):
 :func:`place_product` gives the placement too: real width × the scene's pixels per cm at the
 old object's floor line (see :mod:`staging.compose.scale`), centred on the old object, feet on
 its floor line. Without a real width it falls back to the paper's rule (the old object's size).
+When the old object's own real width is known, its pixel width calibrates the camera height
+(:func:`staging.compose.scale.camera_height`) and the fit reports it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import cv2
 import numpy as np
 
 from staging.compose.align import Alignment, align_product, mask_geometry
-from staging.compose.scale import pixels_per_cm
+from staging.compose.scale import CAMERA_HEIGHT_CM, camera_height, pixels_per_cm
 from staging.compose.scene import SceneAnalysis
 from staging.errors import StagingError
 
@@ -47,6 +49,7 @@ class Fit:
     parts: dict[str, float] = field(default_factory=dict)
     mode: str = "replace"  # replace: the old object is removed; insert: placed in front of it
     problem: str | None = None  # why the scene cannot take the product at all
+    camera_height_cm: float | None = None  # calibrated on the old object; None: the default
 
     @property
     def score(self) -> float:
@@ -72,6 +75,7 @@ def place_product(
     similarity: float | None = None,
     product_type: str | None = None,
     scene_category: str | None = None,
+    object_width_cm: float | None = None,
     margin: float = 0.02,
 ) -> Fit:
     """Where the product (its alpha cropped to content) goes in ``scene``, and its :class:`Fit`.
@@ -79,6 +83,7 @@ def place_product(
     Args:
         width_cm: the product's real width; None falls back to the old object's size.
         similarity: the retrieval score of this scene.
+        object_width_cm: the real width of the scene's object, when its catalog row says.
         margin: the product's top stays this share of the height below the frame's top.
     """
     inside = product_alpha >= 0.5
@@ -91,10 +96,14 @@ def place_product(
         parts["similarity"] = float(np.clip(similarity, 0.0, 1.0))
     if (kind := same_kind(product_type, scene_category)) is not None:
         parts["category"] = kind
+    calibrated = None
+    if object_width_cm is not None:
+        calibrated = camera_height(ox1 - ox0, object_width_cm, oy1, sh)
+    camera = calibrated or CAMERA_HEIGHT_CM
 
     def at_real_size(floor: float, centre: float = old_cx) -> tuple[Alignment, float] | None:
         """The placement with feet on row ``floor``, and how much it shrank to fit (1: none)."""
-        ppcm = pixels_per_cm(floor, sh)
+        ppcm = pixels_per_cm(floor, sh, camera_height_cm=camera)
         if width_cm is None or ppcm is None:
             return None
         real = width_cm * ppcm / (nx1 - nx0)
@@ -112,7 +121,7 @@ def place_product(
         parts["coverage"] = coverage
         if replaced is not None:
             parts["scale"] = float(replaced[1])
-        return Fit(alignment, parts)
+        return Fit(alignment, parts, camera_height_cm=calibrated)
     # Insert in front, on free floor: feet between the old object's floor line and the frame's
     # foot, where the product overlaps the scene's other objects least (nearest the old object
     # and its centre line on ties).
@@ -132,7 +141,7 @@ def place_product(
         return Fit(align_product(product_alpha, scene.mask), parts, problem="no floor in view")
     parts["free_floor"] = 1.0 - best[0]
     parts["scale"] = float(best[1][1])
-    return Fit(best[1][0], parts, mode="insert")
+    return Fit(best[1][0], parts, mode="insert", camera_height_cm=calibrated)
 
 
 def adjust(

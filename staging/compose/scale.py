@@ -11,8 +11,10 @@ picture follows from its real width and the scene's scale where it stands:
   at about eye height (verticals stay vertical), so the horizon is the frame's middle row and a
   floor point at row ``y`` lies at depth ``Z = f·H/(y − y_h)``; a width ``W`` there spans
   ``f·W/Z = W·(y − y_h)/H`` pixels, whatever the focal length. ``H`` is the camera height,
-  :data:`CAMERA_HEIGHT_CM`. When the object being replaced has a known real width, its own
-  pixel width calibrates the scene instead.
+  :data:`CAMERA_HEIGHT_CM`. When the object being replaced has a known real width (the
+  catalog row of a staged photo gives the ``size`` of the product it shows), its own pixel
+  width calibrates the camera height instead (:func:`camera_height`): a room shot from low
+  gets the larger products it should.
 """
 
 from __future__ import annotations
@@ -106,3 +108,28 @@ def pixels_per_cm(
     when the row is at or above the horizon (not a floor the product can stand on)."""
     below = floor_y - horizon * image_height
     return below / camera_height_cm if below > 0 else None
+
+
+CAMERA_HEIGHT_RANGE_CM = (40.0, 300.0)
+"""Camera heights a calibration may give: from a low shot to a high one. A result outside is no
+level camera in a room (the object's mask includes other things, or its size is another
+dimension), so the default is kept."""
+
+
+def camera_height(
+    width_px: float,
+    width_cm: float,
+    floor_y: float,
+    image_height: int,
+    horizon: float = HORIZON,
+) -> float | None:
+    """The level camera's height (cm) at which an object ``width_cm`` wide, standing on row
+    ``floor_y``, spans ``width_px`` pixels: :func:`pixels_per_cm` solved for the height,
+    ``H = W·(y − y_h)/w``. None when the object stands at or above the horizon or the height
+    is outside :data:`CAMERA_HEIGHT_RANGE_CM`."""
+    below = floor_y - horizon * image_height
+    if below <= 0 or width_px <= 0 or width_cm <= 0:
+        return None
+    height = width_cm * below / width_px
+    low, high = CAMERA_HEIGHT_RANGE_CM
+    return height if low <= height <= high else None
