@@ -36,7 +36,7 @@ from staging.compose.scale import (
     typical_width,
     width_from_size,
 )
-from staging.compose.scene import analyse_scene, object_shadow
+from staging.compose.scene import DEFAULT_SOFTNESS, analyse_scene, edge_softness, object_shadow
 from staging.errors import ModelNotAvailableError, StagingError
 from staging.evaluate.copy_paste import evaluate_copy_paste
 from staging.evaluate.realism import frechet_distance, kid, realism
@@ -239,7 +239,7 @@ def _lit_room(shadow_side: int):
 def test_the_old_objects_shadow_gives_the_lights_side_and_darkness(side):
     img, mask = _lit_room(side)
     box = (130, 120, 190, 200)
-    shadow, strength, light_dx = object_shadow(img, mask, box)
+    shadow, strength, light_dx, _ = object_shadow(img, mask, box)
     assert np.sign(light_dx) == side and abs(light_dx) > 0.3
     assert 0.1 < strength < 0.5  # 90 on a 160 floor, over part of the strip
     assert shadow.any() and not shadow[:150].any()
@@ -247,6 +247,47 @@ def test_the_old_objects_shadow_gives_the_lights_side_and_darkness(side):
     plain = img.copy()
     plain[150:][~mask[150:]] = 160
     assert object_shadow(plain, mask, box)[1] == 0.0
+    assert object_shadow(plain, mask, box)[3] == DEFAULT_SOFTNESS
+
+
+@pytest.mark.parametrize("sigma", [1.5, 3.0, 5.0])
+def test_the_old_objects_shadow_gives_its_softness(sigma):
+    """A shadow whose edge is blurred by sigma: its softness is sigma over the object's height,
+    so the new product's shadow is as soft as the room's."""
+    h, w = 400, 500
+    img = np.full((h, w, 3), 200, np.float32)
+    img[250:] = 170  # floor
+    mask = np.zeros((h, w), bool)
+    mask[200:320, 200:260] = True  # 120 px tall, standing on row 319
+    darkness = np.zeros((h, w), np.float32)
+    darkness[300:340, 200:272] = 0.45  # the shadow reaches 12 px right of the object
+    darkness = cv2.GaussianBlur(darkness, (0, 0), sigma)
+    img *= (1 - darkness)[..., None]
+    img[mask] = (60, 50, 40)
+    img = np.clip(img + np.random.default_rng(0).normal(0, 1.5, img.shape), 0, 255)
+    _, strength, light_dx, softness = object_shadow(
+        img.astype(np.uint8), mask, (200, 200, 260, 320)
+    )
+    assert strength > 0.1 and light_dx > 0.3
+    assert softness * 120 == pytest.approx(sigma, rel=0.3)
+    assert edge_softness(np.full(20, 0.3, np.float32)) is None  # no edge in view
+
+
+def test_the_cast_shadow_is_as_soft_as_the_rooms():
+    scene, mask = room(0, box=(400, 60, 90), size=(600, 900))
+    analysis = analyse_scene(scene, mask)
+    analysis.shadow_strength, analysis.light_dx = 0.5, 1.0
+    rgb, alpha = crop_to_content(*product_shot())
+    fit = place_product(alpha, analysis)
+
+    def darkened(softness: float) -> np.ndarray:
+        analysis.shadow_softness = softness
+        out = paste_product(scene, analysis, rgb, alpha, fit.alignment, harmonize=False,
+                            grain=False)  # fmt: skip
+        return (scene.astype(int) - out.image.astype(int)).sum(axis=2) > 6
+
+    hard, soft = darkened(0.01), darkened(0.08)
+    assert soft.sum() > 1.3 * hard.sum()  # a soft shadow spreads wider
 
 
 def test_cast_shadow_starts_at_the_feet_and_falls_away_from_the_light():
@@ -275,17 +316,17 @@ def test_wide_blur_is_the_gaussian_blur_at_a_fraction_of_the_cost():
         assert np.abs(fast - exact).max() < 0.003  # edges included
 
 
-@pytest.mark.parametrize("light_dx", [-1.0, 0.0, 1.0])
-def test_the_paste_works_on_a_region_that_holds_all_its_shadows(light_dx):
+@pytest.mark.parametrize(("light_dx", "softness"), [(-1.0, 0.03), (0.0, 0.03), (1.0, 0.1)])
+def test_the_paste_works_on_a_region_that_holds_all_its_shadows(light_dx, softness):
     """What ``paste_product`` computes on its work region equals the whole frame's: the shadows
     of a tall product under the most slanted light fade out inside the region, and nothing
     outside it changes."""
-    h, w = 600, 900
+    h, w = 1400, 1800
     alpha = np.zeros((h, w), np.float32)
-    alpha[150:450, 400:460] = 1.0  # a tall cabinet standing on row 449
-    box = (400, 150, 460, 450)
-    x0, y0, x1, y1 = work_region(box, (h, w), shadow=True)
-    darkness = contact_shadow(alpha) + cast_shadow(alpha, light_dx, strength=0.9)
+    alpha[550:850, 850:910] = 1.0  # a tall cabinet standing on row 849
+    box = (850, 550, 910, 850)
+    x0, y0, x1, y1 = work_region(box, (h, w), shadow=True, softness=softness)
+    darkness = contact_shadow(alpha) + cast_shadow(alpha, light_dx, 0.9, softness=softness)
     outside = np.ones((h, w), bool)
     outside[y0:y1, x0:x1] = False
     assert darkness[outside].max() < 0.5 / 255

@@ -203,7 +203,9 @@ def test_scene_analyses_round_trip_on_disk(tmp_path, two_objects):
     scene_path, mask_path, big, small = two_objects
     analysis = analyse_scene(load_image(scene_path), big | small)
     # Every field set to something its default is not, so a field dropped on disk shows.
-    analysis = replace(analysis, floor_line=(0.01, 200.5), shadow_strength=0.3, light_dx=-0.7)
+    analysis = replace(
+        analysis, floor_line=(0.01, 200.5), shadow_strength=0.3, light_dx=-0.7, shadow_softness=0.07
+    )
     analysis.shadow[210:220, 100:140] = True
     cache = SceneCache(tmp_path / "scenes")
     assert cache.get("k") is None

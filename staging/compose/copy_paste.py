@@ -118,7 +118,7 @@ def paste_product(
         grain: add the scene's noise level to the (cleaner) catalog shot.
     """
     h, w = plate.shape[:2]
-    x0, y0, x1, y1 = work_region(alignment.box, (h, w), shadow)
+    x0, y0, x1, y1 = work_region(alignment.box, (h, w), shadow, scene.shadow_softness)
     local = Alignment(
         alignment.scale, alignment.dx - x0, alignment.dy - y0,
         tuple(v - o for v, o in zip(alignment.box, (x0, y0, x0, y0), strict=True)),
@@ -130,7 +130,10 @@ def paste_product(
     if shadow:
         darkness = contact_shadow(placed_alpha, strength=shadow_strength)
         if scene.shadow_strength > 0:
-            cast = cast_shadow(placed_alpha, scene.light_dx, scene.shadow_strength)
+            cast = cast_shadow(
+                placed_alpha, scene.light_dx, scene.shadow_strength,
+                softness=scene.shadow_softness,
+            )  # fmt: skip
             darkness = 1 - (1 - darkness) * (1 - cast)
         background *= (1.0 - darkness * (1.0 - placed_alpha))[..., None]
     reference = colour
@@ -157,17 +160,22 @@ def paste_product(
 
 
 def work_region(
-    box: tuple[float, float, float, float], shape: tuple[int, int], shadow: bool
+    box: tuple[float, float, float, float],
+    shape: tuple[int, int],
+    shadow: bool,
+    softness: float = 0.03,
 ) -> tuple[int, int, int, int]:
     """The part of the frame a paste can change: the product's ``box`` grown by what reaches
     past it, clipped to the frame ``shape`` (h, w). Every step of :func:`paste_product` works
     on this crop, so a small product in a large room costs little, and the result is the same
     as on the whole frame (tested). With shadows: a cast shadow sheared sideways by up to 0.45
-    of the product's height and blurred by 0.09 of it (4 sigma: 0.36), or the contact pool's
-    blur (4 x 0.04 of its size); without: the harmonisation ring and the feathering."""
+    of the product's height and blurred by up to ``3 * softness`` of it (4 sigma), or the
+    contact pool's blur (4 x 0.04 of its size); without: the harmonisation ring and the
+    feathering."""
     x0, y0, x1, y1 = box
     size = max(x1 - x0, y1 - y0)
-    pad = int(np.ceil((0.85 if shadow else 0.15) * size)) + 8
+    reach = max(0.45 + 12 * softness, 0.16) if shadow else 0.15
+    pad = int(np.ceil(reach * size)) + 8
     h, w = shape
     return (
         max(0, int(np.floor(x0)) - pad), max(0, int(np.floor(y0)) - pad),

@@ -9,9 +9,10 @@ old object's mask:
   the floor and the wall for the wall, so a skirting board or a rug edge continues instead of
   smearing into the wall;
 * the object's own **shadow** on the floor (pixels around its base darker than the floor
-  further away) and from it the **light**: the shadow's darkness, and the side the light comes
-  from (a shadow falling right means light from the left). The new product's cast shadow
-  copies both, so it matches the other objects in the room.
+  further away) and from it the **light**: the shadow's darkness, its softness (how wide its
+  edge fades), and the side the light comes from (a shadow falling right means light from the
+  left). The new product's cast shadow copies all three, so it matches the other objects in the
+  room.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class SceneAnalysis:
     shadow: np.ndarray  # bool HxW, the object's shadow on the floor
     shadow_strength: float  # 1 - shadow / lit floor luminance, 0 when none was found
     light_dx: float  # -1: light from the right ... +1: from the left (shadow falls right)
+    shadow_softness: float = 0.03  # the shadow edge's blur sigma, a share of the object's height
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -56,7 +58,7 @@ class SceneAnalysis:
         return (ys >= a * xs + b).astype(np.int8)
 
 
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2  # 2: shadow_softness
 """Bump when :func:`analyse_scene` changes what it computes: older cached analyses are misses."""
 
 
@@ -88,6 +90,7 @@ class SceneCache:
                     floor_line=(float(line[0]), float(line[1])) if line.size else None,
                     shadow_strength=float(data["shadow_strength"]),
                     light_dx=float(data["light_dx"]),
+                    shadow_softness=float(data["shadow_softness"]),
                 )
         except (OSError, ValueError, KeyError):
             return None
@@ -101,6 +104,7 @@ class SceneCache:
             "floor_line": np.array(analysis.floor_line or (), np.float64),
             "shadow_strength": np.array(analysis.shadow_strength),
             "light_dx": np.array(analysis.light_dx),
+            "shadow_softness": np.array(analysis.shadow_softness),
         } | {name: np.packbits(getattr(analysis, name)) for name in ("mask", "objects", "shadow")}
         tmp = None
         try:
@@ -191,16 +195,26 @@ def floor_wall_line(
     return best[side][:2] if other_out else None
 
 
+DEFAULT_SOFTNESS = 0.03
+"""A cast shadow's edge blur (sigma, share of the object's height) when the scene's own shadow
+does not show one: the soft daylight of most interior photographs."""
+
+SOFTNESS_RANGE = (0.005, 0.1)
+"""Softness a measurement may give: from a spotlit hard edge to an overcast one."""
+
+
 def object_shadow(
     rgb: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]
-) -> tuple[np.ndarray, float, float]:
-    """``(shadow mask, strength, light_dx)`` of the object's shadow on the floor.
+) -> tuple[np.ndarray, float, float, float]:
+    """``(shadow mask, strength, light_dx, softness)`` of the object's shadow on the floor.
 
     Measured in thin strips at the floor line (4 % of the object's height tall): the strip
     under and beside the object's base, against the floor a quarter of its width further out
     on each side. Strength is how much darker the strip by the object is than the floor
     further out; the light comes from the side whose strip is brighter. Only that strip can
-    be shadow, so a dark rug or a striped floor elsewhere is never taken for one.
+    be shadow, so a dark rug or a striped floor elsewhere is never taken for one. Softness is
+    read on the side the shadow falls to (:func:`edge_softness`); :data:`DEFAULT_SOFTNESS`
+    when there is no shadow or its edge cannot be read.
     """
     x0, y0, x1, y1 = box
     h, w = mask.shape
@@ -220,16 +234,59 @@ def object_shadow(
     left, right = strip(x0 - near, x0), strip(x1, x1 + near)
     outside = strip(x0 - far, x0 - near) | strip(x1 + near, x1 + far)
     if by_object.sum() < 20 or outside.sum() < 20:
-        return empty, 0.0, 0.0
+        return empty, 0.0, 0.0, DEFAULT_SOFTNESS
     lit = float(np.median(lum[outside]))
     strength = float(np.clip(1 - np.median(lum[by_object]) / max(lit, 1.0), 0.0, 0.9))
     if strength < 0.05:
-        return empty, 0.0, 0.0
+        return empty, 0.0, 0.0, DEFAULT_SOFTNESS
     light_dx = 0.0
     if left.sum() >= 10 and right.sum() >= 10:
         dark_left, dark_right = 1 - np.median(lum[left]) / lit, 1 - np.median(lum[right]) / lit
         light_dx = float(np.clip((dark_right - dark_left) / max(strength, 1e-3), -1, 1))
-    return by_object & (lum < 0.9 * lit), strength, light_dx
+    # The side the shadow falls to, read outwards from the object's edge.
+    rows = lum[top:bottom]
+    free_rows = free[top:bottom]
+    if light_dx >= 0:
+        columns = range(x1, min(w, x1 + far))
+    else:
+        columns = range(x0 - 1, max(-1, x0 - far - 1), -1)
+    profile = [
+        1 - np.median(rows[free_rows[:, c], c]) / lit if free_rows[:, c].sum() >= 2 else np.nan
+        for c in columns
+    ]
+    sigma = edge_softness(np.array(profile, np.float32))
+    softness = DEFAULT_SOFTNESS if sigma is None else sigma / max(1, oh)
+    softness = float(np.clip(softness, *SOFTNESS_RANGE))
+    return by_object & (lum < 0.9 * lit), strength, light_dx, softness
+
+
+def edge_softness(darkness: np.ndarray) -> float | None:
+    """The blur sigma (pixels) of a shadow edge from its darkness profile, read outwards from
+    the object: a Gaussian-blurred edge falls from 90 % to 10 % of its darkness over
+    2.563 sigma. The profile is smoothed over 3 px; None when it does not fall (no edge in
+    view: the shadow reaches past the strip, or the floor's own pattern dominates)."""
+    valid = np.isfinite(darkness)
+    if valid.sum() < 6:
+        return None
+    values = np.interp(np.arange(len(darkness)), np.flatnonzero(valid), darkness[valid])
+    values = np.convolve(values, np.ones(3) / 3, mode="same")[1:-1]
+    top = int(np.argmax(values[: max(1, len(values) // 3)]))
+    peak, falling = float(values[top]), values[top:]
+    if peak <= 0.05:
+        return None
+
+    def crossing(level: float) -> float | None:
+        """Where the falling profile first goes below ``level`` (sub-pixel, linear)."""
+        after = np.flatnonzero(falling < level)
+        if after.size == 0 or after[0] == 0:
+            return None
+        i = int(after[0])
+        return i - 1 + (falling[i - 1] - level) / (falling[i - 1] - falling[i])
+
+    start, end = crossing(0.9 * peak), crossing(0.1 * peak)
+    if start is None or end is None:
+        return None
+    return (end - start) / 2.563
 
 
 def analyse_scene(
@@ -242,7 +299,7 @@ def analyse_scene(
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    shadow, strength, light_dx = object_shadow(rgb, mask, box)
+    shadow, strength, light_dx, softness = object_shadow(rgb, mask, box)
     return SceneAnalysis(
         mask=mask,
         objects=objects,
@@ -252,4 +309,5 @@ def analyse_scene(
         shadow=shadow,
         shadow_strength=strength,
         light_dx=light_dx,
+        shadow_softness=softness,
     )
