@@ -804,6 +804,7 @@ def train_inpaint_command(
     validation: int = typer.Option(4, help="Images held apart for samples and figures."),
     sample_every: int = typer.Option(200, help="Write a sample sheet every N steps."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: the engine's)."),
+    seed: int = typer.Option(0, help="Seeds the weights and the examples (to compare runs)."),
     fresh: bool = typer.Option(False, help="Start over instead of resuming."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -823,7 +824,7 @@ def train_inpaint_command(
     options = InpaintTraining(
         size=size, width=width, blocks=blocks, batch=batch, steps=steps, minutes=minutes,
         lr=lr, wbl=weights, validation=validation, sample_every=sample_every,
-        save_every=sample_every, device=device or _engine().device,
+        save_every=sample_every, device=device or _engine().device, seed=seed,
     )  # fmt: skip
     try:
         summary = train_inpaint(data, out, options, progress=not as_json, fresh=fresh)
@@ -846,6 +847,7 @@ def train_pix2pix_command(
     validation: int = typer.Option(4, help="Pairs held apart for samples and figures."),
     sample_every: int = typer.Option(200, help="Write a sample sheet every N steps."),
     device: str = typer.Option(None, help="cpu, cuda, cuda:1 (default: the engine's)."),
+    seed: int = typer.Option(0, help="Seeds the weights and the examples (to compare runs)."),
     fresh: bool = typer.Option(False, help="Start over instead of resuming."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -859,7 +861,7 @@ def train_pix2pix_command(
     options = Pix2PixTraining(
         size=size, width=width, batch=batch, steps=steps, minutes=minutes, lr=lr,
         validation=validation, sample_every=sample_every, save_every=sample_every,
-        device=device or _engine().device,
+        device=device or _engine().device, seed=seed,
     )  # fmt: skip
     try:
         summary = train_pix2pix(data, out, options, progress=not as_json, fresh=fresh)
@@ -881,6 +883,7 @@ def train_sd_outpaint_command(
     minutes: float = typer.Option(None, help="Stop (and save) after this many minutes."),
     lr: float = typer.Option(1e-4, help="Learning rate of the adapters."),
     save_every: int = typer.Option(100, help="Save every N steps."),
+    seed: int = typer.Option(0, help="Seeds the weights and the examples (to compare runs)."),
     fresh: bool = typer.Option(False, help="Start over instead of resuming."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -890,7 +893,7 @@ def train_sd_outpaint_command(
 
     options = OutpaintTraining(
         model=model, size=size, rank=rank, batch=batch, steps=steps, minutes=minutes, lr=lr,
-        save_every=save_every,
+        save_every=save_every, seed=seed,
     )  # fmt: skip
     try:
         summary = train_sd_outpaint(data, out, _engine().runtime, options,

@@ -217,6 +217,18 @@ def test_cli_dataset_then_train_inpaint(tmp_path):
     assert trained.exit_code == 0, trained.output
     assert json.loads(trained.output)["steps"] == 3
     assert json.loads((tmp_path / "model" / "config.json").read_text())["wbl"] is None
+    # --seed: the same seed trains the same weights, another seed others (runs to compare).
+    weights = {}
+    for name, seed in (("same", "0"), ("other", "1")):
+        again = runner.invoke(app, ["train", "inpaint", str(tmp_path / "data"), "--out",
+                                    str(tmp_path / name), "--size", "32", "--width", "8",
+                                    "--blocks", "1", "--batch", "2", "--steps", "3",
+                                    "--validation", "1", "--wbl", "off", "--seed", seed,
+                                    "--json"])  # fmt: skip
+        assert again.exit_code == 0, again.output
+        weights[name] = (tmp_path / name / "inpaint.safetensors").read_bytes()
+    assert weights["same"] == (tmp_path / "model" / "inpaint.safetensors").read_bytes()
+    assert weights["other"] != weights["same"]
     bad = runner.invoke(app, ["train", "inpaint", str(tmp_path / "data"), "--out",
                               str(tmp_path / "m2"), "--wbl", "0.9"])  # fmt: skip
     assert bad.exit_code != 0 and "two numbers" in bad.output
