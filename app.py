@@ -563,7 +563,11 @@ def copy_paste(
         f"segment `{first.get('segment_backend', '?')}`, inpaint "
         f"`{first.get('inpaint_backend', '?')}`",
     )
-    scenes = [{"scene": s.source["path"], "scene_mask": s.source.get("mask")} for s in staged]
+    scenes = [
+        {"scene": s.source["path"], "scene_mask": s.source.get("mask"), "box": s.source.get("box"),
+         "object_size": s.source.get("object_size")}
+        for s in staged
+    ]  # fmt: skip
     return gallery, sources, details, results, steps, status, scenes
 
 
@@ -584,8 +588,8 @@ def click_scene(adjusting: dict | None, click: str, evt: gr.SelectData) -> dict:
     if not adjusting:
         raise gr.Error("Pick one of the copy-paste results above first.")
     point = [float(v) for v in evt.index]
-    if click == CLICK_PICKS:
-        return dict(adjusting, object_at=point, position=None)
+    if click == CLICK_PICKS:  # another object: the catalog's box and size were the old one's
+        return dict(adjusting, object_at=point, position=None, box=None, object_size=None)
     return dict(adjusting, position=point)
 
 
@@ -611,6 +615,8 @@ def restage(
         mask=_mask_or_none(mask),
         scene_mask=confined(scene_mask, "scene mask") if scene_mask else None,
         object_at=adjusting.get("object_at"),
+        box=adjusting.get("box"),
+        object_size=adjusting.get("object_size"),
         remove=OLD_OBJECT.get(old_object),
         position=adjusting.get("position"),
         scale=float(scale),

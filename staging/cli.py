@@ -575,6 +575,18 @@ def _point(text: str | None, what: str) -> tuple[float, float] | None:
     return x, y
 
 
+def _box(text: str | None) -> tuple[int, int, int, int] | None:
+    """``--box X0,Y0,X1,Y1`` as four ints; a readable error for anything else."""
+    if text is None:
+        return None
+    try:
+        x0, y0, x1, y1 = (int(round(float(v))) for v in text.split(","))
+    except (ValueError, OverflowError):
+        message = f"--box must be X0,Y0,X1,Y1 in scene pixels (e.g. 100,80,420,610), got {text!r}."
+        raise StagingError(message) from None
+    return x0, y0, x1, y1
+
+
 @stage_app.command("in-scene")
 def stage_in_scene_command(
     image: Path = typer.Argument(..., help="Product photo."),
@@ -585,6 +597,9 @@ def stage_in_scene_command(
         None, help="The scene's objects (a copy-paste result's source.mask; default: segment)."
     ),
     object_at: str = typer.Option(None, help="X,Y: replace the object there (default: largest)."),
+    box: str = typer.Option(
+        None, help="X0,Y0,X1,Y1 in the scene's pixels: replace the object in it (source.box)."
+    ),
     remove: bool = typer.Option(
         None, "--remove/--keep", help="Inpaint the object away, or keep it (default: the fit's)."
     ),
@@ -610,6 +625,7 @@ def stage_in_scene_command(
         mask=mask,
         scene_mask=scene_mask,
         object_at=_point(object_at, "--object-at"),
+        box=_box(box),
         remove=remove,
         position=_point(position, "--position"),
         scale=scale,

@@ -626,6 +626,10 @@ class StagingEngine:
                 "placement": fit.mode,
                 "feet": _feet(fit.alignment),
             }
+            if box is not None:  # the catalog row's: stage_in_scene(box=) re-renders it
+                source["box"] = list(box)
+            if hit.metadata.get("size"):
+                source["object_size"] = hit.metadata["size"]
             results.append(_copy_paste_result(pasted, fit, fit.alignment, source, width))
         if not results:
             raise StagingError(
@@ -643,6 +647,7 @@ class StagingEngine:
         mask: np.ndarray | ImageSource | None = None,
         scene_mask: np.ndarray | ImageSource | None = None,
         object_at: tuple[float, float] | None = None,
+        box: tuple[int, int, int, int] | None = None,
         remove: bool | None = None,
         position: tuple[float, float] | None = None,
         scale: float = 1.0,
@@ -672,6 +677,9 @@ class StagingEngine:
             scene_mask: the scene's objects (a mask file or array); default: the segmenter's.
             object_at: ``(x, y)`` in the scene (at ``max_side``): the object there (or the
                 nearest one) is the one replaced; default: the largest.
+            box: ``(x0, y0, x1, y1)`` in the scene's own pixels, as a catalog row gives it (a
+                copy-paste result's ``source["box"]``): the object mostly inside it is the one
+                replaced.
             remove: inpaint that object away (True) or keep it and stand the product in front
                 (False); default: what the fit chose (replace when the product covers most of
                 it at its real size).
@@ -690,8 +698,18 @@ class StagingEngine:
         scene, scene_mask = _settled(scene), _settled(scene_mask, as_mask=True)
         colour, alpha, segment_name, _ = self._product_cutout(rgb, mask, segment_backend)
         point = None if object_at is None else (float(object_at[0]), float(object_at[1]))
-        plate_key = self._scene_key(scene, scene_mask, max_side, point, None)
-        analysis, problem = self._analysed_scene(scene, scene_mask, max_side, point, None)
+        if box is not None:
+            box = tuple(int(v) for v in box)
+            if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
+                raise StagingError(f"box must be x0,y0,x1,y1 with x0 < x1, y0 < y1, got {box}.")
+        object_width = width_from_size(object_size)
+        if object_size and object_width is None:
+            raise StagingError(
+                f"object_size {object_size!r} is not a length: give the object's real size, "
+                "width first (e.g. 160x200 cm)."
+            )
+        plate_key = self._scene_key(scene, scene_mask, max_side, point, box)
+        analysis, problem = self._analysed_scene(scene, scene_mask, max_side, point, box)
         if analysis is None:
             raise StagingError(
                 f"In this scene: {problem}. Give its objects' mask (scene_mask=) to say which "
@@ -708,7 +726,7 @@ class StagingEngine:
         width = SizePriors().width(product_type, product_size)
         fit = place_product(
             alpha, analysis, width[0] if width else None, None, product_type,
-            object_width_cm=width_from_size(object_size),
+            object_width_cm=object_width,
         )  # fmt: skip
         removed = fit.mode == "replace" if remove is None else bool(remove)
         alignment = adjust(fit.alignment, alpha.shape, position, scale)
@@ -728,8 +746,16 @@ class StagingEngine:
             "feet": _feet(alignment),
             "scale": float(scale),
         }
+        if box is not None:
+            source["box"] = list(box)
         if fit.problem is not None:  # placed by the paper's rule, and said why
             source["fit_problem"] = fit.problem
+        if object_width is not None and width is not None and fit.camera_height_cm is None:
+            source["calibration_problem"] = (
+                f"the object's size ({object_size}) is not what a level camera in a room sees "
+                "at its pixel width (another object, or not its width?): the default camera "
+                "height was used"
+            )
         return _copy_paste_result(pasted, fit, alignment, source, width)
 
     def _product_layer(
@@ -793,7 +819,7 @@ class StagingEngine:
         if text := (hit.metadata.get("box") or "").strip():
             try:
                 box = tuple(int(round(float(v))) for v in text.split(","))
-            except ValueError:
+            except (ValueError, OverflowError):
                 box = ()
             if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
                 raise StagingError(f"box {text!r} of {hit.id} is not x0,y0,x1,y1 in pixels.")
@@ -837,7 +863,7 @@ class StagingEngine:
         mask file, as every indexed scene has: :meth:`update_index` analyses a catalog's scenes
         once, and ranking a query's candidates then decodes none of them.
         """
-        from staging.compose.scene import analyse_scene
+        from staging.compose.scene import analyse_scene, boxed_object
         from staging.io import load_mask
 
         def analyse() -> tuple[Any, str | None]:
@@ -853,16 +879,15 @@ class StagingEngine:
                 objects = load_mask(scene_mask, size=size) >= 0.5
             else:
                 objects = self.segment(image).mask
-            if box is not None:
-                factor = image.shape[1] / _image_width(scene)
-                x0, y0, x1, y1 = (int(round(v * factor)) for v in box)
-                inside = np.zeros_like(objects)
-                inside[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = True
-                objects = objects & inside
             if not objects.any():
-                where = " inside its catalog box" if box is not None else ""
-                return None, f"no object found in the scene{where}"
-            analysis = analyse_scene(image, objects, point)
+                return None, "no object found in the scene"
+            boxed = None
+            if box is not None and point is None:  # in the scene's own pixels, upright
+                factor = image.shape[1] / _image_width(scene)
+                boxed = tuple(int(round(v * factor)) for v in box)
+                if not boxed_object(objects, boxed).any():
+                    return None, f"no object found inside its catalog box {list(box)}"
+            analysis = analyse_scene(image, objects, point, boxed)
             if disk_key is not None:
                 self.scene_cache.put(disk_key, analysis)
             return analysis, None
@@ -1229,13 +1254,15 @@ def _settled(source: Any, as_mask: bool = False) -> Any:
 
 
 def _image_width(scene: ImageSource) -> int:
-    """The scene's own width in pixels (read from the file's header, or the array)."""
+    """The scene's own width in pixels, upright as :func:`load_image` turns it (read from the
+    file's header: its EXIF orientation 5-8 means the stored height is the width)."""
     if isinstance(scene, np.ndarray):
         return int(scene.shape[1])
     from PIL import Image
 
     with Image.open(scene) as image:
-        return int(image.size[0])
+        width, height = image.size
+        return int(height if image.getexif().get(0x0112) in (5, 6, 7, 8) else width)
 
 
 def _copy_paste_result(

@@ -178,10 +178,27 @@ def test_cli_stage_in_scene(tmp_path, two_objects):
     assert runner.invoke(app, arguments + sized).exit_code == 0
     info = json.loads(out.with_suffix(".json").read_text())
     assert info["source"]["camera_height_cm"] == pytest.approx(100 * (217 - 128) / 50, abs=0.1)
+    # Without the product's own width nothing is sized by the camera: none is reported.
+    assert runner.invoke(app, arguments + sized[:4]).exit_code == 0
+    assert "camera_height_cm" not in json.loads(out.with_suffix(".json").read_text())["source"]
+    # A size no level camera explains is said, and the default camera is used.
+    wrong = ["--object-at", "250,200", "--object-size", "900x40 cm", "--size", "50x50 cm"]
+    assert runner.invoke(app, arguments + wrong).exit_code == 0
+    source = json.loads(out.with_suffix(".json").read_text())["source"]
+    assert (
+        "camera_height_cm" not in source
+        and "not what a level camera" in source["calibration_problem"]
+    )
     bad = runner.invoke(app, arguments + ["--position", "left"])
     # A StagingError, which the console script prints as one line (tests/test_cli.py).
     assert isinstance(bad.exception, StagingError)
     assert "--position must be X,Y" in str(bad.exception)
+    huge = runner.invoke(app, arguments + ["--box", "1e999,0,10,10"])
+    assert "--box must be X0,Y0,X1,Y1" in str(huge.exception)
+    boxed = runner.invoke(app, arguments + ["--box", "235,170,270,210", "--remove"])
+    assert boxed.exit_code == 0, boxed.output
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["source"]["object_box"] == [230, 160, 280, 217]  # the object in the box, whole
 
 
 def test_scenes_are_worked_on_at_max_side_and_never_enlarged(two_objects):

@@ -229,6 +229,11 @@ def test_cli_dataset_then_train_inpaint(tmp_path):
         weights[name] = (tmp_path / name / "inpaint.safetensors").read_bytes()
     assert weights["same"] == (tmp_path / "model" / "inpaint.safetensors").read_bytes()
     assert weights["other"] != weights["same"]
+    clash = runner.invoke(app, ["train", "inpaint", str(tmp_path / "data"), "--out",
+                                str(tmp_path / "other"), "--size", "32", "--width", "8",
+                                "--blocks", "1", "--batch", "2", "--steps", "4",
+                                "--validation", "1", "--wbl", "off", "--seed", "0"])  # fmt: skip
+    assert "seed 1" in str(clash.exception)  # resuming under another seed is neither run
     bad = runner.invoke(app, ["train", "inpaint", str(tmp_path / "data"), "--out",
                               str(tmp_path / "m2"), "--wbl", "0.9"])  # fmt: skip
     assert bad.exit_code != 0 and "two numbers" in bad.output

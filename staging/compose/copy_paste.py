@@ -168,7 +168,8 @@ def work_region(
     """The part of the frame a paste can change: the product's ``box`` grown by what reaches
     past it, clipped to the frame ``shape`` (h, w). Every step of :func:`paste_product` works
     on this crop, so a small product in a large room costs little, and the result is the same
-    as on the whole frame (tested). With shadows: a cast shadow sheared sideways by up to 0.45
+    as on the whole frame (tested; with grain the noise is drawn for the crop, at the same
+    level). With shadows: a cast shadow sheared sideways by up to 0.45
     of the product's height and blurred by up to ``3 * softness`` of it (4 sigma), or the
     contact pool's blur (4 x 0.04 of its size); without: the harmonisation ring and the
     feathering."""

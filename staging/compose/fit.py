@@ -97,7 +97,7 @@ def place_product(
     if (kind := same_kind(product_type, scene_category)) is not None:
         parts["category"] = kind
     calibrated = None
-    if object_width_cm is not None:
+    if object_width_cm is not None and width_cm is not None:  # only real widths use it
         calibrated = camera_height(ox1 - ox0, object_width_cm, oy1, sh)
     camera = calibrated or CAMERA_HEIGHT_CM
 

@@ -144,6 +144,19 @@ def pick_object(objects: np.ndarray, point: tuple[float, float]) -> np.ndarray:
     return labels == label
 
 
+def boxed_object(objects: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The connected part of ``objects`` (bool) with the most area inside ``box`` (x0, y0,
+    x1, y1), whole: a catalog row's box names the object, it does not cut it (a chair's leg
+    sticking out of a tight box is still removed). Empty when no part reaches into the box."""
+    count, labels = cv2.connectedComponents(objects.astype(np.uint8), connectivity=8)
+    x0, y0, x1, y1 = box
+    inside = labels[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)]
+    areas = np.bincount(inside.ravel(), minlength=count)[1:]
+    if count <= 1 or not areas.any():
+        return np.zeros(objects.shape, bool)
+    return labels == 1 + int(np.argmax(areas))
+
+
 def floor_wall_line(
     rgb: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]
 ) -> tuple[float, float] | None:
@@ -286,16 +299,29 @@ def edge_softness(darkness: np.ndarray) -> float | None:
     start, end = crossing(0.9 * peak), crossing(0.1 * peak)
     if start is None or end is None:
         return None
-    return (end - start) / 2.563
+    sigma = (end - start) / 2.563
+    return float(np.sqrt(max(sigma**2 - 2 / 3, 0.0)))  # less the 3 px smoothing's variance
 
 
 def analyse_scene(
-    rgb: np.ndarray, mask: np.ndarray, point: tuple[float, float] | None = None
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    point: tuple[float, float] | None = None,
+    box: tuple[int, int, int, int] | None = None,
 ) -> SceneAnalysis:
     """The :class:`SceneAnalysis` of a scene (RGB uint8) whose objects are ``mask``; the one
-    to replace is its largest part, or the part a user clicked at ``point`` (x, y)."""
+    to replace is the part a user clicked at ``point`` (x, y), else the part a catalog row's
+    ``box`` (x0, y0, x1, y1) names (:func:`boxed_object`), else the largest part. Raises
+    ValueError when that leaves no object."""
     objects = mask.astype(bool)
-    mask = main_object(objects) if point is None else pick_object(objects, point)
+    if point is not None:  # a click names the object more closely than a catalog's box
+        mask = pick_object(objects, point)
+    elif box is not None:
+        mask = boxed_object(objects, box)
+    else:
+        mask = main_object(objects)
+    if not mask.any():
+        raise ValueError("no object found" + (" inside the box" if box is not None else ""))
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)

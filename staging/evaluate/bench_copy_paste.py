@@ -48,8 +48,10 @@ def bench_copy_paste(
         for result in results:
             x, y = result.source["feet"]
             options = dict(
-                scene_mask=result.source["mask"], inpaint_backend=inpaint_backend, remove=True
-            )
+                scene_mask=result.source["mask"], box=result.source.get("box"),
+                object_size=result.source.get("object_size"), inpaint_backend=inpaint_backend,
+                remove=True,
+            )  # fmt: skip
             engine.stage_in_scene(path, result.source["path"], **options)  # plate cached
             t0 = time.perf_counter()
             engine.stage_in_scene(path, result.source["path"], position=(x - 5, y), scale=0.9,

@@ -71,12 +71,13 @@ def load_checkpoint(
     path: Path, options, nets: dict, optimisers: dict, scaler, device, same: tuple[str, ...]
 ) -> int:
     """Resume from ``path``: load the networks, optimisers and scaler, return the step. The
-    options named in ``same`` (the networks' shape) must match the checkpoint's."""
+    options named in ``same`` (the networks' shape, the seed) must match the checkpoint's: a
+    run resumed under another seed would be neither run."""
     import torch
 
     state = torch.load(path, map_location=device, weights_only=False)
     trained: dict[str, Any] = state["options"]
-    if differing := [k for k in same if trained[k] != getattr(options, k)]:
+    if differing := [k for k in same if trained.get(k, 0) != getattr(options, k)]:
         was = ", ".join(f"{k} {trained[k]}" for k in differing)
         raise ValueError(f"{path} was trained with {was}; pass the same, or --fresh to start over")
     for name in nets:

@@ -147,12 +147,12 @@ def train_inpaint(
     step = 0
     if checkpoint.is_file() and not fresh:
         step = load_checkpoint(checkpoint, options, nets, optimisers, scaler, device,
-                               ("width", "blocks"))  # fmt: skip
+                               ("width", "blocks", "seed"))  # fmt: skip
     rng = np.random.default_rng([options.seed, step])  # a resumed run draws new examples
     config = {
         "size": options.size, "width": options.width, "blocks": options.blocks,
         "sigma": options.sigma, "wbl": list(options.wbl) if options.wbl else None,
-        "dataset": str(Path(data).resolve()), "records": len(train),
+        "dataset": str(Path(data).resolve()), "records": len(train), "seed": options.seed,
     }  # fmt: skip
     held_examples = [sample(r, options.size, options.sigma, rng, hole_index=0) for r in held]
 

@@ -81,10 +81,13 @@ def train_pix2pix(
     checkpoint = out / "checkpoint.pt"
     step = 0
     if checkpoint.is_file() and not fresh:
-        step = load_checkpoint(checkpoint, options, nets, optimisers, scaler, device, ("width",))
+        step = load_checkpoint(
+            checkpoint, options, nets, optimisers, scaler, device, ("width", "seed")
+        )
     rng = np.random.default_rng([options.seed, step])
     config = {"size": options.size, "width": options.width,
-              "dataset": str(Path(data).resolve()), "records": len(train)}  # fmt: skip
+              "dataset": str(Path(data).resolve()), "records": len(train),
+              "seed": options.seed}  # fmt: skip
     held_pairs = [_pair(r, options.size, None) for r in held]
 
     def save() -> None:

@@ -104,10 +104,11 @@ def train_sd_outpaint(
     step = 0
     if checkpoint.is_file() and not fresh:
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if (state["model"], state["rank"]) != (options.model, options.rank):
+        trained = (state["model"], state["rank"], state.get("seed", 0))
+        if trained != (options.model, options.rank, options.seed):
             raise ValueError(
-                f"{checkpoint} is a rank-{state['rank']} LoRA of {state['model']!r}; pass the "
-                "same, or --fresh to start over"
+                f"{checkpoint} is a rank-{state['rank']} LoRA of {state['model']!r}, seed "
+                f"{state.get('seed', 0)}; pass the same, or --fresh to start over"
             )
         set_peft_model_state_dict(unet, state["lora"])
         optimiser.load_state_dict(state["optimiser"])
@@ -133,7 +134,8 @@ def train_sd_outpaint(
         )
         temporary = out / ".checkpoint.pt.tmp"
         torch.save({"step": step, "model": options.model, "rank": options.rank,
-                    "lora": layers, "optimiser": optimiser.state_dict()}, temporary)  # fmt: skip
+                    "seed": options.seed, "lora": layers, "optimiser": optimiser.state_dict()},
+                   temporary)  # fmt: skip
         temporary.replace(checkpoint)
 
     history: list[float] = []
