@@ -19,8 +19,10 @@ from staging.cli import app
 from staging.compose.align import crop_to_content, mask_geometry, warp_product
 from staging.compose.blend import (
     cast_shadow,
+    composite,
     contact_shadow,
     feather,
+    harmonise,
     match_grain,
     noise_sigma,
     support_points,
@@ -397,9 +399,22 @@ def test_nothing_outside_the_work_region_changes_and_the_region_is_placement_inv
     changed = np.any(pasted.image != scene, axis=2)
     assert changed.any() and not changed[:y0].any() and not changed[:, :x0].any()
     assert not changed[y1:].any() and not changed[:, x1:].any() and y1 - y0 < 300
-    # The product's coverage is exactly the whole frame's warp.
-    _, whole = warp_product(rgb, alpha, fit.alignment, scene.shape[:2])
+    # The product's coverage is exactly the whole frame's warp, and its colours are the whole
+    # frame's harmonisation (whose ring of scene reaches past the product).
+    colour, whole = warp_product(rgb, alpha, fit.alignment, scene.shape[:2])
     assert np.abs(pasted.alpha - feather(whole)).max() < 1e-4
+    # A plate whose ring is dark near the product and bright further out: a ring cut short
+    # would see only the dark.
+    near = cv2.dilate((whole >= 0.5).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    plate = np.full_like(scene, 40)
+    plate[~near] = 250
+    harmonised = composite(plate, harmonise(colour, feather(whole), plate), feather(whole))
+    coloured = paste_product(plate, analysis, rgb, alpha, fit.alignment, shadow=False, grain=False)
+    body = feather(whole) >= 0.5
+    assert np.abs(coloured.image[body].astype(int) - harmonised[body].astype(int)).max() <= 1
+    assert not np.array_equal(coloured.image, paste_product(
+        scene, analysis, rgb, alpha, fit.alignment, shadow=False, grain=False, harmonize=False
+    ).image)  # fmt: skip
     # The same scene inside a bigger frame (every region fits unclipped): the same pixels.
     pad = 200
     big = cv2.copyMakeBorder(scene, pad, pad, pad, pad, cv2.BORDER_REFLECT)

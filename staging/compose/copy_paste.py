@@ -136,13 +136,17 @@ def paste_product(
             )  # fmt: skip
             darkness = 1 - (1 - darkness) * (1 - cast)
         background *= (1.0 - darkness * (1.0 - placed_alpha))[..., None]
-    reference = colour
+    # The product's own pixels: its box and the ring harmonisation compares it with. Outside
+    # it the alpha is 0 and the region is the (shadowed) background.
+    region = np.clip(np.rint(background), 0, 255).astype(np.uint8)
+    product = _grown_box(placed_alpha > 0, int(0.1 * np.sqrt((placed_alpha >= 0.5).sum())) + 3)
+    reference, colour, placed = colour[product], colour[product], placed_alpha[product]
     if harmonize:
-        colour = harmonise(colour, placed_alpha, surround)
+        colour = harmonise(colour, placed, surround[product])
     if grain:
-        colour = match_grain(colour, placed_alpha, plate)
-    region = composite(background, colour, placed_alpha)
-    ssim = product_ssim(region, reference, placed_alpha)
+        colour = match_grain(colour, placed, plate)
+    region[product] = composite(background[product], colour, placed)
+    ssim = product_ssim(region[product], reference, placed)
     image = plate.copy()
     image[y0:y1, x0:x1] = region
     alpha = np.zeros((h, w), np.float32)
@@ -157,6 +161,18 @@ def paste_product(
         "floor_offset_px": float(ny1 - oy1),
     }
     return Pasted(image, alpha, ssim, scores)
+
+
+def _grown_box(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """The slices of ``mask``'s bounding box grown by ``pad`` (clipped); all of it if empty."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return slice(None), slice(None)
+    h, w = mask.shape
+    return (
+        slice(max(0, rows[0] - pad), min(h, rows[-1] + 1 + pad)),
+        slice(max(0, cols[0] - pad), min(w, cols[-1] + 1 + pad)),
+    )
 
 
 def work_region(
