@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from tqdm import tqdm
@@ -842,12 +844,7 @@ def train_inpaint_command(
         lr=lr, wbl=weights, validation=validation, sample_every=sample_every,
         save_every=sample_every, device=device or _engine().device, seed=seed,
     )  # fmt: skip
-    try:
-        summary = train_inpaint(data, out, options, progress=not as_json, fresh=fresh)
-    except (FileNotFoundError, ValueError) as exc:
-        raise StagingError(str(exc)) from exc
-    summary.pop("history")
-    _print_report(summary, as_json)
+    _train(train_inpaint, data, out, options, progress=not as_json, fresh=fresh, as_json=as_json)
 
 
 @train_app.command("pix2pix")
@@ -879,12 +876,7 @@ def train_pix2pix_command(
         validation=validation, sample_every=sample_every, save_every=sample_every,
         device=device or _engine().device, seed=seed,
     )  # fmt: skip
-    try:
-        summary = train_pix2pix(data, out, options, progress=not as_json, fresh=fresh)
-    except (FileNotFoundError, ValueError) as exc:
-        raise StagingError(str(exc)) from exc
-    summary.pop("history")
-    _print_report(summary, as_json)
+    _train(train_pix2pix, data, out, options, progress=not as_json, fresh=fresh, as_json=as_json)
 
 
 @train_app.command("sd-outpaint")
@@ -911,13 +903,8 @@ def train_sd_outpaint_command(
         model=model, size=size, rank=rank, batch=batch, steps=steps, minutes=minutes, lr=lr,
         save_every=save_every, seed=seed,
     )  # fmt: skip
-    try:
-        summary = train_sd_outpaint(data, out, _engine().runtime, options,
-                                    progress=not as_json, fresh=fresh)  # fmt: skip
-    except (FileNotFoundError, ValueError) as exc:
-        raise StagingError(str(exc)) from exc
-    summary.pop("history")
-    _print_report(summary, as_json)
+    _train(train_sd_outpaint, data, out, _engine().runtime, options, progress=not as_json,
+           fresh=fresh, as_json=as_json)  # fmt: skip
 
 
 @bench_app.command("copy-paste")
@@ -1238,6 +1225,17 @@ def stage_vanilla_command(
             cache=cache,
         ),
     )
+
+
+def _train(trainer: Callable[..., dict], *args: Any, as_json: bool, **options: Any) -> None:
+    """Run one of the trainers and print its summary (without the per-step history); a
+    missing dataset or a clashing checkpoint is one readable error."""
+    try:
+        summary = trainer(*args, **options)
+    except (FileNotFoundError, ValueError) as exc:
+        raise StagingError(str(exc)) from exc
+    summary.pop("history")
+    _print_report(summary, as_json)
 
 
 def _print_report(report: dict, as_json: bool) -> None:

@@ -863,7 +863,7 @@ class StagingEngine:
         mask file, as every indexed scene has: :meth:`update_index` analyses a catalog's scenes
         once, and ranking a query's candidates then decodes none of them.
         """
-        from staging.compose.scene import analyse_scene, boxed_object
+        from staging.compose.scene import analyse_scene
         from staging.io import load_mask
 
         def analyse() -> tuple[Any, str | None]:
@@ -885,9 +885,10 @@ class StagingEngine:
             if box is not None and point is None:  # in the scene's own pixels, upright
                 factor = image.shape[1] / _image_width(scene)
                 boxed = tuple(int(round(v * factor)) for v in box)
-                if not boxed_object(objects, boxed).any():
-                    return None, f"no object found inside its catalog box {list(box)}"
-            analysis = analyse_scene(image, objects, point, boxed)
+            try:
+                analysis = analyse_scene(image, objects, point, boxed)
+            except ValueError:  # the box holds no object
+                return None, f"no object found inside its catalog box {list(box)}"
             if disk_key is not None:
                 self.scene_cache.put(disk_key, analysis)
             return analysis, None
