@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from staging.generate.cache import GenerationCache
     from staging.generate.prompts import PromptLibrary
     from staging.inpaint.base import Inpainter
+    from staging.segment.parse import SceneParser
     from staging.train.dataset import DatasetReport
 
 T = TypeVar("T")
@@ -169,6 +170,31 @@ class StagingEngine:
         if self.pretrained_segmenter_name() is not None:
             return True
         return self.settings.auto_pull and not self.store.offline and self._pull_failed is None
+
+    def scene_parser_name(self) -> str | None:
+        """The scene parser copy-paste's scene analysis uses (:mod:`staging.segment.parse`):
+        the setting's name, or for ``auto`` the first whose weights are on disk and whose
+        packages import; None for ``none`` or when ``auto`` finds none (no download: a parser
+        is an improvement, not a need)."""
+        import importlib.util
+
+        from staging.segment.parse import PARSERS
+
+        wanted = self.settings.scene_parser
+        if wanted != "auto":
+            return None if wanted == "none" else wanted
+        if not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
+            return None
+        return next((name for name in PARSERS if self.store.find(name) is not None), None)
+
+    def scene_parser(self) -> SceneParser | None:
+        """The loaded scene parser (see :meth:`scene_parser_name`), or None."""
+        from staging.segment.parse import create_parser
+
+        name = self.scene_parser_name()
+        if name is None:
+            return None
+        return self._cached("parse", name, lambda: create_parser(name, self.runtime))
 
     def segmentation_status(self) -> str:
         """One line on what ``auto`` segments with, for banners: the model on disk, or why
@@ -596,7 +622,7 @@ class StagingEngine:
                 continue
             fit = place_product(
                 alpha, analysis, width[0] if width else None, hit.score, product_type,
-                hit.metadata.get("type") or hit.category,
+                hit.metadata.get("type") or hit.category or analysis.category,
                 width_from_size(hit.metadata.get("size")),
             )  # fmt: skip
             candidates.append((fit, hit, analysis))
@@ -726,7 +752,7 @@ class StagingEngine:
         width = SizePriors().width(product_type, product_size)
         fit = place_product(
             alpha, analysis, width[0] if width else None, None, product_type,
-            object_width_cm=object_width,
+            analysis.category, object_width,
         )  # fmt: skip
         removed = fit.mode == "replace" if remove is None else bool(remove)
         alignment = adjust(fit.alignment, alpha.shape, position, scale)
@@ -868,8 +894,11 @@ class StagingEngine:
 
         def analyse() -> tuple[Any, str | None]:
             disk_key = None
+            parser = self.scene_parser()
             if point is None and scene_mask is not None:
                 where = [box] if box else []  # keys without a box stay as they were
+                if parser is not None:
+                    where.append(parser.name)
                 disk_key = _digest(ANALYSIS_VERSION, max_side, scene, scene_mask, *where)
                 if (cached := self.scene_cache.get(disk_key)) is not None:
                     return cached, None
@@ -885,8 +914,9 @@ class StagingEngine:
             if box is not None and point is None:  # in the scene's own pixels, upright
                 factor = image.shape[1] / _image_width(scene)
                 boxed = tuple(int(round(v * factor)) for v in box)
+            parse = None if parser is None else parser.parse(image)
             try:
-                analysis = analyse_scene(image, objects, point, boxed)
+                analysis = analyse_scene(image, objects, point, boxed, parse)
             except ValueError:  # the box holds no object
                 return None, f"no object found inside its catalog box {list(box)}"
             if disk_key is not None:

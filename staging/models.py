@@ -262,7 +262,7 @@ class ModelSpec:
     """
 
     name: str
-    task: str  # segment | embed | inpaint | generate | depth | caption
+    task: str  # segment | parse | embed | inpaint | generate | depth | caption
     sources: tuple[Source, ...]
     files: tuple[str, ...]
     licence: str
@@ -393,6 +393,23 @@ register(
         224.0,
         "BiRefNet general, Swin-tiny backbone, via rembg.",
         {"birefnet-general-lite.onnx": "md5:4fab47adc4ff364be1713e97b7e66334"},
+    )
+)
+
+# --- scene parsing (copy-paste's scene analysis, staging.segment.parse) -------------------------
+# SegFormer is released under NVIDIA's own licence (research and evaluation, non-commercial):
+# say so wherever a user would pull it for an ad business.
+register(
+    ModelSpec(
+        "segformer-ade",
+        "parse",
+        (HfRepo("nvidia/segformer-b0-finetuned-ade-512-512"),),
+        ("config.json", "preprocessor_config.json", "pytorch_model.bin"),
+        "NVIDIA Source Code License for SegFormer (non-commercial)",
+        15.0,
+        "SegFormer-b0 (Xie et al. 2021) on ADE20K's 150 classes: names every pixel of a scene "
+        "(floor, rug, chair, cabinet...) so copy-paste sees all furniture, the free floor and "
+        "the replaced object's kind (needs torch + transformers)",
     )
 )
 

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
         ),
     )
     segment_backend: str = Field("auto", description="Default segmentation backend name.")
+    scene_parser: str = Field(
+        "auto",
+        description=(
+            "Scene parser for copy-paste's scene analysis (all furniture, the floor, the "
+            "replaced object's kind): a name from staging.segment.parse.PARSERS, 'none', or "
+            "'auto' (the first whose weights are on disk; none otherwise)."
+        ),
+    )
     threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Saliency threshold for binary masks (paper: 0.5)."
     )

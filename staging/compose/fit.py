@@ -9,12 +9,13 @@ whatever the others say; no weights to tune):
   is not covered must be inpainted, and every inpainted pixel is a chance to look fake. Below
   :data:`MIN_COVERAGE` the old object is kept and the product is *inserted* in front of it
   instead (mode ``insert``: feet on the free floor between the old object and the camera,
-  nothing inpainted, nearer objects drawn over it); the part is then left out;
+  nothing inpainted); the part is then left out;
 * ``scale``: 1 when the product fits the frame at its real size; the factor it had to shrink by
   when it did not (a wardrobe under a low camera);
-* ``free_floor`` (insert only): the share of the product not overlapping other objects;
+* ``free_floor`` (insert only): the share of the product not overlapping other objects (the
+  segmenter's, and every piece of furniture a scene parser names: :mod:`staging.segment.parse`);
 * ``category``: 1 when the scene's object is of the product's kind, 0.5 when it is not; left
-  out when either is unknown.
+  out when either is unknown (the scene's kind comes from its catalog row, else a scene parser).
 
 :func:`place_product` gives the placement too: real width × the scene's pixels per cm at the
 old object's floor line (see :mod:`staging.compose.scale`), centred on the old object, feet on
@@ -64,7 +65,7 @@ def same_kind(product_type: str | None, scene_category: str | None) -> float | N
     not, None when either is unknown."""
     if not product_type or not scene_category:
         return None
-    words = lambda text: set(re.findall(r"[a-z]+", text.lower().rstrip("s")))  # noqa: E731
+    words = lambda text: set(re.findall(r"[a-z]{3,}", text.lower().rstrip("s")))  # noqa: E731
     return 1.0 if words(product_type) & words(scene_category) else 0.5
 
 

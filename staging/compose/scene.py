@@ -21,11 +21,15 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from staging.compose.blend import support_points
+
+if TYPE_CHECKING:  # any object with obstacles() and kind_of(mask) will do
+    from staging.segment.parse import SceneParse
 
 
 @dataclass
@@ -33,7 +37,7 @@ class SceneAnalysis:
     """One scene's replaceable object and its surroundings (see the module doc)."""
 
     mask: np.ndarray  # bool HxW, the object to replace
-    objects: np.ndarray  # bool HxW, every object the segmenter found (the mask's parts)
+    objects: np.ndarray  # bool HxW, every object the segmenter (and a scene parser) found
     floor_y: int  # the object's lowest row
     support: list[tuple[int, int, int]]  # (x0, x1, y) per foot
     floor_line: tuple[float, float] | None  # wall/floor boundary y = a*x + b, if found
@@ -41,6 +45,7 @@ class SceneAnalysis:
     shadow_strength: float  # 1 - shadow / lit floor luminance, 0 when none was found
     light_dx: float  # -1: light from the right ... +1: from the left (shadow falls right)
     shadow_softness: float = 0.03  # the shadow edge's blur sigma, a share of the object's height
+    category: str | None = None  # what the object is, when a scene parser named it
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -58,7 +63,7 @@ class SceneAnalysis:
         return (ys >= a * xs + b).astype(np.int8)
 
 
-ANALYSIS_VERSION = 2  # 2: shadow_softness
+ANALYSIS_VERSION = 3  # 2: shadow_softness; 3: category, objects from a scene parser
 """Bump when :func:`analyse_scene` changes what it computes: older cached analyses are misses."""
 
 
@@ -91,6 +96,7 @@ class SceneCache:
                     shadow_strength=float(data["shadow_strength"]),
                     light_dx=float(data["light_dx"]),
                     shadow_softness=float(data["shadow_softness"]),
+                    category=str(data["category"]) or None,
                 )
         except (OSError, ValueError, KeyError):
             return None
@@ -105,6 +111,7 @@ class SceneCache:
             "shadow_strength": np.array(analysis.shadow_strength),
             "light_dx": np.array(analysis.light_dx),
             "shadow_softness": np.array(analysis.shadow_softness),
+            "category": np.array(analysis.category or ""),
         } | {name: np.packbits(getattr(analysis, name)) for name in ("mask", "objects", "shadow")}
         tmp = None
         try:
@@ -308,14 +315,21 @@ def analyse_scene(
     mask: np.ndarray,
     point: tuple[float, float] | None = None,
     box: tuple[int, int, int, int] | None = None,
+    parse: SceneParse | None = None,
 ) -> SceneAnalysis:
     """The :class:`SceneAnalysis` of a scene (RGB uint8) whose objects are ``mask``; the one
     to replace is the part a user clicked at ``point`` (x, y), else the part a catalog row's
     ``box`` (x0, y0, x1, y1) names (:func:`boxed_object`), else the largest part. Raises
-    ValueError when that leaves no object."""
+    ValueError when that leaves no object.
+
+    With a scene ``parse`` (:mod:`staging.segment.parse`, at the scene's size) the scene's
+    objects also include every piece of furniture it names, which the segmenter's salient
+    mask misses, a click on one of those picks it, and the replaced object gets the parse's
+    name for it (``category``)."""
     objects = mask.astype(bool)
     if point is not None:  # a click names the object more closely than a catalog's box
-        mask = pick_object(objects, point)
+        clicked = None if parse is None else parse.thing_at(point, ignore=objects)
+        mask = clicked if clicked is not None else pick_object(objects, point)
     elif box is not None:
         mask = boxed_object(objects, box)
     else:
@@ -326,6 +340,8 @@ def analyse_scene(
     cols = np.flatnonzero(mask.any(axis=0))
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
     shadow, strength, light_dx, softness = object_shadow(rgb, mask, box)
+    if parse is not None:
+        objects = objects | parse.obstacles()
     return SceneAnalysis(
         mask=mask,
         objects=objects,
@@ -336,4 +352,5 @@ def analyse_scene(
         shadow_strength=strength,
         light_dx=light_dx,
         shadow_softness=softness,
+        category=None if parse is None else parse.kind_of(mask),
     )
