@@ -22,7 +22,7 @@ from staging.compose.scene import ANALYSIS_VERSION, SceneCache
 from staging.embed.base import Embedder
 from staging.errors import ModelNotAvailableError, StagingError
 from staging.io import ImageSource, at_most, load_image
-from staging.models import ModelStore, get_spec
+from staging.models import REGISTRY, ModelStore, get_spec
 from staging.result import Staged
 from staging.runtime import Runtime, resolve_device
 from staging.segment import (
@@ -185,7 +185,8 @@ class StagingEngine:
             return None if wanted == "none" else wanted
         if not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
             return None
-        return next((name for name in PARSERS if self.store.find(name) is not None), None)
+        on_disk = (name for name in PARSERS if name in REGISTRY and self.store.find(name))
+        return next(on_disk, None)
 
     def scene_parser(self) -> SceneParser | None:
         """The loaded scene parser (see :meth:`scene_parser_name`), or None."""
@@ -894,11 +895,11 @@ class StagingEngine:
 
         def analyse() -> tuple[Any, str | None]:
             disk_key = None
-            parser = self.scene_parser()
+            parser = self.scene_parser_name()  # loaded only when the analysis is not cached
             if point is None and scene_mask is not None:
                 where = [box] if box else []  # keys without a box stay as they were
                 if parser is not None:
-                    where.append(parser.name)
+                    where.append(parser)
                 disk_key = _digest(ANALYSIS_VERSION, max_side, scene, scene_mask, *where)
                 if (cached := self.scene_cache.get(disk_key)) is not None:
                     return cached, None
@@ -914,7 +915,7 @@ class StagingEngine:
             if box is not None and point is None:  # in the scene's own pixels, upright
                 factor = image.shape[1] / _image_width(scene)
                 boxed = tuple(int(round(v * factor)) for v in box)
-            parse = None if parser is None else parser.parse(image)
+            parse = None if parser is None else self.scene_parser().parse(image)
             try:
                 analysis = analyse_scene(image, objects, point, boxed, parse)
             except ValueError:  # the box holds no object

@@ -124,8 +124,8 @@ def place_product(
             parts["scale"] = float(replaced[1])
         return Fit(alignment, parts, camera_height_cm=calibrated)
     # Insert in front, on free floor: feet between the old object's floor line and the frame's
-    # foot, where the product overlaps the scene's other objects least (nearest the old object
-    # and its centre line on ties).
+    # foot, where the product overlaps the scene's other objects least (on ties: halfway to
+    # the frame's foot, on the old object's centre line).
     others = scene.objects & ~scene.mask
     best: tuple[float, tuple[Alignment, float]] | None = None
     for t in (0.5, 0.25, 0.75, 1.0):
