@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
+from PIL import Image
 
 from staging.embed._torch import checkpoint_errors, missing_weights, require, torch_device
 from staging.errors import StagingError
@@ -48,7 +48,9 @@ class SegformerParser(SceneParser):
     def parse(self, rgb: np.ndarray) -> SceneParse:
         h, w = rgb.shape[:2]
         net_h, net_w = self.size
-        x = cv2.resize(rgb, (net_w, net_h), interpolation=cv2.INTER_LINEAR)
+        # PIL's bilinear, as the checkpoint's image processor resizes (it low-passes when it
+        # shrinks; OpenCV's does not, and a 1024 px scene's fine texture would alias)
+        x = np.asarray(Image.fromarray(rgb).resize((net_w, net_h), Image.BILINEAR))
         x = (x.astype(np.float32) / 255.0 - self.mean) / self.std
         batch = self.torch.from_numpy(x.transpose(2, 0, 1)[None].copy()).to(self.device)
         with self.torch.inference_mode():
