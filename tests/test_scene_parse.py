@@ -1,6 +1,7 @@
 """Scene parsing (:mod:`staging.segment.parse`): label groups, clicks, what copy-paste does with
 a parse (inserts keep clear of furniture only the parser names; the replaced object's kind),
-and the ``segformer-ade`` backend on a tiny SegFormer built here.
+and the transformers backends (``upernet-convnext-tiny-ade``, ``segformer-ade``) on tiny
+models of their architectures built here.
 
 No real parser weights exist on this machine, so the scenes are the synthetic rooms of
 test_copy_paste with a parse drawn to match them.
@@ -241,25 +242,38 @@ def test_auto_uses_no_parser_without_weights_and_a_named_one_says_what_to_pull(t
         named.scene_parser()
 
 
-# -- the segformer-ade backend ------------------------------------------------------------------
+# -- the transformers backends ----------------------------------------------------------------
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 
-def tiny_segformer(folder, names=NAMES, side=64):
-    """A SegFormer of 24k parameters with ``names`` as its classes, saved as the registry's
-    files (config.json, preprocessor_config.json, pytorch_model.bin)."""
-    config = transformers.SegformerConfig(
-        depths=[1, 1, 1, 1], hidden_sizes=[8, 8, 16, 16], num_attention_heads=[1, 1, 1, 1],
-        decoder_hidden_size=16, id2label=dict(enumerate(names)),
-        label2id={n: i for i, n in enumerate(names)},
-    )  # fmt: skip
+def tiny_checkpoint(folder, architecture: str, names=NAMES, side=64):
+    """A SegFormer or UperNet-ConvNeXt of a few 10k parameters with ``names`` as its classes,
+    saved as the registry's files (config.json, preprocessor_config.json, pytorch_model.bin)."""
+    labels = {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
     torch.manual_seed(0)
-    model = transformers.SegformerForSemanticSegmentation(config).eval()
+    if architecture == "segformer":
+        config = transformers.SegformerConfig(
+            depths=[1, 1, 1, 1], hidden_sizes=[8, 8, 16, 16], num_attention_heads=[1, 1, 1, 1],
+            decoder_hidden_size=16, **labels,
+        )  # fmt: skip
+        model = transformers.SegformerForSemanticSegmentation(config)
+    else:
+        backbone = transformers.ConvNextConfig(
+            hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1],
+            out_features=["stage1", "stage2", "stage3", "stage4"],
+        )  # fmt: skip
+        config = transformers.UperNetConfig(
+            backbone_config=backbone, hidden_size=16, auxiliary_in_channels=16,
+            auxiliary_channels=8, **labels,
+        )  # fmt: skip
+        model = transformers.UperNetForSemanticSegmentation(config)
+    model.eval()
     folder.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(folder)
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
     processor = {
+        "image_processor_type": "SegformerImageProcessor",
         "size": {"height": side, "width": side},
         "image_mean": [0.485, 0.456, 0.406],
         "image_std": [0.229, 0.224, 0.225],
@@ -268,17 +282,22 @@ def tiny_segformer(folder, names=NAMES, side=64):
     return model
 
 
-def test_segformer_loads_from_the_models_dir_under_auto_and_parses_as_transformers_does(tmp_path):
-    model = tiny_segformer(tmp_path / "segformer-ade")
+ARCHITECTURES = [("segformer-ade", "segformer"), ("upernet-convnext-tiny-ade", "upernet")]
+
+
+@pytest.mark.parametrize(("name", "architecture"), ARCHITECTURES)
+def test_a_checkpoint_loads_under_auto_and_parses_as_transformers_does(
+    tmp_path, name, architecture
+):
+    model = tiny_checkpoint(tmp_path / name, architecture)
     engine = StagingEngine(models_dir=str(tmp_path), cache_dir=tmp_path / "cache")
-    assert engine.scene_parser_name() == "segformer-ade"
+    assert engine.scene_parser_name() == name
     parser = engine.scene_parser()
+    assert parser.name == name
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (48, 40, 3), np.uint8)  # enlarged to the net's 64 px
     blocks = rng.integers(0, 256, (6, 8, 3), np.uint8).repeat(25, axis=0).repeat(25, axis=1)
-    processor = transformers.SegformerImageProcessorPil.from_pretrained(
-        str(tmp_path / "segformer-ade")
-    )
+    processor = transformers.SegformerImageProcessorPil.from_pretrained(str(tmp_path / name))
     for rgb in (noise, blocks):  # blocks: 150x200, shrunk (the low-pass matters)
         parse = parser.parse(rgb)
         assert parse.labels.shape == rgb.shape[:2] and parse.names == NAMES
@@ -295,8 +314,19 @@ def test_segformer_loads_from_the_models_dir_under_auto_and_parses_as_transforme
         assert (parse.labels == reference.numpy()).mean() > 0.95
 
 
-def test_segformer_checkpoint_missing_weights_is_an_error_that_says_pull_again(tmp_path):
-    tiny_segformer(tmp_path / "segformer-ade")
+def test_auto_prefers_the_better_parser_when_both_are_on_disk(tmp_path):
+    for name, architecture in ARCHITECTURES:
+        tiny_checkpoint(tmp_path / name, architecture)
+    engine = StagingEngine(models_dir=str(tmp_path), cache_dir=tmp_path / "cache")
+    assert engine.scene_parser_name() == "upernet-convnext-tiny-ade"
+    chosen = StagingEngine(
+        models_dir=str(tmp_path), cache_dir=tmp_path / "cache", scene_parser="segformer-ade"
+    )
+    assert chosen.scene_parser().name == "segformer-ade"
+
+
+def test_a_checkpoint_missing_weights_is_an_error_that_says_pull_again(tmp_path):
+    tiny_checkpoint(tmp_path / "segformer-ade", "segformer")
     weights = torch.load(tmp_path / "segformer-ade" / "pytorch_model.bin")
     del weights["decode_head.classifier.weight"]
     torch.save(weights, tmp_path / "segformer-ade" / "pytorch_model.bin")

@@ -1,0 +1,116 @@
+"""Scene parsers that are transformers semantic-segmentation checkpoints trained on ADE20K.
+
+Two registry models, loaded the same way (``AutoModelForSemanticSegmentation`` from a folder
+in the models directory: ``config.json`` with the class names, ``preprocessor_config.json``,
+``pytorch_model.bin``); ``staging models pull NAME`` fetches one, nothing is downloaded here:
+
+=============================  ====================================  =======  ======  ========
+name                           checkpoint                            ADE mIoU  size   licence
+=============================  ====================================  =======  ======  ========
+``upernet-convnext-tiny-ade``  ``openmmlab/upernet-convnext-tiny``   46.1     241 MB  MIT
+``segformer-ade``              ``nvidia/segformer-b0-finetuned-      37.4     15 MB   NVIDIA,
+                               ade-512-512``                                          non-
+                                                                                      commercial
+=============================  ====================================  =======  ======  ========
+
+(mIoU as their authors publish it.) ``auto`` prefers the first. On 2 CPU cores, timed with
+random weights on a 1024x768 scene: UperNet-ConvNeXt-T 3.7 s, SegFormer-b0 0.7 s, once per
+scene, at indexing.
+
+Input as their image processors prepare it: the whole scene resized to the checkpoint's size
+(512x512) with PIL's bilinear, pixels/255, the processor's mean/std. Output: the logits,
+enlarged (bilinear) to at most the input size, arg-maxed, the labels resized (nearest) to the
+scene: full-size logits of 150 classes would take gigabytes for a big scene.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from staging.embed._torch import checkpoint_errors, missing_weights, require, torch_device
+from staging.errors import StagingError
+from staging.segment.parse import SceneParse, SceneParser
+
+INSTALL = "torch transformers   (tested: pip install -r requirements-torch.txt)"
+WITHOUT = "or stage without a scene parser (STAGING_SCENE_PARSER=none)."
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class SemanticParser(SceneParser):
+    def __init__(self, name: str, module, size: tuple[int, int], mean, std, device: str = "cpu"):
+        self.name = name
+        self.torch = require("torch", INSTALL, f"The {name} scene parser", hint=WITHOUT)
+        self.module = module.eval().to(device)
+        self.device = device
+        self.size = size  # (h, w) of the network's input
+        self.mean = np.asarray(mean, np.float32)
+        self.std = np.asarray(std, np.float32)
+        labels = module.config.id2label
+        self.names = tuple(str(labels[i]) for i in range(len(labels)))
+
+    def parse(self, rgb: np.ndarray) -> SceneParse:
+        h, w = rgb.shape[:2]
+        net_h, net_w = self.size
+        # PIL's bilinear, as the image processor resizes: it low-passes when it shrinks, and
+        # OpenCV's does not (a large scene's fine texture would alias)
+        x = np.asarray(Image.fromarray(rgb).resize((net_w, net_h), Image.BILINEAR))
+        x = (x.astype(np.float32) / 255.0 - self.mean) / self.std
+        batch = self.torch.from_numpy(x.transpose(2, 0, 1)[None].copy()).to(self.device)
+        with self.torch.inference_mode():
+            logits = self.module(pixel_values=batch).logits
+            scale = min(1.0, max(net_h, net_w) / max(h, w))
+            out = (max(1, round(h * scale)), max(1, round(w * scale)))
+            logits = self.torch.nn.functional.interpolate(
+                logits.float(), size=out, mode="bilinear", align_corners=False
+            )
+            labels = logits.argmax(dim=1)[0].cpu().numpy().astype(np.int32)
+        return SceneParse(labels, self.names).resized((w, h))
+
+
+def _processor(folder: Path, config) -> tuple[tuple[int, int], tuple, tuple]:
+    """(h, w), mean and std from the checkpoint's ``preprocessor_config.json`` (``size`` as a
+    number or as height/width); without it the config's ``image_size`` (else 512) and ImageNet's
+    mean and std."""
+    path = folder / "preprocessor_config.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    size = data.get("size") or getattr(config, "image_size", None) or 512
+    if isinstance(size, dict):
+        size = (int(size.get("height", 512)), int(size.get("width", 512)))
+    else:
+        size = (int(size), int(size))
+    return (
+        size,
+        tuple(data.get("image_mean", IMAGENET_MEAN)),
+        tuple(data.get("image_std", IMAGENET_STD)),
+    )
+
+
+def create(runtime, model: str) -> SemanticParser:
+    """Load the registry checkpoint ``model`` onto ``runtime.device``.
+
+    Raises :class:`~staging.errors.StagingError` naming the pip command when torch or
+    transformers is missing, and :class:`~staging.errors.ModelNotAvailableError` naming
+    ``staging models pull <model>`` when the checkpoint is not on disk.
+    """
+    what = f"The {model} scene parser"
+    require("torch", INSTALL, what, hint=WITHOUT)
+    transformers = require("transformers", INSTALL, what, hint=WITHOUT)
+    folder = runtime.store.path(model)  # ModelNotAvailableError names the pull command
+    with checkpoint_errors(what, folder, model, INSTALL):
+        module, info = transformers.AutoModelForSemanticSegmentation.from_pretrained(
+            str(folder), local_files_only=True, output_loading_info=True
+        )
+    missing = missing_weights(info)
+    if missing:
+        raise StagingError(
+            f"The {model} checkpoint in {folder} lacks (or mis-shapes) {len(missing)} weights, "
+            f"e.g. {', '.join(sorted(missing)[:3])}. Fetch it again with:\n"
+            f"    staging models pull {model} --force"
+        )
+    size, mean, std = _processor(Path(folder), module.config)
+    return SemanticParser(model, module, size, mean, std, torch_device(runtime))
