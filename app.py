@@ -1045,6 +1045,7 @@ def build_ui() -> gr.Blocks:
                 "index kept in the app's cache. The demo catalog "
                 f"(`{DEMO_CATALOG.relative_to(ROOT)}`) is indexed automatically on first use."
             )
+            gr.Markdown(engine.scene_parser_status(), elem_id="scene-parser-status")
             with gr.Row():
                 folder = gr.Textbox(label="Catalog folder", value=str(DEMO_CATALOG), scale=3)
                 csv = gr.Textbox(

@@ -216,6 +216,7 @@ def index_catalog(
             f"{report.processed} images in {report.processing_seconds:.1f} s: "
             f"{report.images_per_second:.1f} images/s"
         )
+    typer.echo(engine.scene_parser_status().replace("`", ""))
 
 
 @app.command("search")

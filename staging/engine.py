@@ -197,6 +197,24 @@ class StagingEngine:
             return None
         return self._cached("parse", name, lambda: create_parser(name, self.runtime))
 
+    def scene_parser_status(self) -> str:
+        """One line on the scene parser copy-paste analyses scenes with, for the CLI and the
+        app: which, or what to pull for one (no network is touched)."""
+        from staging.segment.parse import PARSERS
+
+        name = self.scene_parser_name()
+        if name is not None:
+            return f"Scene parser: `{name}`: copy-paste sees every piece of furniture it names."
+        if self.settings.scene_parser == "none":
+            return "Scene parser: off (scene_parser=none)."
+        best = next(iter(PARSERS))
+        return (
+            "Scene parser: none, so copy-paste knows only the objects the segmenter marks (the "
+            "salient group). For every piece of furniture: `pip install -r "
+            f"requirements-torch.txt` and `staging models pull {best}` "
+            f"({get_spec(best).size_mb:.0f} MB), then index again."
+        )
+
     def segmentation_status(self) -> str:
         """One line on what ``auto`` segments with, for banners: the model on disk, or why
         there is none and what to pull (no network is touched)."""

@@ -234,6 +234,9 @@ def test_copy_paste_takes_each_scenes_kind_from_the_parser(tmp_path, monkeypatch
 def test_auto_uses_no_parser_without_weights_and_a_named_one_says_what_to_pull(tmp_path):
     engine = StagingEngine(models_dir=str(tmp_path), cache_dir=tmp_path / "cache", auto_pull=False)
     assert engine.scene_parser_name() is None and engine.scene_parser() is None
+    assert "staging models pull upernet-convnext-tiny-ade" in engine.scene_parser_status()
+    off = StagingEngine(models_dir=str(tmp_path), scene_parser="none")
+    assert off.scene_parser_status() == "Scene parser: off (scene_parser=none)."
     named = StagingEngine(
         models_dir=str(tmp_path), cache_dir=tmp_path / "cache", scene_parser="segformer-ade",
         offline=True,
@@ -319,6 +322,7 @@ def test_auto_prefers_the_better_parser_when_both_are_on_disk(tmp_path):
         tiny_checkpoint(tmp_path / name, architecture)
     engine = StagingEngine(models_dir=str(tmp_path), cache_dir=tmp_path / "cache")
     assert engine.scene_parser_name() == "upernet-convnext-tiny-ade"
+    assert "`upernet-convnext-tiny-ade`" in engine.scene_parser_status()
     chosen = StagingEngine(
         models_dir=str(tmp_path), cache_dir=tmp_path / "cache", scene_parser="segformer-ade"
     )
