@@ -85,6 +85,8 @@ class StagingEngine:
         self._images: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self.scene_cache = SceneCache(Path(settings.cache_dir).expanduser() / "scenes")
         self._pull_failed: str | None = None
+        self._parser_failed: str | None = None
+        self._parses: OrderedDict[tuple, Any] = OrderedDict()
         self.mask_cache = MaskCache(Path(settings.cache_dir).expanduser() / "masks")
 
     # -- runtime --------------------------------------------------------------------------------
@@ -183,19 +185,30 @@ class StagingEngine:
         wanted = self.settings.scene_parser
         if wanted != "auto":
             return None if wanted == "none" else wanted
+        if self._parser_failed is not None:
+            return None
         if not all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
             return None
         on_disk = (name for name in PARSERS if name in REGISTRY and self.store.find(name))
         return next(on_disk, None)
 
     def scene_parser(self) -> SceneParser | None:
-        """The loaded scene parser (see :meth:`scene_parser_name`), or None."""
+        """The loaded scene parser (see :meth:`scene_parser_name`), or None. One that ``auto``
+        found but cannot load (a damaged checkpoint, a torch that does not import) is said
+        once, as a warning, and left out: staging goes on without it."""
         from staging.segment.parse import create_parser
 
         name = self.scene_parser_name()
         if name is None:
             return None
-        return self._cached("parse", name, lambda: create_parser(name, self.runtime))
+        try:
+            return self._cached("parse", name, lambda: create_parser(name, self.runtime))
+        except StagingError as exc:
+            if self.settings.scene_parser != "auto":
+                raise
+            self._parser_failed = f"{name}: {exc}"
+            warnings.warn(f"Staging without a scene parser: {self._parser_failed}", stacklevel=2)
+            return None
 
     def scene_parser_status(self) -> str:
         """One line on the scene parser copy-paste analyses scenes with, for the CLI and the
@@ -207,6 +220,8 @@ class StagingEngine:
             return f"Scene parser: `{name}`: copy-paste sees every piece of furniture it names."
         if self.settings.scene_parser == "none":
             return "Scene parser: off (scene_parser=none)."
+        if self._parser_failed is not None:
+            return f"Scene parser: none, the one on disk does not load ({self._parser_failed})."
         best = next(iter(PARSERS))
         return (
             "Scene parser: none, so copy-paste knows only the objects the segmenter marks (the "
@@ -913,11 +928,11 @@ class StagingEngine:
 
         def analyse() -> tuple[Any, str | None]:
             disk_key = None
-            parser = self.scene_parser_name()  # loaded only when the analysis is not cached
+            parser_name = self.scene_parser_name()  # loaded only when not cached
             if point is None and scene_mask is not None:
                 where = [box] if box else []  # keys without a box stay as they were
-                if parser is not None:
-                    where.append(parser)
+                if parser_name is not None:
+                    where += [("parser", parser_name), self._parser_config(parser_name)]
                 disk_key = _digest(ANALYSIS_VERSION, max_side, scene, scene_mask, *where)
                 if (cached := self.scene_cache.get(disk_key)) is not None:
                     return cached, None
@@ -933,10 +948,20 @@ class StagingEngine:
             if box is not None and point is None:  # in the scene's own pixels, upright
                 factor = image.shape[1] / _image_width(scene)
                 boxed = tuple(int(round(v * factor)) for v in box)
-            parse = None if parser is None else self.scene_parser().parse(image)
+            parse = None
+            if parser_name is not None and (parser := self.scene_parser()) is not None:
+                parse = self._lru(  # one parse per scene, however many clicks
+                    self._parses,
+                    (*self._scene_key(scene, scene_mask, max_side, None, None), parser.name),
+                    lambda: parser.parse(image),
+                )
+            elif parser_name is not None:  # it failed to load: not under the parser's key
+                disk_key = None
             try:
                 analysis = analyse_scene(image, objects, point, boxed, parse)
-            except ValueError:  # the box holds no object
+            except ValueError:
+                if boxed is None:
+                    raise
                 return None, f"no object found inside its catalog box {list(box)}"
             if disk_key is not None:
                 self.scene_cache.put(disk_key, analysis)
@@ -944,6 +969,12 @@ class StagingEngine:
 
         key = self._scene_key(scene, scene_mask, max_side, point, box)
         return self._lru(self._scenes, key, analyse, size=256)
+
+    def _parser_config(self, name: str) -> Path | None:
+        """The parser checkpoint's config file (its contents go into cache keys, so analyses
+        by another checkpoint under the same name are not reused), if it is on disk."""
+        folder = self.store.find(name) if name in REGISTRY else None
+        return None if folder is None else Path(folder) / "config.json"
 
     def _clean_plate(
         self,

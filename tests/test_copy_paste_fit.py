@@ -251,6 +251,10 @@ def test_fit_ranks_the_compatible_scene_first_whatever_the_similarity():
     assert fit_b.mode == "insert" and "coverage" not in fit_b.parts
     assert fit_b.alignment.box[3] > mask_geometry(b.mask)[3][3]
     assert same_kind("Folding chairs", "chair") == 1.0 and same_kind(None, "chair") is None
+    # Catalog words against a scene parser's (ADE20K) names; "of" is no shared kind.
+    assert same_kind("Chest of 3 drawers", "chest of drawers") == 1.0
+    assert same_kind("Couch", "sofa") == 1.0 and same_kind("Bookshelf", "bookcase") == 1.0
+    assert same_kind("Piece of art", "chest of drawers") == 0.5
 
 
 def test_an_insert_changes_nothing_outside_the_product_and_its_shadows():

@@ -49,10 +49,11 @@ def _parse_for(mask: np.ndarray, chair_box: tuple[int, int, int, int]) -> SceneP
     return SceneParse(labels, NAMES)
 
 
-def _chair_under(box) -> tuple[int, int, int, int]:
-    """A chair standing where the default insert's lower half is."""
+def _chair_under(box, bed: np.ndarray) -> tuple[int, int, int, int]:
+    """A chair standing where the default insert's feet are, in front of the bed (below its
+    floor line, so none of it is in the bed's mask)."""
     x0, y0, x1, y1 = (int(round(v)) for v in box)
-    return x0, (y0 + y1) // 2, x1, y1
+    return x0, mask_geometry(bed)[3][3] + 1, x1, y1
 
 
 def _overlap(alpha, fit, region: tuple[int, int, int, int]) -> float:
@@ -71,6 +72,35 @@ def test_labels_are_grouped_by_name_into_things_and_the_rest():
     assert parse.obstacles().tolist() == [[False, False, True], [True, False, False]]
     assert synonyms("rug;carpet;carpeting") == ["rug", "carpet", "carpeting"]
     assert synonyms("bed ") == ["bed"]
+
+
+def test_labels_outside_the_names_are_nothing():
+    names = ("chair", "floor", "table")  # things at both ends
+    parse = SceneParse(np.array([[-1, 0, 1, 2, 3, 99]], np.int32), names)
+    assert parse.obstacles().tolist() == [[False, True, False, True, False, False]]
+
+
+def test_the_replaced_objects_own_label_is_not_an_obstacle_but_a_neighbour_is():
+    mask = np.zeros((40, 60), bool)
+    mask[10:30, 10:30] = True
+    labels = np.full((40, 60), FLOOR, np.int32)
+    labels[8:32, 8:32] = BED  # the parser's bed spills 2 px past the segmenter's edge
+    labels[10:30, 40:50] = CHAIR  # a chair beside it
+    labels[10:20, 30:34] = CHAIR  # and one touching it, outside its mask
+    others = SceneParse(labels, NAMES).others(mask)
+    assert not others[labels == BED].any()
+    assert others[labels == CHAIR].all()
+
+
+def test_a_click_picks_the_connected_thing_not_every_thing_of_its_kind():
+    labels = np.full((40, 60), FLOOR, np.int32)
+    labels[10:30, 5:15] = CHAIR
+    labels[10:30, 40:50] = CHAIR
+    parse = SceneParse(labels, NAMES)
+    nothing = np.zeros((40, 60), bool)
+    picked = parse.thing_at((45, 20), ignore=nothing)
+    assert picked.sum() == 200 and picked[10:30, 40:50].all()
+    assert parse.thing_at((30, 35), ignore=nothing) is None  # the floor is no thing
 
 
 def test_the_kind_of_an_object_is_the_thing_most_of_it_is():
@@ -105,14 +135,14 @@ def test_unknown_parser_names_the_known_ones():
 # -- scene analysis and fit ----------------------------------------------------------------------
 def test_an_insert_keeps_clear_of_furniture_only_the_parser_names():
     scene, mask, alpha, plain = _bed_room()
-    chair = _chair_under(plain.alignment.box)
+    chair = _chair_under(plain.alignment.box, mask)
     parse = _parse_for(mask, chair)
     analysis = analyse_scene(scene, mask, parse=parse)
     assert analysis.objects[chair[1] : chair[3], chair[0] : chair[2]].all()
     parsed = place_product(alpha, analysis, width_cm=45.0)
     assert parsed.mode == "insert"
     # Without the parse the product stands on the chair; with it, beside it.
-    assert _overlap(alpha, plain, chair) > 0.3
+    assert _overlap(alpha, plain, chair) > 0.15
     assert _overlap(alpha, parsed, chair) == 0.0
     assert parsed.parts["free_floor"] == 1.0
     # Still in front of the bed, on the floor.
@@ -131,10 +161,9 @@ def test_the_parse_names_the_replaced_object_for_the_category_part():
 
 def test_a_click_on_furniture_only_the_parser_names_picks_it():
     scene, mask, _, plain = _bed_room()
-    chair = _chair_under(plain.alignment.box)
+    chair = _chair_under(plain.alignment.box, mask)
     parse = _parse_for(mask, chair)
-    below_bed = mask_geometry(mask)[3][3] + 1  # the chair stands in front of the bed
-    inside = ((chair[0] + chair[2]) / 2, (below_bed + chair[3]) / 2)
+    inside = ((chair[0] + chair[2]) / 2, (chair[1] + chair[3]) / 2)
     picked = analyse_scene(scene, mask, point=inside, parse=parse)
     assert picked.box == chair and picked.category == "chair"
     # Without the parse the click goes to the nearest marked object, the bed.
@@ -142,6 +171,16 @@ def test_a_click_on_furniture_only_the_parser_names_picks_it():
     # A click on the bed, which the segmenter marked, still picks the segmenter's object.
     on_bed = analyse_scene(scene, mask, point=(30, 200), parse=parse)
     assert np.array_equal(on_bed.mask, mask)
+
+
+def test_a_parse_of_another_size_is_resized_to_the_scene():
+    scene, mask, alpha, plain = _bed_room()
+    chair = _chair_under(plain.alignment.box, mask)
+    parse = _parse_for(mask, chair)
+    half = parse.resized((160, 128))
+    analysis = analyse_scene(scene, mask, parse=half)
+    assert analysis.category == "bed"
+    assert analysis.objects[chair[1] + 2 : chair[3] - 2, chair[0] + 2 : chair[2] - 2].all()
 
 
 def test_the_scene_cache_keeps_the_category(tmp_path):
@@ -171,7 +210,7 @@ class PlantedParser(SceneParser):
 
 def test_the_engine_stages_with_its_scene_parser_and_keeps_analyses_apart(tmp_path, monkeypatch):
     scene, mask, alpha, plain = _bed_room()
-    chair = _chair_under(plain.alignment.box)
+    chair = _chair_under(plain.alignment.box, mask)
     parser = PlantedParser(_parse_for(mask, chair))
     monkeypatch.setitem(parse_module.PARSERS, "planted", lambda runtime: parser)
     save_image(tmp_path / "room.png", scene)
@@ -200,6 +239,39 @@ def test_the_engine_stages_with_its_scene_parser_and_keeps_analyses_apart(tmp_pa
     assert (plain_result.alpha[y0:y1, x0:x1] >= 0.5).any()
     stage("planted")
     assert parser.calls == 1  # the parsed analysis came from the disk cache
+    # Clicks analyse the scene again, but parse it once.
+    engine = StagingEngine(
+        models_dir=str(tmp_path / "models"), cache_dir=tmp_path / "cache", scene_parser="planted"
+    )
+    for point in ((30, 200), ((x0 + x1) / 2, (y0 + y1) / 2)):
+        clicked = engine.stage_in_scene(
+            tmp_path / "chair.png", tmp_path / "room.png", mask=tmp_path / "chair-mask.png",
+            scene_mask=tmp_path / "room-mask.png", object_at=point,
+        )  # fmt: skip
+    assert parser.calls == 2
+    assert clicked.source["object_box"] == list(chair)  # the chair only the parser names
+
+
+def test_auto_skips_parsers_it_cannot_run(tmp_path, monkeypatch):
+    import importlib.util
+
+    # A plugin parser without a registry entry is never "on disk" for auto.
+    monkeypatch.setitem(parse_module.PARSERS, "plugin", lambda runtime: RedIsABed())
+    engine = StagingEngine(models_dir=str(tmp_path), cache_dir=tmp_path / "cache")
+    assert engine.scene_parser_name() is None
+    # With the weights there but transformers not installed, auto takes none.
+    folder = tmp_path / "segformer-ade"
+    folder.mkdir()
+    for name in ("config.json", "preprocessor_config.json", "pytorch_model.bin"):
+        (folder / name).write_text("{}")
+    assert engine.scene_parser_name() == "segformer-ade"
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "transformers" else find_spec(name, *a),
+    )
+    assert engine.scene_parser_name() is None
 
 
 class RedIsABed(SceneParser):
@@ -317,6 +389,33 @@ def test_a_checkpoint_loads_under_auto_and_parses_as_transformers_does(
         assert (parse.labels == reference.numpy()).mean() > 0.95
 
 
+def test_analyses_by_another_checkpoint_under_the_same_name_are_not_reused(tmp_path, monkeypatch):
+    from staging.segment.semantic import SemanticParser
+
+    tiny_checkpoint(tmp_path / "models" / "segformer-ade", "segformer")
+    scene, mask, _, _ = _bed_room()
+    save_image(tmp_path / "room.png", scene)
+    save_mask(tmp_path / "room-mask.png", mask)
+    calls = []
+    parse = SemanticParser.parse
+
+    def counted(self, rgb):
+        calls.append(1)
+        return parse(self, rgb)
+
+    def analyse():
+        engine = StagingEngine(models_dir=str(tmp_path / "models"), cache_dir=tmp_path / "cache")
+        engine._analysed_scene(tmp_path / "room.png", tmp_path / "room-mask.png", 320, None, None)
+
+    monkeypatch.setattr(SemanticParser, "parse", counted)
+    analyse()
+    analyse()
+    assert len(calls) == 1  # the second engine read the first's analysis
+    tiny_checkpoint(tmp_path / "models" / "segformer-ade", "segformer", names=NAMES[::-1])
+    analyse()
+    assert len(calls) == 2  # other classes, another checkpoint: analysed again
+
+
 def test_auto_prefers_the_better_parser_when_both_are_on_disk(tmp_path):
     for name, architecture in ARCHITECTURES:
         tiny_checkpoint(tmp_path / name, architecture)
@@ -329,11 +428,27 @@ def test_auto_prefers_the_better_parser_when_both_are_on_disk(tmp_path):
     assert chosen.scene_parser().name == "segformer-ade"
 
 
-def test_a_checkpoint_missing_weights_is_an_error_that_says_pull_again(tmp_path):
+def test_a_damaged_checkpoint_is_left_out_under_auto_and_an_error_when_named(tmp_path):
     tiny_checkpoint(tmp_path / "segformer-ade", "segformer")
     weights = torch.load(tmp_path / "segformer-ade" / "pytorch_model.bin")
     del weights["decode_head.classifier.weight"]
     torch.save(weights, tmp_path / "segformer-ade" / "pytorch_model.bin")
-    engine = StagingEngine(models_dir=str(tmp_path), cache_dir=tmp_path / "cache")
+    named = StagingEngine(
+        models_dir=str(tmp_path), cache_dir=tmp_path / "cache", scene_parser="segformer-ade"
+    )
     with pytest.raises(StagingError, match="pull segformer-ade --force"):
-        engine.scene_parser()
+        named.scene_parser()
+    auto = StagingEngine(models_dir=str(tmp_path), cache_dir=tmp_path / "cache")
+    with pytest.warns(UserWarning, match="(?s)without a scene parser.*pull segformer-ade --force"):
+        assert auto.scene_parser() is None
+    assert auto.scene_parser_name() is None  # said once, not tried for every scene
+    assert "does not load" in auto.scene_parser_status()
+    (tmp_path / "segformer-ade" / "preprocessor_config.json").write_text("{not json")
+    tiny_checkpoint(tmp_path / "other" / "segformer-ade", "segformer")
+    (tmp_path / "other" / "segformer-ade" / "preprocessor_config.json").write_text("{not json")
+    broken = StagingEngine(
+        models_dir=str(tmp_path / "other"), cache_dir=tmp_path / "cache",
+        scene_parser="segformer-ade",
+    )  # fmt: skip
+    with pytest.raises(StagingError, match="pull segformer-ade --force"):
+        broken.scene_parser()

@@ -60,13 +60,33 @@ class Fit:
         return float(np.exp(np.log(values).mean()))
 
 
+KIND_SYNONYMS = (
+    {"sofa", "couch", "settee"},
+    {"chest", "drawer", "dresser"},
+    {"bookcase", "bookshelf", "shelving", "shelf"},
+    {"wardrobe", "closet"},
+    {"ottoman", "footstool", "pouffe"},
+    {"buffet", "sideboard"},
+    {"cabinet", "cupboard"},
+    {"cradle", "crib", "cot"},
+)
+"""Words catalogs and a scene parser's classes (ADE20K's) use for the same kind of furniture."""
+
+
+def _kind_words(text: str) -> set[str]:
+    """The words of a kind's name (3+ letters, singular), with their synonyms."""
+    words = {w[:-1] if w.endswith("s") and not w.endswith("ss") else w
+             for w in re.findall(r"[a-z]{3,}", text.lower())}  # fmt: skip
+    return words.union(*(group for group in KIND_SYNONYMS if words & group))
+
+
 def same_kind(product_type: str | None, scene_category: str | None) -> float | None:
-    """1.0 when the two names share a word (``Chair``/``Folding chair``), 0.5 when they do
-    not, None when either is unknown."""
+    """1.0 when the two names share a word or a synonym (``Chair``/``Folding chair``,
+    ``Couch``/``sofa``, ``Chest of 3 drawers``/``chest of drawers``), 0.5 when they do not,
+    None when either is unknown. Words of under 3 letters (``of``) do not count."""
     if not product_type or not scene_category:
         return None
-    words = lambda text: set(re.findall(r"[a-z]{3,}", text.lower().rstrip("s")))  # noqa: E731
-    return 1.0 if words(product_type) & words(scene_category) else 0.5
+    return 1.0 if _kind_words(product_type) & _kind_words(scene_category) else 0.5
 
 
 def place_product(

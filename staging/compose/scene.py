@@ -28,7 +28,7 @@ import numpy as np
 
 from staging.compose.blend import support_points
 
-if TYPE_CHECKING:  # any object with obstacles() and kind_of(mask) will do
+if TYPE_CHECKING:
     from staging.segment.parse import SceneParse
 
 
@@ -327,6 +327,8 @@ def analyse_scene(
     mask misses, a click on one of those picks it, and the replaced object gets the parse's
     name for it (``category``)."""
     objects = mask.astype(bool)
+    if parse is not None and parse.labels.shape != objects.shape:
+        parse = parse.resized((objects.shape[1], objects.shape[0]))
     if point is not None:  # a click names the object more closely than a catalog's box
         clicked = None if parse is None else parse.thing_at(point, ignore=objects)
         mask = clicked if clicked is not None else pick_object(objects, point)
@@ -341,7 +343,7 @@ def analyse_scene(
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
     shadow, strength, light_dx, softness = object_shadow(rgb, mask, box)
     if parse is not None:
-        objects = objects | parse.obstacles()
+        objects = objects | parse.others(mask)
     return SceneAnalysis(
         mask=mask,
         objects=objects,

@@ -23,6 +23,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -32,16 +33,20 @@ from staging.runtime import Runtime
 
 STANDING = frozenset({
     "floor", "flooring", "rug", "carpet", "carpeting", "grass", "earth", "ground", "sidewalk",
-    "pavement", "path", "field", "sand", "land", "soil", "dirt", "deck", "terrace",
+    "pavement", "path", "field", "sand", "land", "soil", "dirt", "dirt track", "road", "deck",
+    "terrace",
 })  # fmt: skip
 """Surfaces a product may stand on: never an obstacle."""
 BACKDROP = frozenset({
     "wall", "ceiling", "sky", "windowpane", "window", "building", "edifice", "house", "door",
-    "curtain", "drape", "drapery", "blind", "painting", "picture", "poster", "mirror", "column",
-    "pillar", "fence", "railing", "bannister", "chandelier", "light", "sconce", "tree",
-    "mountain", "hill", "water", "sea", "river", "lake",
+    "screen door", "curtain", "drape", "drapery", "blind", "painting", "picture", "poster",
+    "mirror", "column", "pillar", "fence", "railing", "bannister", "chandelier", "light",
+    "sconce", "hood", "clock", "bulletin board", "signboard", "flag", "awning", "canopy", "tree",
+    "palm", "mountain", "hill", "water", "sea", "river", "lake", "skyscraper", "tower",
+    "streetlight", "traffic light",
 })  # fmt: skip
-"""What stands behind a product or hangs above it: overlapping it is not a collision."""
+"""What stands behind a product or hangs on a wall or a ceiling: overlapping it is no
+collision. ADE20K's names, one per class in its checkpoints' configs."""
 VOID = frozenset({"background", "void", "unlabeled", "unlabelled", "other"})
 
 
@@ -56,18 +61,37 @@ def _in(group: frozenset[str], name: str) -> bool:
 
 @dataclass
 class SceneParse:
-    """A scene's pixels labelled: ``labels`` (int HxW) index ``names``."""
+    """A scene's pixels labelled: ``labels`` (int HxW) index ``names`` (a label outside them
+    is nothing)."""
 
     labels: np.ndarray
     names: tuple[str, ...]
 
-    def _where(self, keep: Callable[[str], bool]) -> np.ndarray:
-        table = np.array([keep(name) for name in self.names] + [False])
-        return table[np.clip(self.labels, -1, len(self.names)).astype(np.intp)]
+    @cached_property
+    def _obstacles(self) -> np.ndarray:
+        thing = [not _in(STANDING | BACKDROP | VOID, name) for name in self.names]
+        table = np.array([*thing, False])  # index len(names): any label outside them
+        labels = self.labels.astype(np.intp)
+        return table[np.where((labels >= 0) & (labels < len(self.names)), labels, -1)]
 
     def obstacles(self) -> np.ndarray:
         """bool HxW: furniture and every other thing (not a floor, a wall or a window)."""
-        return self._where(lambda name: not _in(STANDING | BACKDROP | VOID, name))
+        return self._obstacles
+
+    def others(self, mask: np.ndarray) -> np.ndarray:
+        """:meth:`obstacles` less the object ``mask`` marks: a connected region of one label
+        that lies mostly inside the mask is that object as the parser sees it (its labels
+        spill past the segmenter's edge at the parser's coarser resolution)."""
+        out = self.obstacles().copy()
+        for label in np.unique(self.labels[mask & out]):
+            count, parts = cv2.connectedComponents(
+                (self.labels == label).astype(np.uint8), connectivity=8
+            )
+            inside = np.bincount(parts[mask], minlength=count)
+            total = np.bincount(parts.ravel(), minlength=count)
+            itself = np.flatnonzero(inside[1:] * 2 > total[1:]) + 1  # part 0: not this label
+            out[np.isin(parts, itself)] = False
+        return out
 
     def kind_of(self, mask: np.ndarray) -> str | None:
         """The name of the object most of ``mask`` is, when the parser agrees it is a thing
@@ -127,5 +151,7 @@ def create_parser(name: str, runtime: Runtime) -> SceneParser:
         factory = PARSERS[name]
     except KeyError:
         known = ", ".join(sorted(PARSERS))
-        raise UnknownNameError(f"Unknown scene parser {name!r}. Known: {known}, none.") from None
+        raise UnknownNameError(
+            f"Unknown scene parser {name!r}. Known: {known}, auto, none."
+        ) from None
     return factory(runtime)

@@ -17,8 +17,9 @@ name                           checkpoint                            ADE mIoU  s
 random weights on a 1024x768 scene: UperNet-ConvNeXt-T 3.7 s, SegFormer-b0 0.7 s, once per
 scene, at indexing.
 
-Input as their image processors prepare it: the whole scene resized to the checkpoint's size
-(512x512) with PIL's bilinear, pixels/255, the processor's mean/std. Output: the logits,
+Input as their image processors prepare it (:class:`Preprocessing`): the whole scene resized
+to the checkpoint's size (512x512) with PIL's bilinear, rescaled (pixels/255) and normalised
+as the processor says. Output: the logits,
 enlarged (bilinear) to at most the input size, arg-maxed, the labels resized (nearest) to the
 scene: full-size logits of 150 classes would take gigabytes for a big scene.
 """
@@ -26,6 +27,7 @@ scene: full-size logits of 150 classes would take gigabytes for a big scene.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,25 +43,57 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+@dataclass(frozen=True)
+class Preprocessing:
+    """What the checkpoint's image processor does before the network (its
+    ``preprocessor_config.json``; without it: 512x512, pixels/255, ImageNet mean/std)."""
+
+    size: tuple[int, int] = (512, 512)  # (h, w)
+    rescale: float = 1 / 255  # 1.0 when the processor does not rescale
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+    @classmethod
+    def of(cls, folder: Path, config) -> Preprocessing:
+        path = folder / "preprocessor_config.json"
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        size = data.get("size") or getattr(config, "image_size", None) or 512
+        if isinstance(size, dict):
+            size = (int(size.get("height", 512)), int(size.get("width", 512)))
+        elif isinstance(size, (list, tuple)):
+            size = (int(size[0]), int(size[-1]))
+        else:
+            size = (int(size), int(size))
+        normalise = data.get("do_normalize", True)
+        return cls(
+            size,
+            float(data.get("rescale_factor", 1 / 255)) if data.get("do_rescale", True) else 1.0,
+            tuple(data.get("image_mean", IMAGENET_MEAN)) if normalise else (0.0, 0.0, 0.0),
+            tuple(data.get("image_std", IMAGENET_STD)) if normalise else (1.0, 1.0, 1.0),
+        )
+
+
 class SemanticParser(SceneParser):
-    def __init__(self, name: str, module, size: tuple[int, int], mean, std, device: str = "cpu"):
+    def __init__(self, name: str, module, prep: Preprocessing, device: str = "cpu"):
+        import torch
+
         self.name = name
-        self.torch = require("torch", INSTALL, f"The {name} scene parser", hint=WITHOUT)
+        self.torch = torch
         self.module = module.eval().to(device)
         self.device = device
-        self.size = size  # (h, w) of the network's input
-        self.mean = np.asarray(mean, np.float32)
-        self.std = np.asarray(std, np.float32)
+        self.prep = prep
         labels = module.config.id2label
         self.names = tuple(str(labels[i]) for i in range(len(labels)))
 
     def parse(self, rgb: np.ndarray) -> SceneParse:
         h, w = rgb.shape[:2]
-        net_h, net_w = self.size
+        net_h, net_w = self.prep.size
         # PIL's bilinear, as the image processor resizes: it low-passes when it shrinks, and
         # OpenCV's does not (a large scene's fine texture would alias)
         x = np.asarray(Image.fromarray(rgb).resize((net_w, net_h), Image.BILINEAR))
-        x = (x.astype(np.float32) / 255.0 - self.mean) / self.std
+        x = (x.astype(np.float32) * self.prep.rescale - np.float32(self.prep.mean)) / np.float32(
+            self.prep.std
+        )
         batch = self.torch.from_numpy(x.transpose(2, 0, 1)[None].copy()).to(self.device)
         with self.torch.inference_mode():
             logits = self.module(pixel_values=batch).logits
@@ -72,30 +106,13 @@ class SemanticParser(SceneParser):
         return SceneParse(labels, self.names).resized((w, h))
 
 
-def _processor(folder: Path, config) -> tuple[tuple[int, int], tuple, tuple]:
-    """(h, w), mean and std from the checkpoint's ``preprocessor_config.json`` (``size`` as a
-    number or as height/width); without it the config's ``image_size`` (else 512) and ImageNet's
-    mean and std."""
-    path = folder / "preprocessor_config.json"
-    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    size = data.get("size") or getattr(config, "image_size", None) or 512
-    if isinstance(size, dict):
-        size = (int(size.get("height", 512)), int(size.get("width", 512)))
-    else:
-        size = (int(size), int(size))
-    return (
-        size,
-        tuple(data.get("image_mean", IMAGENET_MEAN)),
-        tuple(data.get("image_std", IMAGENET_STD)),
-    )
-
-
 def create(runtime, model: str) -> SemanticParser:
     """Load the registry checkpoint ``model`` onto ``runtime.device``.
 
     Raises :class:`~staging.errors.StagingError` naming the pip command when torch or
     transformers is missing, and :class:`~staging.errors.ModelNotAvailableError` naming
-    ``staging models pull <model>`` when the checkpoint is not on disk.
+    ``staging models pull <model>`` when the checkpoint is not on disk; a damaged checkpoint
+    (weights or processor file) is a StagingError that says to pull it again.
     """
     what = f"The {model} scene parser"
     require("torch", INSTALL, what, hint=WITHOUT)
@@ -105,6 +122,7 @@ def create(runtime, model: str) -> SemanticParser:
         module, info = transformers.AutoModelForSemanticSegmentation.from_pretrained(
             str(folder), local_files_only=True, output_loading_info=True
         )
+        prep = Preprocessing.of(Path(folder), module.config)
     missing = missing_weights(info)
     if missing:
         raise StagingError(
@@ -112,5 +130,4 @@ def create(runtime, model: str) -> SemanticParser:
             f"e.g. {', '.join(sorted(missing)[:3])}. Fetch it again with:\n"
             f"    staging models pull {model} --force"
         )
-    size, mean, std = _processor(Path(folder), module.config)
-    return SemanticParser(model, module, size, mean, std, torch_device(runtime))
+    return SemanticParser(model, module, prep, torch_device(runtime))
