@@ -216,6 +216,8 @@ class StagingEngine:
         from staging.segment.parse import PARSERS
 
         name = self.scene_parser_name()
+        if name is not None and name in REGISTRY and self.store.find(name) is None:
+            return f"Scene parser: `{name}` is not on disk: `staging models pull {name}`."
         if name is not None:
             return f"Scene parser: `{name}`: copy-paste sees every piece of furniture it names."
         if self.settings.scene_parser == "none":

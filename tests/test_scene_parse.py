@@ -315,6 +315,7 @@ def test_auto_uses_no_parser_without_weights_and_a_named_one_says_what_to_pull(t
     )  # fmt: skip
     with pytest.raises(ModelNotAvailableError, match="staging models pull segformer-ade"):
         named.scene_parser()
+    assert "not on disk: `staging models pull segformer-ade`" in named.scene_parser_status()
 
 
 # -- the transformers backends ----------------------------------------------------------------
