@@ -8,6 +8,7 @@ mask is known), so sizes, positions and shadows can be checked against geometry.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -255,6 +256,37 @@ def test_fit_ranks_the_compatible_scene_first_whatever_the_similarity():
     assert same_kind("Chest of 3 drawers", "chest of drawers") == 1.0
     assert same_kind("Couch", "sofa") == 1.0 and same_kind("Bookshelf", "bookcase") == 1.0
     assert same_kind("Piece of art", "chest of drawers") == 0.5
+
+
+def _chair_alpha() -> np.ndarray:
+    """A chair seen from the front and a little above: front legs lower than the back ones."""
+    alpha = np.zeros((140, 60), np.float32)
+    alpha[10:90, 5:55] = 1.0  # back and seat
+    for x0, bottom in ((5, 139), (45, 139), (14, 120), (36, 120)):  # front, front, back, back
+        alpha[90 : bottom + 1, x0 : x0 + 6] = 1.0
+    return alpha
+
+
+def test_an_insert_collides_only_with_what_stands_at_its_depth_or_nearer():
+    scene, mask, analysis = _analysis((20, 280, 60), seed=4)
+    alpha = _chair_alpha()
+    free = place_product(alpha, analysis, width_cm=45.0)
+    assert free.mode == "insert" and free.parts["free_floor"] == 1.0
+    x0, y0, x1, y1 = (int(round(v)) for v in free.alignment.box)
+    back = y1 - round(19 * free.alignment.scale)  # the back feet's row
+
+    def placed_with(region: tuple[slice, slice]):
+        objects = analysis.objects.copy()
+        objects[region] = True
+        return place_product(alpha, replace(analysis, objects=objects), width_cm=45.0)
+
+    # Behind it (standing above its back feet): the chair stands in front, where it was.
+    behind = placed_with(np.s_[y0 : back - 3, x0:x1])
+    assert behind.alignment.box == free.alignment.box and behind.parts["free_floor"] == 1.0
+    # Between its back and front feet, or nearer: a collision, so it moves.
+    for bottom in (back + 3, y1 + 10):
+        moved = placed_with(np.s_[y0:bottom, x0:x1])
+        assert moved.alignment.box != free.alignment.box
 
 
 def test_an_insert_changes_nothing_outside_the_product_and_its_shadows():

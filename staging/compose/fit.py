@@ -12,8 +12,11 @@ whatever the others say; no weights to tune):
   nothing inpainted); the part is then left out;
 * ``scale``: 1 when the product fits the frame at its real size; the factor it had to shrink by
   when it did not (a wardrobe under a low camera);
-* ``free_floor`` (insert only): the share of the product not overlapping other objects (the
-  segmenter's, and every piece of furniture a scene parser names: :mod:`staging.segment.parse`);
+* ``free_floor`` (insert only): the share of the product not overlapping other objects that
+  stand at its depth or nearer (the segmenter's, and every piece of furniture a scene parser
+  names: :mod:`staging.segment.parse`). Under a level camera an object standing nearer touches
+  the floor lower in the frame, so one whose lowest row is above the product's back feet is
+  behind it (a wall cabinet, a bookcase at the back) and the product may stand in front of it;
 * ``category``: 1 when the scene's object is of the product's kind, 0.5 when it is not; left
   out when either is unknown (the scene's kind comes from its catalog row, else a scene parser).
 
@@ -33,6 +36,7 @@ import cv2
 import numpy as np
 
 from staging.compose.align import Alignment, align_product, mask_geometry
+from staging.compose.blend import support_points
 from staging.compose.scale import CAMERA_HEIGHT_CM, camera_height, pixels_per_cm
 from staging.compose.scene import SceneAnalysis
 from staging.errors import StagingError
@@ -146,7 +150,15 @@ def place_product(
     # Insert in front, on free floor: feet between the old object's floor line and the frame's
     # foot, where the product overlaps the scene's other objects least (on ties: halfway to
     # the frame's foot, on the old object's centre line).
-    others = scene.objects & ~scene.mask
+    # Only what stands at the product's depth or nearer collides with it: under a level camera
+    # an object standing nearer touches the floor lower in the frame. The product's own depth
+    # is its footprint as photographed, from its front feet to its back feet.
+    count, parts_of, stats, _ = cv2.connectedComponentsWithStats(
+        (scene.objects & ~scene.mask).astype(np.uint8), connectivity=8
+    )
+    stands_at = stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]  # row below each part
+    feet = support_points(inside.astype(np.float32))
+    footprint = (ny1 - min(y for _, _, y in feet)) if feet else 0
     best: tuple[float, tuple[Alignment, float]] | None = None
     for t in (0.5, 0.25, 0.75, 1.0):
         floor = oy1 + t * (sh * (1 - margin) - oy1)
@@ -155,7 +167,10 @@ def place_product(
             if placed is None:
                 continue
             mask = _placed(inside, placed[0], (sh, sw))
-            overlap = float((mask & others).sum() / max(1, mask.sum()))
+            hits = np.bincount(parts_of[mask], minlength=count)
+            colliding = stands_at >= floor - placed[0].scale * footprint
+            colliding[0] = False  # not an object
+            overlap = float(hits[colliding].sum() / max(1, mask.sum()))
             if best is None or overlap < best[0] - 0.01:
                 best = (overlap, placed)
     if best is None:  # the old object stands above the horizon: no floor to use
