@@ -453,3 +453,13 @@ def test_a_damaged_checkpoint_is_left_out_under_auto_and_an_error_when_named(tmp
     )  # fmt: skip
     with pytest.raises(StagingError, match="pull segformer-ade --force"):
         broken.scene_parser()
+
+
+def test_preprocessing_follows_the_processor_file(tmp_path):
+    from staging.segment.semantic import Preprocessing
+
+    assert Preprocessing.of(tmp_path) == Preprocessing()  # no file: 512, /255, ImageNet
+    (tmp_path / "preprocessor_config.json").write_text(
+        json.dumps({"size": [384, 640], "do_rescale": False, "do_normalize": False})
+    )
+    assert Preprocessing.of(tmp_path) == Preprocessing((384, 640), 1.0, (0, 0, 0), (1, 1, 1))

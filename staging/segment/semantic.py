@@ -54,10 +54,10 @@ class Preprocessing:
     std: tuple[float, ...] = IMAGENET_STD
 
     @classmethod
-    def of(cls, folder: Path, config) -> Preprocessing:
+    def of(cls, folder: Path) -> Preprocessing:
         path = folder / "preprocessor_config.json"
         data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        size = data.get("size") or getattr(config, "image_size", None) or 512
+        size = data.get("size") or 512  # not the config's image_size: SegFormer's says 224
         if isinstance(size, dict):
             size = (int(size.get("height", 512)), int(size.get("width", 512)))
         elif isinstance(size, (list, tuple)):
@@ -122,7 +122,7 @@ def create(runtime, model: str) -> SemanticParser:
         module, info = transformers.AutoModelForSemanticSegmentation.from_pretrained(
             str(folder), local_files_only=True, output_loading_info=True
         )
-        prep = Preprocessing.of(Path(folder), module.config)
+        prep = Preprocessing.of(Path(folder))
     missing = missing_weights(info)
     if missing:
         raise StagingError(
