@@ -528,6 +528,7 @@ def test_eval_copy_paste_writes_results_sheets_and_realism(tmp_path):
         progress=False,
     )  # fmt: skip
     assert report["products"] == 2 and report["with_results"] == 2 and report["results"] == 4
+    assert report["scene_parser"] is None  # none on disk here; said, as the figures depend on it
     assert sorted(p.name for p in (out / "results").iterdir()) == [
         "c1_1.jpg", "c1_2.jpg", "c2_1.jpg", "c2_2.jpg"
     ]  # fmt: skip

@@ -140,6 +140,7 @@ def evaluate_copy_paste(
         "with_results": sum(1 for e in per_product if e["results"]),
         "results": len(generated),
         "seconds_per_result": round(seconds / max(1, len(generated)), 2),
+        "scene_parser": engine.scene_parser_name(),  # what the figures were made with
         "sheets": [str(p) for p in contact_sheets(sheet_rows, out)],
     }
     if len(generated) >= 2:
