@@ -201,12 +201,28 @@ class StagingEngine:
         name = self.scene_parser_name()
         if name is None:
             return None
+        if self._parser_failed is not None:  # a named one that failed: not loaded again
+            raise StagingError(f"The scene parser does not load: {self._parser_failed}")
         try:
             return self._cached("parse", name, lambda: create_parser(name, self.runtime))
+        except ModelNotAvailableError:  # not on disk (yet): a pull fixes it, nothing to keep
+            raise
         except StagingError as exc:
+            self._parser_failed = f"{name}: {exc}"
             if self.settings.scene_parser != "auto":
                 raise
-            self._parser_failed = f"{name}: {exc}"
+            warnings.warn(f"Staging without a scene parser: {self._parser_failed}", stacklevel=2)
+            return None
+
+    def _parse(self, parser: SceneParser, image: np.ndarray, key: tuple) -> Any:
+        """``parser``'s parse of a scene, once per scene; under ``auto`` a parser that fails on
+        it (out of memory, a broken install) is said once and left out (None)."""
+        try:
+            return self._lru(self._parses, (*key, parser.name), lambda: parser.parse(image))
+        except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, MemoryError, ...
+            self._parser_failed = f"{parser.name}: {type(exc).__name__}: {exc}"
+            if self.settings.scene_parser != "auto":
+                raise StagingError(f"The scene parser failed: {self._parser_failed}") from exc
             warnings.warn(f"Staging without a scene parser: {self._parser_failed}", stacklevel=2)
             return None
 
@@ -216,8 +232,12 @@ class StagingEngine:
         from staging.segment.parse import PARSERS
 
         name = self.scene_parser_name()
+        if name is not None and name not in PARSERS:
+            return f"Scene parser: `{name}` is unknown (known: {', '.join(PARSERS)}, none)."
         if name is not None and name in REGISTRY and self.store.find(name) is None:
             return f"Scene parser: `{name}` is not on disk: `staging models pull {name}`."
+        if name is not None and self._parser_failed is not None:
+            return f"Scene parser: `{name}` does not load ({self._parser_failed})."
         if name is not None:
             return f"Scene parser: `{name}`: copy-paste sees every piece of furniture it names."
         if self.settings.scene_parser == "none":
@@ -895,7 +915,8 @@ class StagingEngine:
         point: tuple[float, float] | None,
         box: tuple[int, ...] | None,
     ) -> tuple:
-        return (_content_key(scene), _content_key(scene_mask), max_side, point, box)
+        parser = self.scene_parser_name()  # a parser pulled mid-session: analysed anew
+        return (_content_key(scene), _content_key(scene_mask), max_side, point, box, parser)
 
     def _scene(self, hit: Hit, max_side: int) -> tuple[Any, str | None]:
         """``(SceneAnalysis or None, problem)`` of a catalog hit (see :meth:`_analysed_scene`)."""
@@ -944,27 +965,25 @@ class StagingEngine:
                 objects = load_mask(scene_mask, size=size) >= 0.5
             else:
                 objects = self.segment(image).mask
-            if not objects.any():
+            parse = None
+            if parser_name is not None and (parser := self.scene_parser()) is not None:
+                # one parse per scene, however many clicks
+                parse = self._parse(
+                    parser, image, self._scene_key(scene, scene_mask, max_side, None, None)
+                )
+            if parser_name is not None and parse is None:  # it failed: not under its key
+                disk_key = None
+            if not objects.any() and (point is None or parse is None):
                 return None, "no object found in the scene"
             boxed = None
             if box is not None and point is None:  # in the scene's own pixels, upright
                 factor = image.shape[1] / _image_width(scene)
                 boxed = tuple(int(round(v * factor)) for v in box)
-            parse = None
-            if parser_name is not None and (parser := self.scene_parser()) is not None:
-                parse = self._lru(  # one parse per scene, however many clicks
-                    self._parses,
-                    (*self._scene_key(scene, scene_mask, max_side, None, None), parser.name),
-                    lambda: parser.parse(image),
-                )
-            elif parser_name is not None:  # it failed to load: not under the parser's key
-                disk_key = None
             try:
                 analysis = analyse_scene(image, objects, point, boxed, parse)
             except ValueError:
-                if boxed is None:
-                    raise
-                return None, f"no object found inside its catalog box {list(box)}"
+                where = f" inside its catalog box {list(box)}" if boxed else " at the click"
+                return None, "no object found" + where
             if disk_key is not None:
                 self.scene_cache.put(disk_key, analysis)
             return analysis, None

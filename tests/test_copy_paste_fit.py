@@ -256,6 +256,8 @@ def test_fit_ranks_the_compatible_scene_first_whatever_the_similarity():
     assert same_kind("Chest of 3 drawers", "chest of drawers") == 1.0
     assert same_kind("Couch", "sofa") == 1.0 and same_kind("Bookshelf", "bookcase") == 1.0
     assert same_kind("Piece of art", "chest of drawers") == 0.5
+    assert same_kind("Wardrobe with 3 doors", "Table with 2 chairs") == 0.5
+    assert same_kind("Bookcase", "Shelving unit") == 1.0
 
 
 def _chair_alpha() -> np.ndarray:
@@ -287,6 +289,16 @@ def test_an_insert_collides_only_with_what_stands_at_its_depth_or_nearer():
     for bottom in (back + 3, y1 + 10):
         moved = placed_with(np.s_[y0:bottom, x0:x1])
         assert moved.alignment.box != free.alignment.box
+    # A flat-bottomed product, enlarged (a small photo): behind it is anything whose lowest row
+    # is above its own, even by one row.
+    _, box_alpha = crop_to_content(*product_shot(30, 14))
+    flat = place_product(box_alpha, analysis, width_cm=45.0)
+    assert flat.alignment.scale > 2
+    fx0, fy0, fx1, fy1 = (int(round(v)) for v in flat.alignment.box)
+    objects = analysis.objects.copy()
+    objects[fy0 : fy1 - 1, fx0:fx1] = True  # lowest row fy1 - 2, the product's fy1 - 1
+    behind = place_product(box_alpha, replace(analysis, objects=objects), width_cm=45.0)
+    assert behind.alignment.box == flat.alignment.box
 
 
 def test_an_insert_changes_nothing_outside_the_product_and_its_shadows():

@@ -252,6 +252,66 @@ def test_the_engine_stages_with_its_scene_parser_and_keeps_analyses_apart(tmp_pa
     assert clicked.source["object_box"] == list(chair)  # the chair only the parser names
 
 
+class Failing(SceneParser):
+    name = "failing"
+
+    def parse(self, rgb: np.ndarray) -> SceneParse:
+        raise RuntimeError("out of memory")
+
+
+def test_a_parser_failing_on_a_scene_is_left_out_under_auto_and_an_error_when_named(
+    tmp_path, monkeypatch
+):
+    scene, mask, _, _ = _bed_room()
+    save_image(tmp_path / "room.png", scene)
+    save_mask(tmp_path / "room-mask.png", mask)
+    monkeypatch.setitem(parse_module.PARSERS, "failing", lambda runtime: Failing())
+    named = StagingEngine(
+        models_dir=str(tmp_path), cache_dir=tmp_path / "c1", scene_parser="failing"
+    )
+    with pytest.raises(StagingError, match="scene parser failed.*out of memory"):
+        named._analysed_scene(tmp_path / "room.png", tmp_path / "room-mask.png", 320, None, None)
+    auto = StagingEngine(models_dir=str(tmp_path), cache_dir=tmp_path / "c2")
+    monkeypatch.setattr(auto, "scene_parser_name", lambda: "failing")
+    with pytest.warns(UserWarning, match="out of memory"):
+        analysis, problem = auto._analysed_scene(
+            tmp_path / "room.png", tmp_path / "room-mask.png", 320, None, None
+        )
+    assert problem is None and analysis.category is None  # staged without the parser
+    assert not list((tmp_path / "c2" / "scenes").glob("*.npz"))  # not kept under its key
+
+
+def test_a_click_on_a_scene_the_segmenter_found_empty(tmp_path, monkeypatch):
+    scene, mask, _, plain = _bed_room()
+    chair = _chair_under(plain.alignment.box, mask)
+    monkeypatch.setitem(
+        parse_module.PARSERS, "planted", lambda runtime: PlantedParser(_parse_for(mask, chair))
+    )
+    save_image(tmp_path / "room.png", scene)
+    save_mask(tmp_path / "empty.png", np.zeros_like(mask))
+    product, product_alpha = product_shot(120, 60)
+    for parser, point, expected in (
+        ("planted", ((chair[0] + chair[2]) / 2, (chair[1] + chair[3]) / 2), list(chair)),
+        ("planted", (5, 5), None),  # the wall: nothing there
+        ("none", (160, 200), None),
+    ):
+        engine = StagingEngine(
+            models_dir=str(tmp_path), cache_dir=tmp_path / "cache", scene_parser=parser
+        )
+
+        def stage(point=point, engine=engine):
+            return engine.stage_in_scene(
+                product, tmp_path / "room.png", mask=product_alpha >= 0.5,
+                scene_mask=tmp_path / "empty.png", object_at=point,
+            )  # fmt: skip
+
+        if expected is None:
+            with pytest.raises(StagingError, match="no object found"):
+                stage()
+        else:
+            assert stage().source["object_box"] == expected
+
+
 def test_auto_skips_parsers_it_cannot_run(tmp_path, monkeypatch):
     import importlib.util
 
@@ -309,6 +369,8 @@ def test_auto_uses_no_parser_without_weights_and_a_named_one_says_what_to_pull(t
     assert "staging models pull upernet-convnext-tiny-ade" in engine.scene_parser_status()
     off = StagingEngine(models_dir=str(tmp_path), scene_parser="none")
     assert off.scene_parser_status() == "Scene parser: off (scene_parser=none)."
+    typo = StagingEngine(models_dir=str(tmp_path), scene_parser="segformer")
+    assert "`segformer` is unknown" in typo.scene_parser_status()
     named = StagingEngine(
         models_dir=str(tmp_path), cache_dir=tmp_path / "cache", scene_parser="segformer-ade",
         offline=True,

@@ -66,8 +66,8 @@ class Fit:
 
 KIND_SYNONYMS = (
     {"sofa", "couch", "settee"},
-    {"chest", "drawer", "dresser"},
-    {"bookcase", "bookshelf", "shelving", "shelf"},
+    {"chest", "dresser"},
+    {"bookcase", "bookshelf", "shelving"},
     {"wardrobe", "closet"},
     {"ottoman", "footstool", "pouffe"},
     {"buffet", "sideboard"},
@@ -75,19 +75,21 @@ KIND_SYNONYMS = (
     {"cradle", "crib", "cot"},
 )
 """Words catalogs and a scene parser's classes (ADE20K's) use for the same kind of furniture."""
+LINKING_WORDS = frozenset({"of", "with", "and", "for", "the", "a", "w", "in", "on"})
+"""Words two kinds may share without being alike (``Chest of drawers``/``Piece of art``)."""
 
 
 def _kind_words(text: str) -> set[str]:
-    """The words of a kind's name (3+ letters, singular), with their synonyms."""
-    words = {w[:-1] if w.endswith("s") and not w.endswith("ss") else w
-             for w in re.findall(r"[a-z]{3,}", text.lower())}  # fmt: skip
+    """The words of a kind's name (a final plural s dropped), less linking words, with their
+    synonyms."""
+    words = set(re.findall(r"[a-z]+", text.lower().rstrip("s"))) - LINKING_WORDS
     return words.union(*(group for group in KIND_SYNONYMS if words & group))
 
 
 def same_kind(product_type: str | None, scene_category: str | None) -> float | None:
     """1.0 when the two names share a word or a synonym (``Chair``/``Folding chair``,
     ``Couch``/``sofa``, ``Chest of 3 drawers``/``chest of drawers``), 0.5 when they do not,
-    None when either is unknown. Words of under 3 letters (``of``) do not count."""
+    None when either is unknown. Linking words (``of``, ``with``) do not count."""
     if not product_type or not scene_category:
         return None
     return 1.0 if _kind_words(product_type) & _kind_words(scene_category) else 0.5
@@ -158,7 +160,7 @@ def place_product(
     )
     stands_at = stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]  # row below each part
     feet = support_points(inside.astype(np.float32))
-    footprint = (ny1 - min(y for _, _, y in feet)) if feet else 0
+    footprint = (ny1 - 1 - min(y for _, _, y in feet)) if feet else 0  # ny1: exclusive
     best: tuple[float, tuple[Alignment, float]] | None = None
     for t in (0.5, 0.25, 0.75, 1.0):
         floor = oy1 + t * (sh * (1 - margin) - oy1)
