@@ -208,11 +208,7 @@ class StagingEngine:
         except ModelNotAvailableError:  # not on disk (yet): a pull fixes it, nothing to keep
             raise
         except StagingError as exc:
-            self._parser_failed = f"{name}: {exc}"
-            if self.settings.scene_parser != "auto":
-                raise
-            warnings.warn(f"Staging without a scene parser: {self._parser_failed}", stacklevel=2)
-            return None
+            return self._parser_failure(f"{name}: {exc}", "does not load", exc)
 
     def _parse(self, parser: SceneParser, image: np.ndarray, key: tuple) -> Any:
         """``parser``'s parse of a scene, once per scene; under ``auto`` a parser that fails on
@@ -220,11 +216,18 @@ class StagingEngine:
         try:
             return self._lru(self._parses, (*key, parser.name), lambda: parser.parse(image))
         except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, MemoryError, ...
-            self._parser_failed = f"{parser.name}: {type(exc).__name__}: {exc}"
-            if self.settings.scene_parser != "auto":
-                raise StagingError(f"The scene parser failed: {self._parser_failed}") from exc
-            warnings.warn(f"Staging without a scene parser: {self._parser_failed}", stacklevel=2)
-            return None
+            return self._parser_failure(
+                f"{parser.name}: {type(exc).__name__}: {exc}", "failed", exc
+            )
+
+    def _parser_failure(self, why: str, what: str, exc: Exception) -> None:
+        """Remember why the scene parser failed (it is not tried again); under ``auto`` warn
+        once and go on without it (None), else raise a StagingError that says why."""
+        self._parser_failed = why
+        if self.settings.scene_parser != "auto":
+            raise StagingError(f"The scene parser {what}: {why}") from exc
+        warnings.warn(f"Staging without a scene parser: {why}", stacklevel=3)
+        return None
 
     def scene_parser_status(self) -> str:
         """One line on the scene parser copy-paste analyses scenes with, for the CLI and the

@@ -207,21 +207,16 @@ def test_the_catalog_row_of_a_scene_gives_its_object_box_type_and_size(tmp_path)
     half = engine.stage_copy_paste(tmp_path / "chair.png", k=1, index=tmp_path / "index",
                                    max_side=160)[0]  # fmt: skip
     assert 110 <= half.source["feet"][0] <= 150
-    # A box that holds no object is said, not guessed around.
-    (tmp_path / "catalog.csv").write_text(
-        'image,mask,type,size,box\nimages/room.png,masks/room.png,Chair,50x50 cm,"0,0,20,20"\n'
-    )
-    engine.update_index(tmp_path / "index", tmp_path / "images", csv=tmp_path / "catalog.csv",
-                        progress=False)  # fmt: skip
-    with pytest.raises(StagingError, match="inside its catalog box"):
-        engine.stage_copy_paste(tmp_path / "chair.png", k=1, index=tmp_path / "index")
-    (tmp_path / "catalog.csv").write_text(
-        "image,mask,type,size,box\nimages/room.png,masks/room.png,Chair,50x50 cm,left\n"
-    )
-    engine.update_index(tmp_path / "index", tmp_path / "images", csv=tmp_path / "catalog.csv",
-                        progress=False)  # fmt: skip
-    with pytest.raises(StagingError, match="box 'left' of room is not x0,y0,x1,y1"):
-        engine.stage_copy_paste(tmp_path / "chair.png", k=1, index=tmp_path / "index")
+    # A box that holds no object is said, not guessed around; a malformed one too.
+    for box, error in (('"0,0,20,20"', "inside its catalog box"),
+                       ("left", "box 'left' of room is not x0,y0,x1,y1")):  # fmt: skip
+        (tmp_path / "catalog.csv").write_text(
+            f"image,mask,type,size,box\nimages/room.png,masks/room.png,Chair,50x50 cm,{box}\n"
+        )
+        engine.update_index(tmp_path / "index", tmp_path / "images",
+                            csv=tmp_path / "catalog.csv", progress=False)  # fmt: skip
+        with pytest.raises(StagingError, match=error):
+            engine.stage_copy_paste(tmp_path / "chair.png", k=1, index=tmp_path / "index")
 
 
 def test_no_product_ends_up_larger_than_the_frame_allows():
