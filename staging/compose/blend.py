@@ -126,12 +126,17 @@ def contact_shadow(alpha: np.ndarray, strength: float = 0.45, spread: float = 0.
     return np.clip(strength * shadow, 0.0, 1.0).astype(np.float32)
 
 
+DEFAULT_SOFTNESS = 0.03
+"""A cast shadow's edge blur (sigma, share of the object's height) when the scene's own shadow
+does not show one: the soft daylight of most interior photographs."""
+
+
 def cast_shadow(
     alpha: np.ndarray,
     light_dx: float,
     strength: float,
     length: float = 0.3,
-    softness: float = 0.03,
+    softness: float = DEFAULT_SOFTNESS,
 ) -> np.ndarray:
     """Shadow darkness (float32 HxW) the product casts on the floor, away from the light.
 

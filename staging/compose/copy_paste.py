@@ -20,6 +20,7 @@ import numpy as np
 
 from staging.compose.align import Alignment, mask_geometry, warp_product
 from staging.compose.blend import (
+    DEFAULT_SOFTNESS,
     cast_shadow,
     composite,
     contact_shadow,
@@ -179,7 +180,7 @@ def work_region(
     box: tuple[float, float, float, float],
     shape: tuple[int, int],
     shadow: bool,
-    softness: float = 0.03,
+    softness: float = DEFAULT_SOFTNESS,
 ) -> tuple[int, int, int, int]:
     """The part of the frame a paste can change: the product's ``box`` grown by what reaches
     past it, clipped to the frame ``shape`` (h, w). Every step of :func:`paste_product` works

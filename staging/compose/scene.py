@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from staging.compose.blend import support_points
+from staging.compose.blend import DEFAULT_SOFTNESS, support_points
 
 if TYPE_CHECKING:
     from staging.segment.parse import SceneParse
@@ -44,7 +44,7 @@ class SceneAnalysis:
     shadow: np.ndarray  # bool HxW, the object's shadow on the floor
     shadow_strength: float  # 1 - shadow / lit floor luminance, 0 when none was found
     light_dx: float  # -1: light from the right ... +1: from the left (shadow falls right)
-    shadow_softness: float = 0.03  # the shadow edge's blur sigma, a share of the object's height
+    shadow_softness: float = DEFAULT_SOFTNESS  # the shadow edge's blur sigma, share of its height
     category: str | None = None  # what the object is, when a scene parser named it
 
     @property
@@ -214,10 +214,6 @@ def floor_wall_line(
     other_out = x0 - width < 0 if side == "right" else x1 + width > w
     return best[side][:2] if other_out else None
 
-
-DEFAULT_SOFTNESS = 0.03
-"""A cast shadow's edge blur (sigma, share of the object's height) when the scene's own shadow
-does not show one: the soft daylight of most interior photographs."""
 
 SOFTNESS_RANGE = (0.005, 0.1)
 """Softness a measurement may give: from a spotlit hard edge to an overcast one."""
