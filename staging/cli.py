@@ -283,11 +283,25 @@ def eval_segment(
     backend: str = typer.Option(None, help="Backend name (default: auto)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     limit: int = typer.Option(0, help="Use only the first N images (0: all)."),
+    compare_plain: bool = typer.Option(
+        False,
+        "--compare-plain",
+        help="Also run a plain ONNX Runtime session of the same file (the network alone) and "
+        "list per-image IoU side by side, with the 10 images where ours loses most.",
+    ),
 ) -> None:
     """Mean IoU, MAE, F-beta (beta^2=0.3), boundary F and seconds per image."""
     from staging.evaluate.segmentation import evaluate_segmentation
 
-    report = evaluate_segmentation(_engine(), images, masks, backend=backend, limit=limit)
+    report = evaluate_segmentation(
+        _engine(),
+        images,
+        masks,
+        backend=backend,
+        limit=limit,
+        compare_plain=compare_plain,
+        progress=not as_json,
+    )
     _print_report(report, as_json)
 
 

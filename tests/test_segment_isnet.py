@@ -13,6 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from test_segment_onnx import make_u2net_like, square_image
 
+from staging.errors import StagingError
 from staging.evaluate.metrics import segmentation_metrics
 from staging.models import ModelStore
 from staging.runtime import Runtime
@@ -155,6 +156,28 @@ def test_refinement_recovers_the_edges_the_upsampling_blurred():
     assert after["iou"] >= before["iou"]
 
 
+def test_refinement_keeps_parts_thinner_than_its_band():
+    size = 2000  # band 3 px: a 3 px leg is all band
+    image = np.full((size, size, 3), 235, np.uint8)
+    truth = np.zeros((size, size), np.uint8)
+    for x1 in (300, 700, 1300, 1700):
+        cv2.line(image, (1000, 400), (x1, 1800), (50, 45, 40), 3)
+        cv2.line(truth, (1000, 400), (x1, 1800), 1, 3)
+    cv2.circle(image, (1000, 400), 120, (60, 40, 30), -1)  # a solid top the band can anchor on
+    cv2.circle(truth, (1000, 400), 120, 1, -1)
+    net = cv2.resize(
+        truth.astype(np.float32), (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA
+    )
+    upsampled = np.clip(cv2.resize(net, (size, size), interpolation=cv2.INTER_LINEAR), 0, 1)
+    band = band_for(image.shape)
+    legs = truth.astype(bool).copy()
+    legs[:600] = False
+    assert not (trimap_from(upsampled, band)[legs] == 0.5).any()  # no unknown on the legs
+    refined = refine_edges(image, upsampled, band)
+    before = segmentation_metrics(upsampled, truth > 0)["iou"]
+    assert segmentation_metrics(refined, truth > 0)["iou"] >= before > 0.8
+
+
 def test_refinement_runs_only_for_photos_larger_than_the_net_input(monkeypatch):
     import staging.segment.isnet as isnet
 
@@ -185,43 +208,86 @@ def test_refinement_runs_only_for_photos_larger_than_the_net_input(monkeypatch):
 )
 def test_real_isnet_fp16_through_the_engine():
     from staging import StagingEngine
+    from staging.evaluate.segmentation import plain_segmenter
     from staging.io import load_image, load_mask
 
     engine = StagingEngine(models_dir=str(SHARED_MODELS), device="cpu", threads=2)
     assert engine.pretrained_segmenter_name() == "isnet-general-fp16"
-    ious = []
-    for stem in ("bike", "boat"):
+    plain = plain_segmenter(engine, "isnet-general-fp16")
+    for stem in ("bike", "boat"):  # 3000 and 1280 px: the working size and the refinement act
         photo = OFFICIAL / "test_images" / f"{stem}.jpg"
         seg = engine.segment(photo)  # auto
         assert seg.backend == "isnet-general-fp16"
-        reference = load_mask(OFFICIAL / "u2net_results" / f"{stem}.png") >= 0.5
-        ious.append(segmentation_metrics(seg.prob, reference)["iou"])
         assert seg.prob.shape == load_image(photo).shape[:2]
-    # The README measured IoU 0.94 against the authors' U^2-Net maps over all 18 photos.
-    assert min(ious) > 0.85, ious
+        # The authors' U^2-Net maps are a reference, not the truth (no bicycle spokes in them):
+        # agreement with them measures that the network runs, not that its edges are right.
+        reference = load_mask(OFFICIAL / "u2net_results" / f"{stem}.png") >= 0.5
+        iou = segmentation_metrics(seg.prob, reference)["iou"]
+        plain_iou = segmentation_metrics(plain.predict(load_image(photo)), reference)["iou"]
+        assert iou > 0.8 and abs(iou - plain_iou) < 0.01, (stem, iou, plain_iou)
+
+
+IKEA = SHARED_MODELS.parent / "data" / "ikea" / "products"
+needs_real_isnet = pytest.mark.skipif(
+    not (SHARED_MODELS / "isnet-general-fp16.onnx").is_file(),
+    reason="the real IS-Net fp16 file is absent (../shared/models)",
+)
+
+
+@pytest.fixture(scope="module")
+def real_isnet():
+    from staging import StagingEngine
+    from staging.evaluate.segmentation import plain_segmenter
+
+    engine = StagingEngine(models_dir=str(SHARED_MODELS), device="cpu", threads=2)
+    return engine.segmenter("isnet-general-fp16"), plain_segmenter(engine, "isnet-general-fp16")
+
+
+@pytest.mark.shared_data
+@needs_real_isnet
+@pytest.mark.skipif(not IKEA.is_dir(), reason="the IKEA dev photos are absent (../shared/data)")
+def test_real_isnet_finds_a_frame_filling_pillow_only_with_the_margin(real_isnet):
+    from staging.io import load_image
+
+    ours, plain = real_isnet
+    pillow = load_image(IKEA / "001.540.78.jpg")  # a white pillow shot almost edge to edge
+    assert (plain.predict(pillow) >= 0.5).mean() < 0.1  # the plain net: next to nothing
+    assert (ours.predict(pillow) >= 0.5).mean() > 0.7  # the pillow, with its backdrop extended
+
+
+@pytest.mark.shared_data
+@needs_real_isnet
+def test_real_isnet_sees_a_thin_pole_as_the_plain_network_does(real_isnet):
+    ours, plain = real_isnet
+    image, truth = _pole_on_white()
+    iou = segmentation_metrics(ours.predict(image), truth)["iou"]
+    assert iou == pytest.approx(segmentation_metrics(plain.predict(image), truth)["iou"], abs=1e-4)
 
 
 class _RedDetector(_Session):
-    """Answers 1 where the fed image is red (low green), like a net that found the product."""
+    """Answers 1 where the fed image is red (low green), like a net that found the product, and
+    0.5 everywhere when red covers most of what it sees, like a net that cannot tell a
+    frame-filling product from its backdrop."""
 
     def __init__(self):
         super().__init__(np.zeros((INPUT_SIZE, INPUT_SIZE), np.float32))
 
     def run(self, names, feeds):
         self.fed = feeds["input"]
-        return [(self.fed[0, 1] < 0).astype(np.float32)[None, None]]
+        red = (self.fed[0, 1] < 0).astype(np.float32)
+        return [(np.full_like(red, 0.5) if red.mean() > 0.5 else red)[None, None]]
 
 
-def _red_box_on_white(h=300, w=240):
+def _red_box_on_white(h=300, w=240, inset=(20, 10)):
     image = np.full((h, w, 3), 250, np.uint8)
     truth = np.zeros((h, w), bool)
-    truth[20 : h - 20, 10 : w - 10] = True  # nearly frame-filling
+    truth[inset[0] : h - inset[0], inset[1] : w - inset[1]] = True
     image[truth] = (220, 30, 40)
     return image, truth
 
 
-def test_a_plain_backdrop_is_extended_and_the_map_is_cropped_back():
-    image, truth = _red_box_on_white()
+def test_a_frame_filling_product_gets_the_backdrop_extended_and_the_map_cropped_back():
+    image, truth = _red_box_on_white()  # nearly frame-filling: the net is undecided
     session = _RedDetector()
     segmenter = IsNetSegmenter(session, "x", "imgly", refine="none", pad=0.25)
     prob = segmenter.predict(image)
@@ -234,7 +300,15 @@ def test_a_plain_backdrop_is_extended_and_the_map_is_cropped_back():
     assert red_share < 0.5 * truth.mean()  # the product now sits on a page
 
 
-def test_no_margin_around_a_scene(monkeypatch):
+def test_a_product_the_net_found_is_seen_without_a_margin():
+    image, truth = _red_box_on_white(inset=(80, 70))  # backdrop all round: a clear answer
+    session = _RedDetector()
+    prob = IsNetSegmenter(session, "x", "imgly", refine="none", pad=0.25).predict(image)
+    assert np.isclose((session.fed[0, 1] < 0).mean(), truth.mean(), atol=0.02)  # as it is
+    assert ((prob >= 0.5) == truth).mean() > 0.99
+
+
+def test_no_margin_around_a_scene_even_when_the_net_is_unsure(monkeypatch):
     import staging.segment.isnet as isnet
 
     monkeypatch.setattr(isnet, "classify_staged", lambda img: type("V", (), {"staged": True})())
@@ -242,6 +316,76 @@ def test_no_margin_around_a_scene(monkeypatch):
     session = _RedDetector()
     IsNetSegmenter(session, "x", "imgly", refine="none", pad=0.25).predict(image)
     assert np.isclose((session.fed[0, 1] < 0).mean(), truth.mean(), atol=0.02)
+
+
+class _DarkDetector(_Session):
+    """A net that sees dark structures at least 3 of its input pixels wide: a part the margin
+    shrinks below that is lost, as IS-Net loses thin parts in a shrunk input."""
+
+    def __init__(self):
+        super().__init__(np.zeros((INPUT_SIZE, INPUT_SIZE), np.float32))
+
+    def run(self, names, feeds):
+        self.fed = feeds["input"]
+        dark = (self.fed[0].mean(0) < -0.2).astype(np.uint8)
+        seen = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        return [seen.astype(np.float32)[None, None]]
+
+
+def _pole_on_white(size=1024, width=3):
+    image = np.full((size, size, 3), 245, np.uint8)
+    truth = np.zeros((size, size), bool)
+    x = size // 2
+    truth[size // 8 : size - size // 8, x : x + width] = True  # does not touch the frame
+    image[truth] = 40
+    return image, truth
+
+
+def test_a_thin_pole_keeps_its_iou_with_the_margin_logic_in_place():
+    image, truth = _pole_on_white()
+    margined = IsNetSegmenter(_DarkDetector(), "x", "imgly", refine="none", pad=0.25)
+    plain = IsNetSegmenter(_DarkDetector(), "x", "imgly", refine="none", pad=0.0)
+    iou = segmentation_metrics(margined.predict(image), truth)["iou"]
+    assert iou == pytest.approx(segmentation_metrics(plain.predict(image), truth)["iou"])
+    assert iou > 0.9
+    # What the margin would have done to it: the pole seen at two thirds of its width.
+    framed = with_margin(image, 256)
+    seen = _DarkDetector().run(None, {"input": margined.preprocess(framed)})[0][0, 0]
+    lost = upsample_crop(seen, framed.shape, 256, image.shape)
+    assert segmentation_metrics(lost, truth)["iou"] < 0.5
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("empty", True),  # found nothing
+        ("half", True),  # undecided everywhere
+        ("box", False),  # a clear object: undecided only across its outline
+        ("line", False),  # a thin one: all outline, still clear
+        ("soft box", False),  # an edge three pixels soft: most of its doubt is on the outline
+        ("box+haze", True),  # a clear part in a large undecided area
+    ],
+)
+def test_unsure_compares_the_undecided_pixels_with_the_outline(answer, expected):
+    from staging.segment.isnet import unsure
+
+    pred = np.zeros((INPUT_SIZE, INPUT_SIZE), np.float32)
+    if answer == "half":
+        pred[:] = 0.5
+    if answer in ("box", "box+haze"):
+        pred[300:700, 300:600] = 1.0
+        pred[299, 300:600] = pred[700, 300:600] = 0.5  # a soft edge
+    if answer == "box+haze":
+        pred[50:250, 50:950] = 0.4
+    if answer == "soft box":
+        pred[297:703, 297:603] = 0.3
+        pred[298:702, 298:602] = 0.4
+        pred[299:701, 299:601] = 0.6
+        pred[300:700, 300:600] = 1.0
+    if answer == "line":
+        pred[100:900, 500:502] = 0.9
+        pred[100:900, 499] = pred[100:900, 502] = 0.4
+    assert unsure(pred) is expected
 
 
 def test_with_margin_extends_the_border_without_a_step():
@@ -283,4 +427,128 @@ def test_bench_segment_times_isnet_against_a_plain_onnxruntime_session(tmp_path,
     assert isnet["96px_net_speedup"] == pytest.approx(
         isnet["96px_plain_onnxruntime_ms"] / isnet["96px_net_ms"]
     )
+    assert isnet["96px_vs_plain"] == pytest.approx(
+        isnet["96px_ms"] / isnet["96px_plain_onnxruntime_ms"]
+    )
     assert set(report["catalog"]) == {"96px_ms"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("empty", True),  # found nothing: a second look
+        ("filling haze", True),  # undecided over most of the frame
+        ("mirror", False),  # undecided only inside a small object: a margin only shrinks it
+        ("box", False),  # a clear answer
+    ],
+)
+def test_needs_margin_only_when_the_doubt_spans_more_than_the_margin_leaves(answer, expected):
+    from staging.segment.isnet import needs_margin
+
+    pred = np.zeros((INPUT_SIZE, INPUT_SIZE), np.float32)
+    if answer == "filling haze":
+        pred[40:980, 60:1000] = 0.45
+        pred[400:600, 400:600] = 1.0
+    if answer in ("mirror", "box"):
+        pred[300:700, 400:600] = 1.0  # 0.39 of the frame's height: under two thirds
+    if answer == "mirror":
+        pred[320:680, 420:580] = 0.45  # the glass: undecided
+    assert needs_margin(pred, 0.25) is expected
+    if answer == "filling haze":  # a smaller margin leaves a product more of the frame
+        pred[:] = 0.0
+        pred[150:870, 150:870] = 0.45  # spans 0.70
+        pred[400:600, 400:600] = 1.0
+        assert needs_margin(pred, 0.25) and not needs_margin(pred, 0.1)
+
+
+class _FixedSegmenter:
+    """Answers a planted map per image (keyed by the image's first pixel)."""
+
+    def __init__(self, answers: dict[int, np.ndarray]):
+        self.answers = answers
+
+    def predict(self, image):
+        return self.answers[int(image[0, 0, 0])]
+
+
+def test_compare_plain_reports_both_ious_and_where_ours_loses_most(tmp_path, monkeypatch):
+    import staging.evaluate.segmentation as evaluation
+    from staging.segment.base import Segmentation
+
+    truth = np.zeros((40, 40), bool)
+    truth[10:30, 10:30] = True
+    near = truth.copy()
+    near[10:12] = False  # IoU 0.9
+    far = np.zeros_like(truth)
+    far[10:30, 10:20] = True  # IoU 0.5
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for value in (1, 2, 3):
+        image = np.full((40, 40, 3), value, np.uint8)
+        cv2.imwrite(str(tmp_path / "images" / f"{value}.png"), image)
+        cv2.imwrite(str(tmp_path / "masks" / f"{value}.png"), truth.astype(np.uint8) * 255)
+    ours = _FixedSegmenter({1: truth, 2: far, 3: near})  # loses on 2, wins on 3
+    plain = _FixedSegmenter({1: truth, 2: near, 3: far})
+
+    class Engine:
+        load_image = staticmethod(lambda path: cv2.imread(str(path))[..., ::-1].copy())
+
+        def segment(self, rgb, backend=None):
+            prob = ours.predict(rgb).astype(np.float32)
+            return Segmentation(image=rgb, prob=prob, backend="isnet-general-fp16")
+
+    monkeypatch.setattr(evaluation, "plain_segmenter", lambda engine, name: plain)
+    report = evaluation.evaluate_segmentation(
+        Engine(), tmp_path / "images", tmp_path / "masks", compare_plain=True
+    )
+    rows = {r["image"]: r for r in report["per_image"]}
+    assert rows["2.png"]["iou"] == pytest.approx(0.5)
+    assert rows["2.png"]["plain_iou"] == pytest.approx(0.9)
+    assert report["plain_iou"] == pytest.approx(report["iou"])  # the same three IoUs, swapped
+    assert (report["better_than_plain"], report["worse_than_plain"]) == (1, 1)
+    assert list(report["worst_vs_plain"]) == ["2.png", "1.png", "3.png"]  # biggest loss first
+    assert report["worst_vs_plain"]["2.png"] == "0.5000 vs plain 0.9000"
+
+
+def test_plain_segmenter_is_the_file_alone_in_a_default_session(tmp_path):
+    from staging import StagingEngine
+    from staging.evaluate.segmentation import plain_segmenter
+
+    make_u2net_like(tmp_path / "isnet-general-use.onnx", size=None)
+    engine = StagingEngine(models_dir=str(tmp_path), device="cpu", cache_dir=str(tmp_path / "c"))
+    plain = plain_segmenter(engine, "isnet-general-use")
+    assert (plain.pad, plain.refine, plain.normalization) == (0.0, "none", "dis")
+    assert plain.session is not engine.segmenter("isnet-general-use").session
+    image, _ = square_image(1300, 1100, (300, 1000, 200, 900))  # above 1024: ours refines
+    x = cv2.resize(image.astype(np.float32), (INPUT_SIZE, INPUT_SIZE)) / 255.0 - 0.5
+    session = ort.InferenceSession(str(tmp_path / "isnet-general-use.onnx"))
+    out = session.run(None, {"input.1": x.transpose(2, 0, 1)[None]})[0][0, 0]
+    out = (out - out.min()) / (out.max() - out.min())
+    expected = cv2.resize(out, (1100, 1300), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(plain.predict(image) - expected).max() < 1e-3
+    with pytest.raises(StagingError, match="compare-plain"):
+        plain_segmenter(engine, "catalog")
+
+
+def test_eval_segment_compare_plain_from_the_command_line(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from staging.cli import app
+
+    make_u2net_like(tmp_path / "models" / "isnet-general-use.onnx", size=None)
+    monkeypatch.setenv("STAGING_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("STAGING_CACHE_DIR", str(tmp_path / "cache"))
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    image, truth = square_image(120, 100, (30, 90, 20, 80))
+    cv2.imwrite(str(tmp_path / "images" / "box.png"), image[..., ::-1])
+    cv2.imwrite(str(tmp_path / "masks" / "box.png"), truth.astype(np.uint8) * 255)
+    args = ["eval", "segment", "--images", str(tmp_path / "images"), "--masks"]
+    args += [str(tmp_path / "masks"), "--backend", "isnet-general-use", "--compare-plain"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["per_image"][0]["plain_iou"] == pytest.approx(report["iou"])  # nothing added
+    assert list(report["worst_vs_plain"]) == ["box.png"]

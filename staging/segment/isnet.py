@@ -11,18 +11,23 @@ registry name                input x                output
 (imgly's fp16 build)
 ===========================  =====================  ==========================================
 
-A product that fills its frame (a pillow or a blind shot edge to edge) has no outline for the
-net, which then answers "no object" (IoU 0 on such real IKEA shots): a plain-backdrop photo
-(the weights-free staged test says so) gets its backdrop extended first (:func:`with_margin`);
-a scene never does (around a room a margin makes the whole photo one object).
+A product that fills its frame (a pillow, a blind, a photo frame shot edge to edge) has no
+outline for the net, which then cannot tell it from the backdrop: its map is empty, or
+undecided (values near 0.5) over large areas away from any edge. Only then, and only on a
+plain-backdrop photo (the weights-free staged test says so), is the backdrop extended and the
+photo seen again (:func:`with_margin`, :func:`needs_margin`). Every other photo is seen as it is, as
+the network was trained: a margin shrinks the object in the fixed 1024x1024 input, and thin
+parts (poles, legs, wires) vanish. A scene never gets one (around a room a margin makes the
+whole photo one object).
 
 Both take a fixed 1024x1024 RGB input (bilinear resize, as the authors' code does), so on a
 larger photo the map is upsampled and its edges are as soft as the upsampling. ``refine``
 re-estimates alpha in a narrow band around the net's edge at the photo's own resolution with
 pymatting's closed-form matting (Levin et al. 2008) on a trimap taken from the net's map; the
 band is as wide as one input pixel of the net at the photo's scale (plus one pixel), which is
-exactly the width the upsampling blurred. Whether to refine was decided by boundary F on real
-photos enlarged past 1024 px (BENCHMARKS.md, session 8, "Edge refinement"), not tuned.
+exactly the width the upsampling blurred. Parts thinner than that band keep the net's map
+(:func:`trimap_from`). Each step is measured against the network alone by
+``scripts/eval_segment_steps.py`` and ``staging eval segment --compare-plain`` (BENCHMARKS.md).
 
 Speed: the fp16 file's weights are cast to fp32 once at load and its Cast nodes made no-ops
 (:func:`fp32_graph`), which ONNX Runtime's CPU kernels run faster than the mixed graph, with
@@ -46,9 +51,8 @@ from staging.segment.u2net import _as_rgb
 INPUT_SIZE = 1024
 NORMALIZATIONS = ("dis", "imgly")  # pixel/255 - 0.5 | (pixel - 128) / 256
 REFINEMENTS = ("none", "cf")
-# Backdrop added around a plain-backdrop photo, as a share of its longer side (with_margin):
-# 0.25 chosen over 0.1 and none on half A of the real IKEA shots (IoU 0.936 / 0.926 / 0.888);
-# BENCHMARKS.md reports half B.
+# Backdrop added around a plain-backdrop photo that needs it (needs_margin), as a share of its
+# longer side (with_margin); chosen on half A of the real IKEA shots (BENCHMARKS.md).
 CONTEXT_PAD = 0.25
 
 
@@ -91,6 +95,8 @@ class IsNetSegmenter(Segmenter):
         normalization: ``dis`` (rembg's fp32 file) or ``imgly`` (the fp16 file).
         refine: ``cf`` re-estimates alpha at the photo's resolution in the band the upsampling
             blurred (closed-form matting); ``none`` keeps the upsampled map.
+        pad: the backdrop margin (share of the longer side) for a plain-backdrop photo whose
+            first map calls for one (:func:`needs_margin`); 0 never adds one (the plain net).
     """
 
     def __init__(
@@ -119,7 +125,7 @@ class IsNetSegmenter(Segmenter):
 
     @property
     def cache_tag(self) -> str:
-        return f"{self.normalization}-{self.refine}-pad{self.pad:g}"
+        return f"{self.normalization}-{self.refine}-pad{self.pad:g}-when-needed-thin-kept"
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """RGB uint8 HxWx3 -> the 1x3x1024x1024 float32 input."""
@@ -139,16 +145,58 @@ class IsNetSegmenter(Segmenter):
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         image = _as_rgb(image)
-        height, width = image.shape[:2]
-        # Only a plain backdrop is extended: around a room the margin would frame the whole
-        # photo as one object.
-        plain = self.pad > 0 and not classify_staged(image).staged
-        margin = int(round(self.pad * max(height, width))) if plain else 0
-        framed = with_margin(image, margin)
-        prob = np.clip(upsample_crop(self.net_map(framed), framed.shape, margin, image.shape), 0, 1)
-        if self.refine == "cf" and max(framed.shape[:2]) > INPUT_SIZE:  # an upsampled map
-            prob = refine_edges(image, prob, band_for(framed.shape))
+        pred, framed, margin = self.net_map(image), image.shape[:2], 0
+        # A second look with more backdrop only where the first says it could not find the
+        # product, and never around a room (the margin would frame the whole photo as one).
+        if self.pad > 0 and needs_margin(pred, self.pad) and not classify_staged(image).staged:
+            margin = int(round(self.pad * max(image.shape[:2])))
+            framed = (image.shape[0] + 2 * margin, image.shape[1] + 2 * margin)
+            pred = self.net_map(with_margin(image, margin))
+        prob = np.clip(upsample_crop(pred, framed, margin, image.shape), 0, 1)
+        if self.refine == "cf" and max(framed) > INPUT_SIZE:  # an upsampled map
+            prob = refine_edges(image, prob, band_for(framed))
         return prob.astype(np.float32, copy=False)
+
+
+def needs_margin(pred: np.ndarray, pad: float) -> bool:
+    """Whether a second look with ``pad`` of backdrop around the photo can help the net's map.
+
+    Only when the net was :func:`unsure` and what it did not rule out (its product and its
+    undecided pixels) spans more of the frame's height or width than the margin would leave a
+    product (``1 / (1 + 2 pad)``: two thirds at 0.25), or it found nothing. A product already
+    smaller than that has its outline in the photo: the margin only shrinks it in the net's
+    fixed input, so the doubt is about something else (a mirror's glass read as see-through),
+    which a smaller view does not settle.
+    """
+    if not unsure(pred):
+        return False
+    ys, xs = np.nonzero(pred > 0.25)  # not ruled out: found, or undecided
+    if len(ys) == 0 or not (pred >= 0.5).any():
+        return True
+    extent = max(
+        (ys.max() - ys.min() + 1) / pred.shape[0], (xs.max() - xs.min() + 1) / pred.shape[1]
+    )
+    return bool(extent > 1.0 / (1.0 + 2.0 * pad))
+
+
+def unsure(pred: np.ndarray) -> bool:
+    """Whether the net's map says it could not tell the product from the backdrop.
+
+    A net that found its object answers near 0 or 1 everywhere except across the object's
+    outline, where any map has to pass through 0.5. So the map is unsure when it found
+    nothing, or when more of its pixels are undecided (closer to 0.5 than to 0 or 1) away from
+    its outline than on it: the outline is the one-pixel band either side of the 0.5 contour at
+    the net's own resolution. No constant is fitted: the comparison is the map with itself, so
+    a thin pole (all outline) or a large sofa (a long outline) is judged alike. On frame-
+    filling products the net is undecided over most of the frame (BENCHMARKS.md).
+    """
+    mask = (pred >= 0.5).astype(np.uint8)
+    if not mask.any():
+        return True
+    one_pixel = np.ones((3, 3), np.uint8)
+    outline = cv2.dilate(mask, one_pixel) != cv2.erode(mask, one_pixel)
+    undecided = np.abs(2.0 * pred - 1.0) < 0.5
+    return bool(np.count_nonzero(undecided & ~outline) > np.count_nonzero(outline))
 
 
 def upsample_crop(
@@ -192,10 +240,18 @@ def trimap_from(prob: np.ndarray, band: int) -> np.ndarray:
 
     Unknown: a band of ``band`` px on both sides of the map's 0.5 contour, where the
     upsampling mixed product and background. Elsewhere the net's map stands, soft or not.
+
+    Parts thinner than the band (a leg, a wire, a spoke: what an opening by the band removes)
+    are no unknown: across them the band would hold no known product colour, so closed-form
+    matting would explain them by the background beside them and fade them out (a 3 px leg at
+    2000 px lost a fifth of its IoU). They and their surroundings keep the net's map.
     """
     mask = (prob >= 0.5).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
     edge = cv2.dilate(mask, kernel) != cv2.erode(mask, kernel)
+    thin = mask > cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    # The band around a thin part reaches twice the band from its pixels: its own contour's.
+    edge &= cv2.dilate(thin.astype(np.uint8), kernel, iterations=2) == 0
     trimap = mask.astype(np.float64)
     trimap[edge] = 0.5
     return trimap
