@@ -9,9 +9,13 @@ margin, of the photo at the working size, when a variant needs them) and scores:
 ``plain``           the network alone
 ``margin_always``   the backdrop margin on every plain-backdrop photo (the rule before)
 ``margin_needed``   the margin only where :func:`~staging.segment.isnet.needs_margin` says so
-``+refine``         ``margin_needed`` plus closed-form edge refinement where the map is upsampled
-``+working``        ``margin_needed`` on the photo shrunk to the working size (long side 2048)
-``auto``            what ``engine.segment`` returns (all of the above that is shipped)
+``+refine``         ``margin_needed`` plus closed-form edge refinement where the map is upsampled,
+                    solved at the photo's full size
+``shrunk``          ``margin_needed`` on the photo shrunk to the working size (long side 2048),
+                    the map enlarged back (the rule before: how a bounded size used to be had)
+``auto``            what ``engine.segment`` returns: ``+refine`` with the refinement solved at
+                    most at the working size and only the band's pixels taking it
+                    (:func:`~staging.segment.isnet.refine_at_most`)
 ==================  ==========================================================================
 
 Photos are split into halves by a hash of the file name (as the earlier scripts did): decide
@@ -52,7 +56,7 @@ from staging.segment.isnet import (  # noqa: E402
 )
 from staging.segment.staged import classify_staged  # noqa: E402
 
-VARIANTS = ("plain", "margin_always", "margin_needed", "+refine", "+working", "auto")
+VARIANTS = ("plain", "margin_always", "margin_needed", "+refine", "shrunk", "auto")
 
 
 def half_of(name: str) -> str:
@@ -84,9 +88,9 @@ def scores(net, unrefined, engine, rgb: np.ndarray) -> dict[str, np.ndarray]:
         maps["+refine"] = maps["margin_needed"]
     if max(h, w) > WORKING_SIDE:
         small = at_most(rgb, WORKING_SIDE)
-        maps["+working"] = cv2.resize(unrefined.predict(small), (w, h))
+        maps["shrunk"] = cv2.resize(unrefined.predict(small), (w, h))
     else:
-        maps["+working"] = maps["margin_needed"]
+        maps["shrunk"] = maps["margin_needed"]
     maps["auto"] = engine.segment(rgb).prob
     return maps
 

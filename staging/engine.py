@@ -330,13 +330,14 @@ class StagingEngine:
             threshold: binary-mask threshold; default the settings' (0.5, as in the paper).
         """
         rgb = self.load_image(image)
-        working = at_most(rgb, WORKING_SIDE)  # a big photo is segmented at a bounded size
-        name = self.resolve_segment_backend(working, backend)
+        name = self.resolve_segment_backend(at_most(rgb, WORKING_SIDE), backend)
         segmenter = self.segmenter(name)
+        # A big photo is segmented at the backend's bounded size (none for a fixed-input net).
+        working = rgb if segmenter.max_side is None else at_most(rgb, segmenter.max_side)
         key = image_key(rgb)
         model = f"{segmenter.name}@{segmenter.cache_tag}"
         if working is not rgb:  # maps of a shrunk copy: their own cache entry
-            model += f"@{WORKING_SIDE}"
+            model += f"@{segmenter.max_side}"
         cached = self.mask_cache.get(model, key)
         if cached is None:
             prob = np.clip(segmenter.predict(working).astype(np.float32, copy=False), 0.0, 1.0)

@@ -284,6 +284,30 @@ def test_a_big_photo_is_segmented_at_the_working_size_and_cut_out_at_its_own(mon
     assert seen[-1] == small.shape[:2]
 
 
+def test_a_backend_without_a_size_bound_sees_the_whole_photo(monkeypatch, tmp_path):
+    """A fixed-input net (IS-Net, U^2-Net) bounds its own costly steps: it gets the photo
+    itself, as a plain session would, and its maps are cached under their own key."""
+    from staging.segment.base import WORKING_SIDE
+
+    seen = []
+
+    class Unbounded(_CountingSegmenter):
+        max_side = None
+
+        def predict(self, image):
+            seen.append(image.shape[:2])
+            return super().predict(image)
+
+    monkeypatch.setitem(BACKENDS, "whole", lambda runtime: Unbounded())
+    photo = np.full((WORKING_SIDE + 500, 600, 3), 240, np.uint8)
+    photo[400:-400, 200:400] = 30
+    engine = StagingEngine(device="cpu", cache_dir=tmp_path)
+    seg = engine.segment(photo, "whole")
+    assert seen == [photo.shape[:2]] and seg.prob.shape == photo.shape[:2]
+    engine.segment(photo, "whole")
+    assert len(seen) == 1
+
+
 def test_the_foreground_of_a_big_photo_is_estimated_at_the_working_size():
     """Edge colours from the bounded-size estimate are the full-size estimate's, within a few
     levels, and still the product's colour rather than the backdrop's."""

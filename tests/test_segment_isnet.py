@@ -90,6 +90,30 @@ def test_registered_isnet_runs_our_backend_on_a_tiny_model(tmp_path):
     assert ((prob >= 0.5) == truth).mean() > 0.97
 
 
+@pytest.mark.parametrize("name", ["isnet-general-use", "u2net"])
+def test_fixed_input_nets_see_a_big_photo_whole_through_the_engine(tmp_path, monkeypatch, name):
+    """No shrink to the working size before the net: its map is enlarged to the photo as a
+    plain session does (a shrink first cost thin parts IoU against the network alone)."""
+    from staging import StagingEngine
+    from staging.segment.base import WORKING_SIDE
+
+    make_u2net_like(tmp_path / f"{name}.onnx", size=None if name.startswith("isnet") else 320)
+    engine = StagingEngine(models_dir=str(tmp_path), cache_dir=tmp_path / "cache", device="cpu")
+    segmenter = engine.segmenter(name)
+    seen = []
+    original = type(segmenter).preprocess
+
+    def recording(self, img):
+        seen.append(img.shape)
+        return original(self, img)
+
+    monkeypatch.setattr(type(segmenter), "preprocess", recording)
+    photo = np.full((WORKING_SIDE + 300, 500, 3), 240, np.uint8)
+    photo[300:-300, 150:350] = 20
+    seg = engine.segment(photo, name)
+    assert seen and seen[0][:2] == photo.shape[:2] and seg.prob.shape == photo.shape[:2]
+
+
 def _fp16_model(path: Path) -> Path:
     """A tiny graph in the fp16 file's style: fp16 weights, Casts around fp32 work."""
     weight = np.array([[[[0.5]], [[0.25]], [[0.25]]]], np.float16)
@@ -176,6 +200,52 @@ def test_refinement_keeps_parts_thinner_than_its_band():
     refined = refine_edges(image, upsampled, band)
     before = segmentation_metrics(upsampled, truth > 0)["iou"]
     assert segmentation_metrics(refined, truth > 0)["iou"] >= before > 0.8
+
+
+def test_refinement_of_a_photo_over_the_working_size_changes_only_its_band():
+    """Above WORKING_SIDE the band is solved on a shrunk copy; every other pixel keeps the
+    full-size map, so a 3 px leg at 3000 px is not thinned by a shrink (it was: -0.01 IoU)."""
+    from staging.segment.base import WORKING_SIDE
+    from staging.segment.isnet import refine_at_most
+
+    size = 3000
+    image = np.full((size, size, 3), 235, np.uint8)
+    truth = np.zeros((size, size), np.uint8)
+    for x1 in (450, 1050, 1950, 2550):
+        cv2.line(image, (1500, 600), (x1, 2700), (50, 45, 40), 3)
+        cv2.line(truth, (1500, 600), (x1, 2700), 1, 3)
+    cv2.circle(image, (1500, 600), 180, (60, 40, 30), -1)
+    cv2.circle(truth, (1500, 600), 180, 1, -1)
+    net = cv2.resize(
+        truth.astype(np.float32), (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA
+    )
+    upsampled = np.clip(cv2.resize(net, (size, size), interpolation=cv2.INTER_LINEAR), 0, 1)
+    refined = refine_at_most(image, upsampled, image.shape)
+    assert refined.shape == upsampled.shape
+    changed = refined != upsampled
+    legs = truth.astype(bool).copy()
+    legs[:900] = False
+    assert changed.any() and not changed[legs].any()  # the top's outline only
+    ys, xs = np.nonzero(changed)
+    assert np.hypot(ys - 600, xs - 1500).max() < 180 + 4 * size / WORKING_SIDE * band_for(
+        (WORKING_SIDE, WORKING_SIDE)
+    )
+    before = segmentation_metrics(upsampled, truth > 0)["iou"]
+    assert segmentation_metrics(refined, truth > 0)["iou"] >= before
+
+
+def test_a_diverged_matting_solve_keeps_the_net_map(monkeypatch):
+    import pymatting
+
+    image, alpha = _scene_with_known_alpha()
+    upsampled = cv2.resize(
+        cv2.resize(alpha, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA),
+        alpha.shape[::-1],
+        interpolation=cv2.INTER_LINEAR,
+    )
+    monkeypatch.setattr(pymatting, "estimate_alpha_cf", lambda img, tri: np.full(tri.shape, np.nan))
+    refined = refine_edges(image, upsampled, band_for(image.shape))
+    assert np.array_equal(refined, upsampled)
 
 
 def test_refinement_runs_only_for_photos_larger_than_the_net_input(monkeypatch):

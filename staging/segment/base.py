@@ -28,6 +28,10 @@ class Segmenter(ABC):
     #: Part of the mask cache's key next to :attr:`name`: change it when the same model starts
     #: answering differently (new pre/post-processing), so no stale cached mask is served.
     cache_tag: str = "1"
+    #: A photo with a longer side is shrunk to this before :meth:`predict` and the maps are
+    #: enlarged back (:func:`to_photo_size`), so a backend's cost stays bounded. None: the
+    #: backend takes any size (a net with a fixed input, which bounds its own costly steps).
+    max_side: int | None = WORKING_SIDE
 
     @abstractmethod
     def predict(self, image: np.ndarray) -> np.ndarray:

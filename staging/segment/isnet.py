@@ -21,12 +21,13 @@ parts (poles, legs, wires) vanish. A scene never gets one (around a room a margi
 whole photo one object).
 
 Both take a fixed 1024x1024 RGB input (bilinear resize, as the authors' code does), so on a
-larger photo the map is upsampled and its edges are as soft as the upsampling. ``refine``
-re-estimates alpha in a narrow band around the net's edge at the photo's own resolution with
-pymatting's closed-form matting (Levin et al. 2008) on a trimap taken from the net's map; the
-band is as wide as one input pixel of the net at the photo's scale (plus one pixel), which is
-exactly the width the upsampling blurred. Parts thinner than that band keep the net's map
-(:func:`trimap_from`). Each step is measured against the network alone by
+larger photo the map is upsampled (to the photo's own size, whatever it is) and its edges are
+as soft as the upsampling. ``refine`` re-estimates alpha in a narrow band around the net's edge
+with pymatting's closed-form matting (Levin et al. 2008) on a trimap taken from the net's map;
+the band is as wide as one input pixel of the net at the photo's scale (plus one pixel), which
+is exactly the width the upsampling blurred. Parts thinner than that band keep the net's map
+(:func:`trimap_from`); on a photo over 2048 px the band is solved at 2048 and only its pixels
+take the answer (:func:`refine_at_most`). Each step is measured against the network alone by
 ``scripts/eval_segment_steps.py`` and ``staging eval segment --compare-plain`` (BENCHMARKS.md).
 
 Speed: the fp16 file's weights are cast to fp32 once at load and its Cast nodes made no-ops
@@ -44,7 +45,8 @@ import cv2
 import numpy as np
 
 from staging.errors import StagingError
-from staging.segment.base import Segmenter
+from staging.io import at_most
+from staging.segment.base import WORKING_SIDE, Segmenter
 from staging.segment.staged import classify_staged
 from staging.segment.u2net import _as_rgb
 
@@ -123,6 +125,10 @@ class IsNetSegmenter(Segmenter):
         names = [o.name for o in outputs]
         self.output_name = "output" if "output" in names else names[0]  # not the side outputs
 
+    # Any photo size: the net sees a fixed 1024x1024 input and its map is enlarged to the photo,
+    # as a plain session does; only the refinement is bounded (refine_at_most).
+    max_side = None
+
     @property
     def cache_tag(self) -> str:
         return f"{self.normalization}-{self.refine}-pad{self.pad:g}-when-needed-thin-kept"
@@ -154,7 +160,7 @@ class IsNetSegmenter(Segmenter):
             pred = self.net_map(with_margin(image, margin))
         prob = np.clip(upsample_crop(pred, framed, margin, image.shape), 0, 1)
         if self.refine == "cf" and max(framed) > INPUT_SIZE:  # an upsampled map
-            prob = refine_edges(image, prob, band_for(framed))
+            prob = refine_at_most(image, prob, framed)
         return prob.astype(np.float32, copy=False)
 
 
@@ -257,6 +263,33 @@ def trimap_from(prob: np.ndarray, band: int) -> np.ndarray:
     return trimap
 
 
+def refine_at_most(
+    image: np.ndarray, prob: np.ndarray, framed: tuple[int, ...], max_side: int = WORKING_SIDE
+) -> np.ndarray:
+    """:func:`refine_edges` on a photo of at most ``max_side`` px; a bigger photo keeps its size.
+
+    The matting's cost follows the outline's length in pixels (at 6000 px five times what it
+    is at 2048), so a bigger photo's band is solved on a copy shrunk to ``max_side`` and only
+    the band's pixels take that answer, enlarged. Every other pixel keeps the net's map at the
+    photo's own size, as the plain session has it: shrinking the whole map instead thinned a
+    3 px leg to 2 px and cost IoU against the network alone (BENCHMARKS.md).
+    """
+    small = at_most(image, max_side)
+    if small is image:
+        return refine_edges(image, prob, band_for(framed))
+    scale = max(small.shape[:2]) / max(image.shape[:2])
+    band = band_for(tuple(round(side * scale) for side in framed))
+    small_prob = at_most(prob, max_side)
+    refined = refine_edges(small, small_prob, band)
+    size = (image.shape[1], image.shape[0])
+    unknown = (trimap_from(small_prob, band) == 0.5).astype(np.uint8)
+    take = cv2.resize(unknown, size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    enlarged = cv2.resize(refined.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+    out = prob.copy()
+    out[take] = np.clip(enlarged[take], 0.0, 1.0)
+    return out
+
+
 TILE = 128  # px solved at a time: the Laplacian is built for tiles that hold unknown pixels only
 
 
@@ -290,6 +323,8 @@ def refine_edges(image: np.ndarray, prob: np.ndarray, band: int) -> np.ndarray:
                 with contextlib.redirect_stdout(io.StringIO()):
                     alpha = estimate_alpha_cf(rgb[y0:y1, x0:x1], local)
             except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+                continue
+            if not np.isfinite(alpha).all():  # the solver diverged (a zero step): keep the map
                 continue
             inner = alpha[y - y0 : y - y0 + TILE, x - x0 : x - x0 + TILE]
             region = out[y : y + TILE, x : x + TILE]

@@ -74,6 +74,8 @@ class U2NetSegmenter(Segmenter):
         size: the input side S; default: the model's static input size, else 320.
     """
 
+    max_side = None  # any photo size: the map is enlarged to the photo, as the authors do
+
     def __init__(self, session, name: str = "u2netp", size: int | None = None):
         self.session = session
         self.name = name
