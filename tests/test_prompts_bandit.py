@@ -271,6 +271,16 @@ def test_context_parsing_and_errors():
             parse_context(context)
 
 
+def test_the_bandit_reads_placements_from_the_table_that_serves_them():
+    """One table: a name means the size that is served ("landscape" was 1200x628 here and
+    1920x1080 in compose.placement, so the bandit learned on another aspect)."""
+    from staging.compose.placement import ALIASES, PLACEMENTS, RATIOS, get_placement
+
+    for name in [*PLACEMENTS, *ALIASES, *RATIOS, "3:2", "300x250"]:
+        assert parse_context({"placement": name}).placement == get_placement(name).size, name
+    assert parse_context({"placement": "landscape"}).placement == (1920, 1080)
+
+
 def test_features_are_stable_and_meaningful():
     """The hashed positions are part of every saved bandit: they must never change."""
     f = ContextFeaturizer()

@@ -36,15 +36,14 @@ import cv2
 import numpy as np
 
 from staging.animate.base import DEFAULT_STRENGTH, Motion, Pose, create_motion, phases
+from staging.compose.placement import get_placement
 from staging.errors import StagingError
 
 PLACEMENTS: dict[str, tuple[int, int]] = {
-    "1:1": (1080, 1080),
-    "4:5": (1080, 1350),
-    "9:16": (1080, 1920),
-    "16:9": (1920, 1080),
+    ratio: get_placement(ratio).size for ratio in ("1:1", "4:5", "9:16", "16:9")
 }
-"""Ad placements: aspect ratio -> output size (width, height) in pixels."""
+"""Video placements: aspect ratio -> output size (width, height), from the one placement table
+(:mod:`staging.compose.placement`)."""
 
 DEFAULT_LONG_SIDE = 1080
 """With no size given the output keeps the photo's aspect, at most this many pixels long."""

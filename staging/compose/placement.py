@@ -114,6 +114,9 @@ RATIOS: dict[str, str] = {
 }
 """Aspect-ratio shorthands for table entries (the same ones ``staging parallax --size`` takes)."""
 
+ALIASES: dict[str, str] = {"mrec": "medium-rectangle", "banner": "leaderboard"}
+"""Short names ad servers use for table entries (accepted in a bandit's context, too)."""
+
 STANDARD_SIZES: tuple[str, ...] = (
     "medium-rectangle",
     "leaderboard",
@@ -149,6 +152,7 @@ def get_placement(spec: str | tuple[int, int] | Sequence[int] | Placement) -> Pl
     if isinstance(spec, str):
         text = spec.strip().lower()
         key = re.sub(r"[\s_]+", "-", text)
+        key = ALIASES.get(key, key)
         if key in PLACEMENTS:
             return PLACEMENTS[key]
         if text.replace(" ", "") in RATIOS:

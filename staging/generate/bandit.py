@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from staging.compose.placement import get_placement
 from staging.errors import StagingError
 from staging.generate.personalize import (
     InterestsLike,
@@ -144,49 +145,17 @@ COLOUR_FAMILIES: dict[str, tuple[str, ...]] = {
 }
 _COLOUR_WORD = {word: family for family, words in COLOUR_FAMILIES.items() for word in words}
 
-PLACEMENT_ALIASES = {
-    "square": (1080, 1080),
-    "portrait": (1080, 1350),
-    "story": (1080, 1920),
-    "landscape": (1200, 628),
-    "banner": (728, 90),
-    "mrec": (300, 250),
-}
-_PLACEMENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([x×*:])\s*(\d+(?:\.\d+)?)\s*$", re.IGNORECASE)
-
-
 def parse_placement(value: Any) -> tuple[int, int] | None:
-    """``(width, height)`` from ``(w, h)``, ``"1080x1350"``, an aspect ``"4:5"`` (1080 wide)
-    or a name (``square``, ``portrait``, ``story``, ``landscape``, ``banner``, ``mrec``)."""
+    """``(width, height)`` of a placement, read by the one placement table
+    (:func:`staging.compose.placement.get_placement`): a name (``square``, ``landscape``,
+    ``mrec``...), ``"WxH"``, an aspect (``"4:5"``) or ``(w, h)``. The bandit learns on the sizes
+    that are served; None for no placement."""
     if value is None or value == "":
         return None
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in PLACEMENT_ALIASES:
-            return PLACEMENT_ALIASES[text]
-        m = _PLACEMENT.match(text)
-        if not m:
-            raise ValueError(
-                f"placement {value!r} is not WxH (1080x1350), an aspect (4:5) or one of "
-                f"{', '.join(PLACEMENT_ALIASES)}"
-            )
-        a, sep, b = float(m.group(1)), m.group(2), float(m.group(3))
-        if sep == ":":
-            if a <= 0 or b <= 0:
-                raise ValueError(f"placement aspect {value!r} must be positive")
-            return 1080, max(1, round(1080 * b / a))
-        w, h = a, b
-    elif isinstance(value, Sequence) and len(value) == 2:
-        w, h = value
-    else:
-        raise ValueError(f"placement must be (width, height) or 'WxH', not {value!r}")
     try:
-        w, h = int(round(float(w))), int(round(float(h)))
-    except (TypeError, ValueError):
-        raise ValueError(f"placement {value!r} has a non-numeric size") from None
-    if w <= 0 or h <= 0 or w > 100_000 or h > 100_000:
-        raise ValueError(f"placement {value!r} must be between 1 and 100000 pixels a side")
-    return w, h
+        return get_placement(value).size
+    except StagingError as exc:
+        raise ValueError(f"placement: {exc}") from None
 
 
 class Context(BaseModel):
