@@ -13,7 +13,6 @@ COPY staging ./staging
 # pymatting compiles its numba kernels at first import (~1 min): once, at build time.
 RUN pip install -r requirements.txt -e . && python -c "import pymatting"
 COPY app.py ./
-COPY assets ./assets
 COPY examples ./examples
 
 # Mount pretrained weights here (`staging models pull NAME` writes here too).

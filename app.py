@@ -1168,8 +1168,8 @@ def build_ui() -> gr.Blocks:
         with gr.Tab("Prompt", id="prompt"):
             gr.Markdown(
                 "A scene from a prompt, or from one of the category's themes "
-                "(`assets/prompts.yaml`). **Suggest** asks the category's contextual bandit "
-                "(LinUCB) which theme to use for this viewer."
+                "(`staging/assets/prompts.yaml`). **Suggest** asks the category's contextual "
+                "bandit (LinUCB) which theme to use for this viewer."
             )
             with gr.Row():
                 p_category = gr.Dropdown(

@@ -516,5 +516,8 @@ def test_cli_bench_bandit():
     assert set(report["regret"]) == {"linucb", "epsilon-greedy", "random", "best-fixed"}
 
 
-def test_bundled_file_is_in_the_repo():
-    assert Path(__file__).resolve().parents[1] / "assets" / "prompts.yaml" == BUNDLED
+def test_bundled_file_is_package_data():
+    """The themes live inside the package (a wheel install has them: tests/test_wheel.py)."""
+    repo = Path(__file__).resolve().parents[1]
+    assert BUNDLED.resolve() == repo / "staging" / "assets" / "prompts.yaml"
+    assert BUNDLED.is_file()

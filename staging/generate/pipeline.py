@@ -105,7 +105,7 @@ def choose_prompt(
 
     * An explicit ``prompt`` is used as it is (both modes).
     * ``prompt`` mode: ``theme`` names a theme of the category in the prompt library
-      (``assets/prompts.yaml``, :mod:`staging.generate.prompts`) or is its index; any other
+      (``staging/assets/prompts.yaml``, :mod:`staging.generate.prompts`) or is its index; any other
       ``theme`` is a scene: a key of the library's ``interests`` ("beach", "christmas": its
       scene fragment) or free text ("a sunny terrace at dusk"); with neither, the
       category's first theme.

@@ -3,14 +3,16 @@
 Taboola's production pipeline (Czapp et al. 2024) stages each product with one of a *few
 predefined prompts per item category* (at most three in their A/B tests) and lets a contextual
 bandit choose among them. The themes are therefore data, not code: marketers edit
-``assets/prompts.yaml`` (or their own copy) and the app picks the change up on the next call.
+``staging/assets/prompts.yaml`` (or their own copy) and the app picks the change up on the next
+call.
 
 Why pydantic: a typo in a hand-edited file (``promt:``, a ``{prodcut}`` placeholder, two themes
 with the same name, which would merge their bandit statistics) must fail when the file is
 loaded, with its place in the file, not later as an odd image or a ``KeyError`` in a request.
 
 Which file is used (:func:`library_path`): an explicit path; else ``<state_dir>/prompts.yaml``
-when the user has put one there; else the bundled ``assets/prompts.yaml``.
+when the user has put one there; else the bundled ``staging/assets/prompts.yaml``, package data
+read with :mod:`importlib.resources`, so a wheel install has it too.
 
 Category names from catalogs are free text ("Three-seat sofa", "Chest of 4 drawers"):
 :meth:`PromptLibrary.resolve` maps them to a library category through the aliases, and falls
@@ -23,6 +25,7 @@ import os
 import re
 import string
 from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -38,9 +41,18 @@ from pydantic import (
 
 from staging.errors import StagingError
 
-BUNDLED = Path(__file__).resolve().parents[2] / "assets" / "prompts.yaml"
-"""The themes shipped with the project (a source checkout, an editable install or the Docker
-image, which all keep ``assets/`` beside ``staging/``)."""
+
+def _bundled() -> Path:
+    """The package's own ``assets/prompts.yaml``, wherever ``staging`` is installed."""
+    resource = resources.files("staging") / "assets" / "prompts.yaml"
+    # A package on the file system (a checkout, an editable or a wheel install, the Docker
+    # image) gives a real path, which the engine also needs for the file's version stamp; a
+    # zipped one (unsupported) gives a path that does not exist, reported when it is read.
+    return resource if isinstance(resource, Path) else Path(str(resource))
+
+
+BUNDLED = _bundled()
+"""The themes shipped with the package (``staging/assets/prompts.yaml``, package data)."""
 USER_FILE = "prompts.yaml"
 """Name of the user's own copy inside the state directory; it wins over :data:`BUNDLED`."""
 DEFAULT_CATEGORY = "default"
@@ -378,7 +390,9 @@ def load_library(path: str | os.PathLike | None = None) -> PromptLibrary:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         hint = (
-            " (the bundled themes ship in assets/ of a source checkout)" if file == BUNDLED else ""
+            " (the bundled themes are package data of staging: reinstall product-staging-studio)"
+            if file == BUNDLED
+            else ""
         )
         raise StagingError(f"Prompts file {file} does not exist{hint}.") from None
     except (OSError, UnicodeDecodeError) as exc:
