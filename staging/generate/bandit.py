@@ -145,6 +145,7 @@ COLOUR_FAMILIES: dict[str, tuple[str, ...]] = {
 }
 _COLOUR_WORD = {word: family for family, words in COLOUR_FAMILIES.items() for word in words}
 
+
 def parse_placement(value: Any) -> tuple[int, int] | None:
     """``(width, height)`` of a placement, read by the one placement table
     (:func:`staging.compose.placement.get_placement`): a name (``square``, ``landscape``,
