@@ -397,7 +397,7 @@ def eval_copy_paste(
     out: Path = typer.Option(..., help="Results, contact sheets, index and report.json."),
     k: int = typer.Option(3, "-k", help="Results per product."),
     inpaint_backend: str = typer.Option(
-        None, help="Fill of replaced objects (default: structure)."
+        None, help="Fill of replaced objects (default: auto, the best on disk)."
     ),
     features: str = typer.Option("mobilenet_v2", help="Realism features (see eval realism)."),
     limit: int = typer.Option(0, help="Use only the first N products (0: all)."),
@@ -509,7 +509,9 @@ def parallax_command(
     strength: float = typer.Option(None, help="Product shift, share of the short side (0.04)."),
     fit: str = typer.Option("auto", help="cover (crop), pad (blurred background) or auto."),
     loop: bool = typer.Option(True, "--loop/--no-loop", help="Seamless loop or one sweep."),
-    inpaint_backend: str = typer.Option(None, "--inpaint", help="Inpainting backend."),
+    inpaint_backend: str = typer.Option(
+        None, "--inpaint", help="Inpainting backend (default auto)."
+    ),
     backend: str = typer.Option(None, help="Segmentation backend when no --mask."),
 ) -> None:
     """Animate the product with a parallax effect: the product moves, the background less."""
@@ -544,7 +546,9 @@ def stage_copy_paste_command(
     category: str = typer.Option(None, help="Only scenes of this catalog category."),
     shadow: bool = typer.Option(True, "--shadow/--no-shadow", help="Contact and cast shadows."),
     harmonize: bool = typer.Option(True, help="Nudge the product's colour to the scene."),
-    inpaint_backend: str = typer.Option(None, "--inpaint", help="Inpainting backend."),
+    inpaint_backend: str = typer.Option(
+        None, "--inpaint", help="Inpainting backend (default auto)."
+    ),
     product_type: str = typer.Option(
         None, "--type", help="The product's kind (Chair, Bookcase): its typical real width."
     ),
@@ -629,7 +633,9 @@ def stage_in_scene_command(
     object_size: str = typer.Option(
         None, help="The replaced object's real size (160x200 cm): calibrates the camera."
     ),
-    inpaint_backend: str = typer.Option(None, "--inpaint", help="Inpainting backend."),
+    inpaint_backend: str = typer.Option(
+        None, "--inpaint", help="Inpainting backend (default auto)."
+    ),
 ) -> None:
     """Stage the product into one scene by hand: pick the object, move, resize, shadows.
 
@@ -928,7 +934,9 @@ def bench_copy_paste_command(
     index: Path = typer.Option(..., "--index", "-i", help="Catalog index folder."),
     k: int = typer.Option(3, "-k", help="Candidates per product."),
     limit: int = typer.Option(20, help="At most this many products."),
-    inpaint_backend: str = typer.Option(None, "--inpaint", help="Inpainting backend."),
+    inpaint_backend: str = typer.Option(
+        None, "--inpaint", help="Inpainting backend (default auto)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Seconds per copy-paste candidate end to end, cold (scene not yet inpainted) and warm."""
@@ -973,7 +981,9 @@ def bench_parallax_command(
     seconds: float = typer.Option(3.0, help="Clip length per size."),
     fps: float = typer.Option(30.0, help="Frames per second of the clip."),
     motion: str = typer.Option("orbit", help="pan, zoom or orbit."),
-    inpaint_backend: str = typer.Option(None, "--inpaint", help="Inpainting backend."),
+    inpaint_backend: str = typer.Option(
+        None, "--inpaint", help="Inpainting backend (default auto)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Parallax frames per second, render only and render + H.264 encode, at 720² and 1080²."""

@@ -431,11 +431,22 @@ class StagingEngine:
         record_feedback(library, bandits, category, theme, context, reward)
 
     # -- inpainting -----------------------------------------------------------------------------
-    def inpainter(self, backend: str | None = None) -> Inpainter:
-        """The loaded inpainting backend called ``backend`` (None: the weights-free default)."""
-        from staging.inpaint import DEFAULT, create_inpainter
+    def resolve_inpaint_backend(self, backend: str | None = None) -> str:
+        """The inpainting backend ``backend`` names: itself, or for ``auto``/None the best fill
+        on disk (:func:`staging.inpaint.best_available`: ``sd`` on CUDA with its weights, else
+        ``lama`` once pulled, else ``structure``). Loads nothing, touches no network: what to
+        report as the backend that ran."""
+        from staging.inpaint import AUTO, best_available
 
-        name = backend or DEFAULT
+        name = backend or AUTO
+        return best_available(self.runtime) if name == AUTO else name
+
+    def inpainter(self, backend: str | None = None) -> Inpainter:
+        """The loaded inpainting backend called ``backend`` (``auto``/None: see
+        :meth:`resolve_inpaint_backend`); its ``.name`` says which it is."""
+        from staging.inpaint import create_inpainter
+
+        name = self.resolve_inpaint_backend(backend)
         return self._cached("inpaint", name, lambda: create_inpainter(name, self.runtime))
 
     def inpaint(
@@ -450,7 +461,8 @@ class StagingEngine:
             image: path, bytes, PIL image or RGB array.
             hole: bool HxW mask (True = fill; 0/255 or float masks work too), or a mask file.
             backend: a name from :data:`staging.inpaint.BACKENDS` (``structure``, ``telea``,
-                ``ns``, ``lama``, ``sd``); None: the weights-free default, ``structure``.
+                ``ns``, ``lama``, ``sd``, ...); ``auto``/None: the best fill on disk
+                (:meth:`resolve_inpaint_backend` says which).
         """
         from staging.io import load_mask
 

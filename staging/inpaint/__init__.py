@@ -3,9 +3,13 @@
 ==========================  ===============================================================
 name                        what runs
 ==========================  ===============================================================
-``structure`` (default)     weights-free structure-guided anisotropic diffusion: carries the
+``auto`` (default)          the best fill on disk, never downloading: ``sd`` on a CUDA
+                            device with torch, diffusers and its weights, else ``lama`` once
+                            pulled, else ``structure`` (:func:`best_available`)
+``structure``               weights-free structure-guided anisotropic diffusion: carries the
                             lines entering the hole across it, smooth elsewhere (measured
-                            best of the weights-free methods on holes in room photos)
+                            best of the weights-free methods on holes in room photos); what
+                            ``auto`` falls back to
 ``exemplar``                real texture copied along the same rows of the same surface (a
                             constrained shift map); ``structure`` where no clean source exists
 ``telea``, ``ns``           OpenCV's fast marching (Telea 2004) / Navier-Stokes: baselines
@@ -28,7 +32,8 @@ from staging.errors import UnknownNameError
 from staging.inpaint.base import Inpainter
 from staging.runtime import Runtime
 
-DEFAULT = "structure"
+AUTO = "auto"  # what None means for the engine: the best fill on disk (best_available)
+DEFAULT = "structure"  # the weights-free fill: auto's fallback, and the evaluation's default
 
 
 def _opencv(method: str) -> Callable[[Runtime], Inpainter]:
@@ -86,15 +91,52 @@ BACKENDS: dict[str, Callable[[Runtime], Inpainter]] = {
 }
 
 
+def best_available(runtime: Runtime) -> str:
+    """The best inpainting backend this machine runs without downloading anything: what
+    ``auto`` means.
+
+    ``sd`` when the runtime's device is CUDA, torch, diffusers and transformers are installed
+    (looked up, not imported: importing torch takes seconds) and ``sd-inpainting`` is on disk;
+    else ``lama`` when its ONNX file is (``staging models pull lama``); else ``structure``.
+
+    Why this order: Stable Diffusion can invent the floor and wall a large hole hides, but its
+    25 denoising steps of a UNet are practical only on a GPU, so it is never chosen on a CPU
+    or MPS. LaMa is trained on large masks (Suvorov et al. 2022), one forward pass through
+    ONNX Runtime on any device, no torch. ``structure`` needs nothing and is the best of the
+    weights-free fills on holes in room photos (BENCHMARKS.md; ``lama`` and ``sd`` are not
+    measured there, their weights were not available). A model is used only when its files
+    are already on disk: ``auto`` never fetches one behind the user's back.
+    """
+    import importlib.util
+
+    store = runtime.store
+    if runtime.device.startswith("cuda") and store.find("sd-inpainting") is not None:
+        try:
+            stack = all(
+                importlib.util.find_spec(m) is not None
+                for m in ("torch", "diffusers", "transformers")
+            )
+        except (ImportError, ValueError):  # a module blocked in sys.modules has no spec
+            stack = False
+        if stack:
+            return "sd"
+    if store.find("lama") is not None:
+        return "lama"
+    return DEFAULT
+
+
 def create_inpainter(name: str, runtime: Runtime) -> Inpainter:
-    """Build the backend called ``name`` (loading its weights: call once, then reuse)."""
+    """Build the backend called ``name`` (loading its weights: call once, then reuse);
+    ``auto``: the one :func:`best_available` names."""
+    if name == AUTO:
+        name = best_available(runtime)
     if name in BACKENDS:
         return BACKENDS[name](runtime)
     if name.startswith("edgeconnect:"):
         return _edgeconnect(runtime, name.split(":", 1)[1])
     raise UnknownNameError(
-        f"Unknown inpainting backend {name!r}. Use one of: {', '.join(BACKENDS)}."
+        f"Unknown inpainting backend {name!r}. Use one of: {AUTO}, {', '.join(BACKENDS)}."
     )
 
 
-__all__ = ["BACKENDS", "DEFAULT", "Inpainter", "create_inpainter"]
+__all__ = ["AUTO", "BACKENDS", "DEFAULT", "Inpainter", "best_available", "create_inpainter"]
