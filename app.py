@@ -510,6 +510,7 @@ def _caption(item) -> str:
         where = "in front of its object" if source.get("placement") == "insert" else "replacing"
         fit = item.scores.get("fit")
         caption = f"{source.get('id')} ({source.get('category') or '-'}), {where}, fit {fit}"
+        caption += _product_words(source.get("product") or {})
         if item.scores.get("scale", 0) > 1 and source.get("warning"):
             caption += f", enlarged {item.scores['scale']:.1f}x (may look soft)"
         return caption
@@ -523,6 +524,18 @@ def _caption(item) -> str:
     return ", ".join(str(b) for b in bits if b)
 
 
+def _product_words(product: dict) -> str:
+    """What copy-paste took the product for, in words: given, or read from the catalog."""
+    kind, size = product.get("product_type"), product.get("product_size")
+    if not kind and not size:
+        return ", kind unknown (type one in Product kind)"
+    said = " ".join(str(v) for v in (kind, size) if v)
+    if product.get("inferred_from") == "catalog":
+        sure = round(100 * float(product.get("confidence", 0)))
+        return f", taken for {said} (nearest catalog shots, {sure}% of the vote)"
+    return f", as {said}"
+
+
 @readable_errors
 def copy_paste(
     image: str | None,
@@ -533,9 +546,12 @@ def copy_paste(
     index_dir: str = "",
     results: list | None = None,
     steps: dict | None = None,
+    product_type: str = "",
+    product_size: str = "",
     progress=gr.Progress(),
 ):
-    """Copy-paste tab: k candidates, each with the catalog scene it came from."""
+    """Copy-paste tab: k candidates, each with the catalog scene it came from. A blank kind
+    and size are read from the catalog; the caption says what was read, to correct here."""
     _need_image(image)
     index = _index_dir(index_dir, progress)
     staged = engine.stage_copy_paste(
@@ -545,6 +561,8 @@ def copy_paste(
         mask=_mask_or_none(mask),
         shadow=bool(shadow),
         harmonize=bool(harmonize),
+        product_type=(product_type or "").strip() or None,
+        product_size=(product_size or "").strip() or None,
         progress=_progress(progress),
     )
     results, gallery = _keep(results, staged, "copy-paste", image)
@@ -561,7 +579,7 @@ def copy_paste(
         steps,
         "copy-paste",
         f"segment `{first.get('segment_backend', '?')}`, inpaint "
-        f"`{first.get('inpaint_backend', '?')}`",
+        f"`{first.get('inpaint_backend') or 'none (nothing removed)'}`",
     )
     scenes = [
         {"scene": s.source["path"], "scene_mask": s.source.get("mask"), "box": s.source.get("box"),
@@ -1078,6 +1096,14 @@ def build_ui() -> gr.Blocks:
                 k = gr.Slider(1, 6, value=3, step=1, label="Candidates (k)", elem_id="copy-paste-k")
                 shadow = gr.Checkbox(value=True, label="Contact shadow")
                 harmonize = gr.Checkbox(value=True, label="Harmonise colours")
+                product_kind = gr.Textbox(
+                    label="Product kind", placeholder="blank: read from the catalog (Chair)",
+                    elem_id="copy-paste-kind",
+                )  # fmt: skip
+                product_size = gr.Textbox(
+                    label="Size", placeholder="blank: the kind's (80x78 cm, width first)",
+                    elem_id="copy-paste-size",
+                )  # fmt: skip
                 cp_button = gr.Button("Stage", variant="primary", elem_id="copy-paste-button")
             with gr.Row():
                 cp_gallery = gr.Gallery(
@@ -1330,7 +1356,18 @@ def build_ui() -> gr.Blocks:
         )
         cp_button.click(
             copy_paste,
-            [image, alpha, k, shadow, harmonize, index_dir, results, steps],
+            [
+                image,
+                alpha,
+                k,
+                shadow,
+                harmonize,
+                index_dir,
+                results,
+                steps,
+                product_kind,
+                product_size,
+            ],
             [cp_gallery, cp_sources, cp_details, results, steps, status, cp_scenes],
             api_name="copy_paste",
             concurrency_id=HEAVY,

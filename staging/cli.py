@@ -401,6 +401,9 @@ def eval_copy_paste(
     ),
     features: str = typer.Option("mobilenet_v2", help="Realism features (see eval realism)."),
     limit: int = typer.Option(0, help="Use only the first N products (0: all)."),
+    bare: bool = typer.Option(
+        False, "--bare", help="Withhold the CSV's type and size, as an upload has none."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Stage every product into its k best scenes; write every result, contact sheets and the
@@ -411,7 +414,7 @@ def eval_copy_paste(
     engine = _engine()
     report = evaluate_copy_paste(
         engine, products, scenes, reference, out, feature_fn(features, engine.runtime.store),
-        k=k, limit=limit, progress=not as_json, inpaint_backend=inpaint_backend,
+        k=k, limit=limit, progress=not as_json, inpaint_backend=inpaint_backend, bare=bare,
     )  # fmt: skip
     _print_report(report, as_json)
 

@@ -40,6 +40,7 @@ from staging.settings import Settings
 if TYPE_CHECKING:
     from staging.animate import ParallaxClip
     from staging.catalog import CatalogIndex, Hit, UpdateReport
+    from staging.catalog.infer import InferredProduct
     from staging.generate.bandit import BanditRegistry, Suggestion
     from staging.generate.base import Generator
     from staging.generate.cache import GenerationCache
@@ -598,6 +599,30 @@ class StagingEngine:
             vector, k=k, staged_only=staged_only, category=category, index_type=index_type
         )
 
+    def infer_product(
+        self,
+        image: ImageSource,
+        index: str | os.PathLike | CatalogIndex,
+        mask: np.ndarray | None = None,
+        k: int | None = None,
+    ) -> InferredProduct | None:
+        """The product's kind and size as the catalog's ``k`` nearest un-staged product shots
+        say (their CSV ``type`` and ``size``, a vote weighted by similarity; see
+        :mod:`staging.catalog.infer`), or None when no shot has a type.
+
+        Copy-paste calls it for a bare photo (no type, no size given); its answer and its
+        confidence are in each result's ``source["product"]``.
+        """
+        from staging.catalog.infer import NEIGHBOURS, infer_product
+
+        catalog = self.index(index)
+        if catalog.embedder_name is None:
+            return None
+        catalog.check_version(self.embedder(catalog.embedder_name))
+        vector = self.embed(image, embedder=catalog.embedder_name, mask=mask)
+        shots = catalog.search(vector, k=k or NEIGHBOURS, staged_only=False, shots_only=True)
+        return infer_product(shots)
+
     # -- copy-paste staging ----------------------------------------------------------------------
     def stage_copy_paste(
         self,
@@ -634,21 +659,26 @@ class StagingEngine:
                 corrected by hand; default: :meth:`segment`.
             category: only retrieve scenes of this category.
             shadow, harmonize: see :func:`staging.compose.copy_paste.paste_product`.
-            inpaint_backend: default ``structure`` (weights-free).
+            inpaint_backend: the fill of removed objects; default ``auto``, the best on disk
+                (:meth:`resolve_inpaint_backend`).
             max_side: scenes larger than this are worked on (and returned) at this size.
             inpaint_side: the hole is filled at this long side and scaled back up, with the
                 scene's own texture copied back in.
             product_type: the product's kind (``Chair``, ``Chest of 3 drawers``): its typical
                 real width when ``product_size`` is not given, and the category part of the
                 fit.
-            product_size: the catalog's size text (``80x78 cm``, width first).
+            product_size: the catalog's size text (``80x78 cm``, width first). With neither
+                given (a bare photo), both are read from the catalog's nearest product shots
+                (:meth:`infer_product`).
             progress: called as ``progress(fraction, message)``.
 
         Returns:
             :class:`~staging.result.Staged` results, best fit first; ``source`` holds the
             catalog ``id``, ``path``, ``category``, ``title``, retrieval ``score`` and the
-            product's real ``width_cm`` and where it came from, and a ``warning`` when the
-            product photo had to be enlarged; ``scores`` the ``fit`` and its parts
+            product's real ``width_cm`` and where it came from, ``product`` (its
+            ``product_type`` and ``product_size``, ``inferred_from`` ``given`` or ``catalog``,
+            then with a ``confidence`` and the voting ``neighbours``), and a ``warning`` when
+            the product photo had to be enlarged; ``scores`` the ``fit`` and its parts
             (``fit_similarity``, ``fit_coverage``, ``fit_scale``, ``fit_category``).
         """
         from staging.compose.copy_paste import paste_product, scene_problem
@@ -661,6 +691,16 @@ class StagingEngine:
         rgb = self.load_image(product_image)
         report(0.0, "segmenting the product")
         colour, alpha, segment_name, product_mask = self._product_cutout(rgb, mask, segment_backend)
+        product = {
+            "product_type": product_type,
+            "product_size": product_size,
+            "inferred_from": "given",
+        }
+        if product_type is None and product_size is None:  # a bare photo: ask the catalog
+            report(0.05, "reading the product's kind from the catalog")
+            inferred = self.infer_product(rgb, index, mask=product_mask) if index else None
+            product = inferred.describe() if inferred else product | {"inferred_from": None}
+            product_type, product_size = product["product_type"], product["product_size"]
         width = SizePriors().width(product_type, product_size)
         report(0.1, "retrieving similar staged scenes")
         hits = self.search(
@@ -720,9 +760,14 @@ class StagingEngine:
                 "title": hit.title,
                 "score": round(float(hit.score), 4),
                 "segment_backend": segment_name,
-                "inpaint_backend": inpaint_backend or "structure",
+                "inpaint_backend": (
+                    self.resolve_inpaint_backend(inpaint_backend)
+                    if fit.mode == "replace"
+                    else None  # nothing removed, nothing filled
+                ),
                 "placement": fit.mode,
                 "feet": _feet(fit.alignment),
+                "product": product,
             }
             if box is not None:  # the catalog row's: stage_in_scene(box=) re-renders it
                 source["box"] = list(box)
@@ -838,7 +883,7 @@ class StagingEngine:
             "path": str(scene) if named else None,
             "mask": str(scene_mask) if isinstance(scene_mask, (str, os.PathLike)) else None,
             "segment_backend": segment_name,
-            "inpaint_backend": (inpaint_backend or "structure") if removed else None,
+            "inpaint_backend": self.resolve_inpaint_backend(inpaint_backend) if removed else None,
             "placement": "replace" if removed else "insert",
             "object_box": list(analysis.box),
             "feet": _feet(alignment),
@@ -1040,7 +1085,7 @@ class StagingEngine:
                 )  # fmt: skip
             return inpaint_downscaled(inpainter, rgb, hole, inpaint_side)
 
-        key = (*scene_key, inpaint_backend or "", inpaint_side)
+        key = (*scene_key, self.resolve_inpaint_backend(inpaint_backend), inpaint_side)
         return self._lru(self._plates, key, lambda: clean_plate(scene, analysis, fill))
 
     def is_staged(self, image: ImageSource) -> StagedVerdict:
@@ -1308,7 +1353,7 @@ class StagingEngine:
                 long side at most 1080).
             loop: one full period (seamless loop) or one sweep.
             fit: ``cover`` (crop around the product), ``pad`` (blurred background), ``auto``.
-            inpaint_backend: default ``structure``.
+            inpaint_backend: default ``auto`` (:meth:`resolve_inpaint_backend`).
             progress: called as ``progress(fraction, message)`` while rendering.
         """
         from staging.animate import DEFAULT_STRENGTH

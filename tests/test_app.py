@@ -314,6 +314,24 @@ def test_copy_paste_uses_the_demo_index_and_names_each_scene(studio):
     assert "copy-paste" in status and "structure" in status
 
 
+def test_copy_paste_captions_say_what_the_product_was_taken_for(studio):
+    """The demo catalog has no product shots: a bare photo's kind is unknown and the caption
+    says where to give it; a kind typed in the field is used and named."""
+    gallery, *_ = studio.copy_paste(LAMP, None, 1, True, False, "", [], {})
+    assert "kind unknown" in gallery[-1][1]
+    gallery, _, details, *_ = studio.copy_paste(
+        LAMP, None, 1, True, False, "", [], {}, "Floor lamp", "40x40 cm"
+    )
+    assert gallery[-1][1].endswith("as Floor lamp 40x40 cm")
+    assert details[0]["source"]["product"]["inferred_from"] == "given"
+    assert (
+        studio._product_words(
+            {"product_type": "Stool", "inferred_from": "catalog", "confidence": 0.64}
+        )
+        == ", taken for Stool (nearest catalog shots, 64% of the vote)"
+    )
+
+
 def test_a_copy_paste_result_is_adjusted_by_clicks_size_and_shadows(studio, tmp_path):
     from types import SimpleNamespace as Click
 

@@ -546,11 +546,45 @@ def test_eval_copy_paste_writes_results_sheets_and_realism(tmp_path):
         "realism_real_vs_real",
         "realism_same_scenes_untouched",
         "realism_same_scenes_naive_paste",
+        "realism_same_place_naive_paste",
     ):
         assert "kid_x1000" in report[key]
+    assert "kind_inference" not in report  # types were given
     saved = json.loads((out / "report.json").read_text())
     result = saved["per_product"][0]["results"][0]
     assert result["fit"] > 0 and "fit_similarity" in result
+    assert saved["per_product"][0]["product"]["inferred_from"] == "given"
+
+
+def test_eval_copy_paste_bare_reads_the_kind_from_the_catalog_and_scores_it(tmp_path):
+    """--bare withholds type and size; the catalog's one typed shot kind is a chair, so the
+    chair is read right and the cabinet wrong: 1 of 2."""
+    scenes, reference = tmp_path / "scenes", tmp_path / "reference"
+    catalog_of_rooms(tmp_path, [(130, 70, 90), (60, 90, 120)], seed=20, folder="scenes")
+    lines = (tmp_path / "catalog.csv").read_text().splitlines()
+    lines = [lines[0] + ",type,size"] + [line + ",," for line in lines[1:]]
+    save_image(scenes / "chair-shot.png", product_shot(118, 62)[0])
+    lines.append("scenes/chair-shot.png,,Chair,45x50 cm")
+    (tmp_path / "catalog.csv").write_text("\n".join(lines) + "\n")
+    for i in range(8):
+        save_image(reference / f"real{i}.png", room(40 + i)[0])
+    save_image(tmp_path / "chair.png", product_shot(120, 60)[0])
+    save_image(tmp_path / "cabinet.png", product_shot(150, 90)[0])
+    (tmp_path / "products.csv").write_text(
+        "id,image,type,size\nc1,chair.png,Chair,45x50 cm\nc2,cabinet.png,Cabinet,\n"
+    )
+    engine = StagingEngine(device="cpu")
+    out = tmp_path / "out"
+    engine.update_index(out / "index", scenes, csv=tmp_path / "catalog.csv", progress=False)
+    report = evaluate_copy_paste(
+        engine, tmp_path / "products.csv", scenes, reference, out, _colour_features, k=1,
+        progress=False, bare=True,
+    )  # fmt: skip
+    assert report["kind_inference"] == {"right": 1, "read": 2, "typed": 2}
+    saved = json.loads((out / "report.json").read_text())
+    told = [entry["product"] for entry in saved["per_product"]]
+    assert [t["inferred_from"] for t in told] == ["catalog", "catalog"]
+    assert [t["product_size"] for t in told] == ["45x50 cm", "45x50 cm"]
 
 
 def test_cli_eval_realism_needs_its_feature_weights(tmp_path):

@@ -627,6 +627,7 @@ class CatalogIndex:
         staged_only: bool = True,
         category: str | None = None,
         index_type: str | None = None,
+        shots_only: bool = False,
     ) -> list[Hit]:
         """The ``k`` items most similar (cosine) to ``vector``, best first.
 
@@ -634,6 +635,8 @@ class CatalogIndex:
             vector: a query embedding from the index's embedder (normalised here).
             staged_only: only staged items (product in a scene: the ones whose backgrounds
                 copy-paste staging reuses).
+            shots_only: only un-staged product shots (whose CSV type and size describe the
+                product alone: :mod:`staging.catalog.infer`); not with ``staged_only``.
             category: only items of this category (case-insensitive).
             index_type: ``exact``, ``hnsw`` or ``auto``; default the index's.
         """
@@ -648,8 +651,10 @@ class CatalogIndex:
                 f"The query vector has {query.shape[1]} dimensions but the index holds "
                 f"{dim}-d vectors from {self.embedder_name!r}."
             )
+        if staged_only and shots_only:
+            raise StagingError("search: staged_only and shots_only exclude each other.")
         query = query / max(float(np.linalg.norm(query)), 1e-12)
-        where, args = _filter_sql(staged_only, category)
+        where, args = _filter_sql(staged_only, category, shots_only)
         index = self._faiss_for(index_type)
         allowed = None
         if where:
@@ -1092,10 +1097,14 @@ def _is_flat(index: Any) -> bool:
     return _kind_of(index) == "exact"
 
 
-def _filter_sql(staged_only: bool, category: str | None) -> tuple[str, list]:
+def _filter_sql(
+    staged_only: bool, category: str | None, shots_only: bool = False
+) -> tuple[str, list]:
     clauses, args = [], []
     if staged_only:
         clauses.append("staged=1")
+    if shots_only:
+        clauses.append("staged=0")
     if category is not None:
         clauses.append("category=? COLLATE NOCASE")
         args.append(category)

@@ -70,7 +70,7 @@ def bench_copy_paste(
     return {
         "products": len(images),
         "k": k,
-        "inpainter": inpaint_backend or "structure",
+        "inpainter": engine.resolve_inpaint_backend(inpaint_backend),
         "scene_sizes": sorted(set(sizes)),
         "cpus": os.cpu_count(),
         "cold_per_candidate": summary(cold),

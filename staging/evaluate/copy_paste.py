@@ -13,7 +13,13 @@ and everything a reviewer needs is written under ``OUT``:
   centre of the scene, a quarter of its width). Retrieval picks some scenes for many products,
   and a set of few distinct rooms is far from the reference whatever is pasted into it, so two
   more anchors use exactly the results' scenes: those scenes untouched (the best any paste into
-  them can score) and the naive paste into them.
+  them can score), the naive paste into them, and the same product pixels at the same place
+  (each result's own product layer over its untouched scene: nothing removed, no shadow, no
+  fill), which every step copy-paste adds around the paste must beat.
+
+With ``bare`` the products' ``type`` and ``size`` are withheld, as a designer's upload has
+none: copy-paste reads them from the catalog, and the report says how often the kind it read
+is the CSV's (``kind_inference``).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from staging.batch import read_products
+from staging.compose.fit import same_kind
 from staging.errors import StagingError
 from staging.evaluate.realism import FeatureFn, realism
 from staging.io import list_images, load_image, save_image
@@ -84,6 +91,7 @@ def evaluate_copy_paste(
     k: int = 3,
     limit: int = 0,
     progress: bool = True,
+    bare: bool = False,
     **stage_options,
 ) -> dict:
     """Stage every product of ``products`` into the indexed ``scenes``; see the module doc."""
@@ -95,6 +103,8 @@ def evaluate_copy_paste(
     engine.update_index(index, scenes, progress=progress)
     generated, naive, sheet_rows, per_product = [], [], [], []
     untouched, naive_same = [], []  # the results' own scenes, as they are / pasted naively
+    same_place = []  # the results' product layer over their untouched scenes
+    kinds_right = kinds_read = 0
     scene_files = list_images(scenes)
     started = time.perf_counter()
     for i, row in enumerate(tqdm(rows, desc="staging", disable=not progress)):
@@ -106,8 +116,8 @@ def evaluate_copy_paste(
                 rgb,
                 k=k,
                 index=index,
-                product_type=row.type,
-                product_size=row.size,
+                product_type=None if bare else row.type,
+                product_size=None if bare else row.size,
                 **stage_options,
             )
         except StagingError as exc:
@@ -124,11 +134,19 @@ def evaluate_copy_paste(
             )
             untouched.append(own)
             naive_same.append(naive_paste(rgb, own))
+            alpha = result.alpha[..., None]
+            same_place.append(np.round(alpha * result.image + (1 - alpha) * own).astype(np.uint8))
             fit = result.scores.get("fit")
             scene_name = Path(result.source["path"]).stem[-24:]
             caption = f"{scene_name} fit {fit:.2f}" if fit is not None else scene_name
             tiles.append(_thumb(result.image, caption))
             entry["results"].append({"file": name, "scene": result.source["path"]} | result.scores)
+        if results:
+            entry["product"] = results[0].source.get("product")
+            read = (entry["product"] or {}).get("product_type")
+            if bare and row.type and read:
+                kinds_read += 1
+                kinds_right += same_kind(read, row.type) == 1.0
         scene = load_image(scene_files[i % len(scene_files)])
         naive.append(naive_paste(rgb, scene))
         sheet_rows.append(tiles)
@@ -150,6 +168,10 @@ def evaluate_copy_paste(
     if len(untouched) >= 2:
         report["realism_same_scenes_untouched"] = realism(real, untouched, features)
         report["realism_same_scenes_naive_paste"] = realism(real, naive_same, features)
+        report["realism_same_place_naive_paste"] = realism(real, same_place, features)
+    if bare:
+        typed = sum(1 for row in rows if row.type)
+        report["kind_inference"] = {"right": kinds_right, "read": kinds_read, "typed": typed}
     if len(real) >= 8:
         report["realism_real_vs_real"] = realism(real[::2], real[1::2], features)
     (out / "report.json").write_text(
