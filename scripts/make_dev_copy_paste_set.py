@@ -7,7 +7,11 @@ the repository), split by a hash of the room's file name:
 * ``dev-data/copy-paste/reference/``: the other half, the real rooms realism is measured against;
 * ``dev-data/copy-paste/products.csv``: floor-standing products (chairs, tables, couches, beds,
   plant pots, cabinets, ...) on white, with ``id,image,type,size`` (image paths absolute),
-  chosen by a hash of their id (``--products`` of them).
+  chosen by a hash of their id (``--products`` of them);
+* ``dev-data/copy-paste/scenes/shot-<id>.jpg`` and ``catalog.csv``: the other floor-standing
+  products' shots, with their ``type`` and ``size``, so the catalog holds what a bare photo's
+  kind and size are read from (``staging eval copy-paste --csv``); the staged products' own
+  shots are never in it.
 
 Usage: python scripts/make_dev_copy_paste_set.py [--products 18]
 """
@@ -63,8 +67,17 @@ def main() -> None:
         writer.writerow(["id", "image", "type", "size"])
         for row in products[: args.products]:
             writer.writerow([row["id"], str(IKEA / row["image"]), row["type"], row["size"]])
+    with open(OUT / "catalog.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "image", "type", "size"])
+        for row in products[args.products :]:
+            link = OUT / "scenes" / f"shot-{row['id']}.jpg"
+            if not link.exists():
+                link.symlink_to(IKEA / row["image"])
+            writer.writerow([row["id"], link.name, row["type"], row["size"]])
     counts = {name: len(list((OUT / name).iterdir())) for name in ("scenes", "reference")}
-    print(f"{OUT}: {counts} rooms, {min(args.products, len(products))} products")
+    shots = max(0, len(products) - args.products)
+    print(f"{OUT}: {counts} images ({shots} shots), {min(args.products, len(products))} products")
 
 
 if __name__ == "__main__":

@@ -404,6 +404,9 @@ def eval_copy_paste(
     bare: bool = typer.Option(
         False, "--bare", help="Withhold the CSV's type and size, as an upload has none."
     ),
+    csv: Path = typer.Option(
+        None, help="Catalog CSV of the scenes folder (masks; product shots' type and size)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Stage every product into its k best scenes; write every result, contact sheets and the
@@ -415,6 +418,7 @@ def eval_copy_paste(
     report = evaluate_copy_paste(
         engine, products, scenes, reference, out, feature_fn(features, engine.runtime.store),
         k=k, limit=limit, progress=not as_json, inpaint_backend=inpaint_backend, bare=bare,
+        csv=csv,
     )  # fmt: skip
     _print_report(report, as_json)
 

@@ -92,6 +92,7 @@ def evaluate_copy_paste(
     limit: int = 0,
     progress: bool = True,
     bare: bool = False,
+    csv: Path | None = None,
     **stage_options,
 ) -> dict:
     """Stage every product of ``products`` into the indexed ``scenes``; see the module doc."""
@@ -100,12 +101,12 @@ def evaluate_copy_paste(
     (out / "results").mkdir(parents=True, exist_ok=True)
     rows = read_products(Path(products))[: limit or None]  # staging batch's reader
     index = out / "index"
-    engine.update_index(index, scenes, progress=progress)
+    engine.update_index(index, scenes, csv=csv, progress=progress)
     generated, naive, sheet_rows, per_product = [], [], [], []
     untouched, naive_same = [], []  # the results' own scenes, as they are / pasted naively
     same_place = []  # the results' product layer over their untouched scenes
     kinds_right = kinds_read = 0
-    scene_files = list_images(scenes)
+    scene_files = [hit.path for hit in engine.index(index).staged_items()]  # no product shots
     started = time.perf_counter()
     for i, row in enumerate(tqdm(rows, desc="staging", disable=not progress)):
         rgb = load_image(row.image)
@@ -147,8 +148,8 @@ def evaluate_copy_paste(
             if bare and row.type and read:
                 kinds_read += 1
                 kinds_right += same_kind(read, row.type) == 1.0
-        scene = load_image(scene_files[i % len(scene_files)])
-        naive.append(naive_paste(rgb, scene))
+        if scene_files:
+            naive.append(naive_paste(rgb, load_image(scene_files[i % len(scene_files)])))
         sheet_rows.append(tiles)
         per_product.append(entry)
     seconds = time.perf_counter() - started
