@@ -583,7 +583,9 @@ def copy_paste(
     )
     scenes = [
         {"scene": s.source["path"], "scene_mask": s.source.get("mask"), "box": s.source.get("box"),
-         "object_size": s.source.get("object_size")}
+         "object_size": s.source.get("object_size"), "object_type": s.source.get("object_type"),
+         "product_type": (s.source.get("product") or {}).get("product_type"),
+         "product_size": (s.source.get("product") or {}).get("product_size")}
         for s in staged
     ]  # fmt: skip
     return gallery, sources, details, results, steps, status, scenes
@@ -607,7 +609,10 @@ def click_scene(adjusting: dict | None, click: str, evt: gr.SelectData) -> dict:
         raise gr.Error("Pick one of the copy-paste results above first.")
     point = [float(v) for v in evt.index]
     if click == CLICK_PICKS:  # another object: the catalog's box and size were the old one's
-        return dict(adjusting, object_at=point, position=None, box=None, object_size=None)
+        return dict(
+            adjusting, object_at=point, position=None, box=None, object_size=None,
+            object_type=None,
+        )  # fmt: skip
     return dict(adjusting, position=point)
 
 
@@ -635,6 +640,9 @@ def restage(
         object_at=adjusting.get("object_at"),
         box=adjusting.get("box"),
         object_size=adjusting.get("object_size"),
+        object_type=adjusting.get("object_type"),
+        product_type=adjusting.get("product_type"),
+        product_size=adjusting.get("product_size"),
         remove=OLD_OBJECT.get(old_object),
         position=adjusting.get("position"),
         scale=float(scale),

@@ -10,7 +10,8 @@ the repository), split by a hash of the room's file name:
   chosen by a hash of their id (``--products`` of them);
 * ``dev-data/copy-paste/scenes/shot-<id>.jpg`` and ``catalog.csv``: the other floor-standing
   products' shots, with their ``type`` and ``size``, so the catalog holds what a bare photo's
-  kind and size are read from (``staging eval copy-paste --csv``); the staged products' own
+  kind and size are read from (``staging eval copy-paste --csv``), with the rooms they appear
+  in; the rooms' rows give their ``room_category`` and ``items``. The staged products' own
   shots are never in it.
 
 Usage: python scripts/make_dev_copy_paste_set.py [--products 18]
@@ -67,14 +68,24 @@ def main() -> None:
         writer.writerow(["id", "image", "type", "size"])
         for row in products[: args.products]:
             writer.writerow([row["id"], str(IKEA / row["image"]), row["type"], row["size"]])
+    scenes = {Path(row["image"]).name for row in rooms} & {
+        p.name for p in (OUT / "scenes").iterdir()
+    }
     with open(OUT / "catalog.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["id", "image", "type", "size"])
+        writer.writerow(["id", "image", "type", "size", "rooms", "room_category", "items"])
         for row in products[args.products :]:
             link = OUT / "scenes" / f"shot-{row['id']}.jpg"
             if not link.exists():
                 link.symlink_to(IKEA / row["image"])
-            writer.writerow([row["id"], link.name, row["type"], row["size"]])
+            shown = [Path(r).name for r in row["rooms"].split(";") if Path(r).name in scenes]
+            writer.writerow(
+                [row["id"], link.name, row["type"], row["size"], ";".join(shown), "", ""]
+            )
+        for row in rooms:  # the rooms' type and the products they show (IKEA rooms.csv)
+            name = Path(row["image"]).name
+            if name in scenes:
+                writer.writerow(["", name, "", "", "", row["room_category"], row["items"]])
     counts = {name: len(list((OUT / name).iterdir())) for name in ("scenes", "reference")}
     shots = max(0, len(products) - args.products)
     print(f"{OUT}: {counts} images ({shots} shots), {min(args.products, len(products))} products")

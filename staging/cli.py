@@ -640,6 +640,9 @@ def stage_in_scene_command(
     object_size: str = typer.Option(
         None, help="The replaced object's real size (160x200 cm): calibrates the camera."
     ),
+    object_type: str = typer.Option(
+        None, help="The scene object's kind (Bed): only one of the product's kind is replaced."
+    ),
     inpaint_backend: str = typer.Option(
         None, "--inpaint", help="Inpainting backend (default auto)."
     ),
@@ -664,6 +667,7 @@ def stage_in_scene_command(
         product_type=product_type,
         product_size=size,
         object_size=object_size,
+        object_type=object_type,
         inpaint_backend=inpaint_backend,
     )
     target = staged.save(out)

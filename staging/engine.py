@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from staging.animate import ParallaxClip
     from staging.catalog import CatalogIndex, Hit, UpdateReport
     from staging.catalog.infer import InferredProduct
+    from staging.catalog.scenes import CatalogScenes
     from staging.generate.bandit import BanditRegistry, Suggestion
     from staging.generate.base import Generator
     from staging.generate.cache import GenerationCache
@@ -81,6 +82,7 @@ class StagingEngine:
         self._cache_lock = threading.Lock()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._plates: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._catalog_scenes: OrderedDict[tuple, Any] = OrderedDict()
         self._scenes: OrderedDict[tuple, tuple] = OrderedDict()
         self._products: OrderedDict[tuple, tuple] = OrderedDict()
         self._images: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -623,6 +625,15 @@ class StagingEngine:
         shots = catalog.search(vector, k=k or NEIGHBOURS, staged_only=False, shots_only=True)
         return infer_product(shots)
 
+    def catalog_scenes(self, index: str | os.PathLike | CatalogIndex) -> CatalogScenes:
+        """What the index's staged scenes show (their objects' kinds and sizes, room types and
+        contents; :mod:`staging.catalog.scenes`), built once per index version."""
+        from staging.catalog.scenes import CatalogScenes
+
+        catalog = self.index(index)
+        key = (str(catalog.path), catalog.generation)
+        return self._lru(self._catalog_scenes, key, lambda: CatalogScenes.build(catalog), size=4)
+
     # -- copy-paste staging ----------------------------------------------------------------------
     def stage_copy_paste(
         self,
@@ -720,6 +731,7 @@ class StagingEngine:
             raise StagingError(
                 f"The catalog index has no staged images{where} to copy a background from. {why}"
             )
+        scenes = self.catalog_scenes(index)
         candidates, skipped = [], []
         for i, hit in enumerate(hits):
             report(0.1 + 0.3 * i / len(hits), f"fitting the product into {hit.id}")
@@ -732,15 +744,20 @@ class StagingEngine:
             if problem is not None:
                 skipped.append(f"{hit.id}: {problem}")
                 continue
+            shown = scenes.object(hit)  # what the scene's object is, as the catalog says
             fit = place_product(
                 alpha, analysis, width[0] if width else None, hit.score, product_type,
-                hit.metadata.get("type") or hit.category or analysis.category,
-                width_from_size(hit.metadata.get("size")),
+                shown.type if shown else analysis.category,
+                width_from_size(shown.size if shown else None),
+                room_fit=scenes.room_fit(product_type, hit),
             )  # fmt: skip
-            candidates.append((fit, hit, analysis))
+            if fit.problem is not None:
+                skipped.append(f"{hit.id}: {fit.problem}")
+                continue
+            candidates.append((fit, hit, analysis, shown))
         candidates.sort(key=lambda c: -c[0].score)
         results: list[Staged] = []
-        for fit, hit, analysis in candidates[:k]:
+        for fit, hit, analysis, shown in candidates[:k]:
             report(0.4 + 0.6 * len(results) / k, f"staging into {hit.id}")
             scene_path, scene_mask, box = self._hit_scene(hit)
             scene = self._scene_image(scene_path, max_side)
@@ -771,8 +788,12 @@ class StagingEngine:
             }
             if box is not None:  # the catalog row's: stage_in_scene(box=) re-renders it
                 source["box"] = list(box)
-            if hit.metadata.get("size"):
-                source["object_size"] = hit.metadata["size"]
+            if shown is not None:  # object_type, object_size: stage_in_scene takes them
+                source |= shown.describe()
+            elif analysis.category:
+                source["object_type"] = analysis.category
+            if scenes.room(hit):
+                source["room"] = scenes.room(hit)
             results.append(_copy_paste_result(pasted, fit, fit.alignment, source, width))
         if not results:
             raise StagingError(
@@ -803,6 +824,7 @@ class StagingEngine:
         segment_backend: str | None = None,
         max_side: int = SCENE_SIDE,
         inpaint_side: int = 384,
+        object_type: str | None = None,
     ) -> Staged:
         """Stage the product into one scene the way the user wants it (copy-paste, by hand).
 
@@ -832,6 +854,9 @@ class StagingEngine:
             object_size: the real size of the scene's object (``160x200 cm``, width first):
                 it calibrates the camera height, so the product gets the size the room
                 implies (see :mod:`staging.compose.scale`).
+            object_type: the scene object's kind (a copy-paste result's
+                ``source["object_type"]``): only one of the product's kind is replaced by
+                default; default the scene parser's name for it, if any.
         """
         from staging.compose.copy_paste import paste_product
         from staging.compose.fit import adjust, place_product
@@ -869,7 +894,7 @@ class StagingEngine:
         width = SizePriors().width(product_type, product_size)
         fit = place_product(
             alpha, analysis, width[0] if width else None, None, product_type,
-            analysis.category, object_width,
+            object_type or analysis.category, object_width,
         )  # fmt: skip
         removed = fit.mode == "replace" if remove is None else bool(remove)
         alignment = adjust(fit.alignment, alpha.shape, position, scale)

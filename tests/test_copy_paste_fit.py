@@ -191,6 +191,7 @@ def test_the_catalog_row_of_a_scene_gives_its_object_box_type_and_size(tmp_path)
     again = engine.stage_in_scene(tmp_path / "chair.png", result.source["path"],
                                   scene_mask=result.source["mask"], box=result.source["box"],
                                   object_size=result.source["object_size"],
+                                  object_type=result.source["object_type"],
                                   product_type="Chair", product_size="50x55 cm")  # fmt: skip
     assert again.source["feet"] == result.source["feet"]
     assert again.source["camera_height_cm"] == result.source["camera_height_cm"]

@@ -468,7 +468,8 @@ class CatalogIndex:
                     )
             if gone:
                 cur.executemany("DELETE FROM items WHERE id=?", [(i,) for i in gone])
-                self._bump_generation(cur)
+            if gone or any(update[0] == "meta" for update in meta_updates):
+                self._bump_generation(cur)  # rows' CSV data count too (CatalogScenes)
         report.removed = len(gone)
 
         t_proc = time.perf_counter()
@@ -701,9 +702,30 @@ class CatalogIndex:
 
     def staged_items(self) -> list[Hit]:
         """Every staged scene in the index (score 0), e.g. to analyse them once for copy-paste."""
+        return self._items_where("staged=1")
+
+    def shot_items(self) -> list[Hit]:
+        """Every un-staged product shot in the index (score 0)."""
+        return self._items_where("staged=0")
+
+    def _items_where(self, where: str) -> list[Hit]:
         with self._lock:
-            ids = [r[0] for r in self._conn.execute("SELECT id FROM items WHERE staged=1")]
+            ids = [r[0] for r in self._conn.execute(f"SELECT id FROM items WHERE {where}")]
         return self._hits(np.array(ids, np.int64), np.zeros(len(ids)))
+
+    def vectors(self, hits: Sequence[Hit]) -> np.ndarray:
+        """The stored embeddings of ``hits`` (float32, a unit-norm row each), as searched."""
+        if not hits:
+            return np.zeros((0, self.dim or 0), np.float32)
+        with self._lock:
+            vectors = self._vectors(np.array([hit.row for hit in hits], np.int64))
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+
+    @property
+    def generation(self) -> int:
+        """Grows with every change to the items: what a cache of derived facts is keyed by."""
+        return int(self._meta("generation") or 0)
 
     def _hits(self, ids: np.ndarray, scores: np.ndarray) -> list[Hit]:
         if len(ids) == 0:

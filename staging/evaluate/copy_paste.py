@@ -141,7 +141,11 @@ def evaluate_copy_paste(
             scene_name = Path(result.source["path"]).stem[-24:]
             caption = f"{scene_name} fit {fit:.2f}" if fit is not None else scene_name
             tiles.append(_thumb(result.image, caption))
-            entry["results"].append({"file": name, "scene": result.source["path"]} | result.scores)
+            entry["results"].append(
+                {"file": name, "scene": result.source["path"]}
+                | {k: result.source.get(k) for k in ("placement", "object_type", "room")}
+                | result.scores
+            )
         if results:
             entry["product"] = results[0].source.get("product")
             read = (entry["product"] or {}).get("product_type")
