@@ -119,3 +119,18 @@ def test_a_fill_larger_than_the_structure_fill_can_make_keeps_the_old_object():
     assert wider.mode == "replace"  # covering more, it leaves little to fill
     left = (1 - wider.parts["coverage"]) * mask.mean()
     assert wider.parts["coverage"] >= MIN_COVERAGE and left <= MAX_FILL_SHARE
+
+
+def test_a_scene_with_no_free_floor_for_the_product_is_skipped():
+    """Furniture at the product's depth or nearer everywhere it could stand: no insert, no
+    replace (another kind): the candidate is skipped, with the reason."""
+    scene, mask = room(3, box=(130, 70, 90))
+    analysis = analyse_scene(scene, mask)
+    _, alpha = crop_to_content(*product_shot(120, 80))
+    crowded = analysis.objects.copy()
+    crowded[150:, :] = True  # the whole floor in front of the old object is furniture
+    from dataclasses import replace
+
+    fit = place_product(alpha, replace(analysis, objects=crowded), 60.0, 0.9, "Chair", "Bed")
+    assert fit.problem == "no free floor for it" and fit.score == 0.0
+    assert fit.parts["free_floor"] < 0.5

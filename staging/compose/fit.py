@@ -13,7 +13,8 @@ whatever the others say; no weights to tune):
   floor line and the camera, nothing inpainted); the part is then left out;
 * ``scale``: 1 when the product fits the frame at its real size; the factor it had to shrink by
   when it did not (a wardrobe under a low camera);
-* ``free_floor`` (insert only): the share of the product not overlapping other objects that
+* ``free_floor`` (insert only; under one half the scene is skipped: the product would stand
+  mostly inside other furniture): the share of the product not overlapping other objects that
   stand at its depth or nearer (the segmenter's, and every piece of furniture a scene parser
   names: :mod:`staging.segment.parse`). Under a level camera an object standing nearer touches
   the floor lower in the frame, so one whose lowest row is above the product's back feet is
@@ -204,6 +205,8 @@ def place_product(
         return Fit(align_product(product_alpha, scene.mask), parts, problem="no floor in view")
     parts["free_floor"] = 1.0 - best[0]
     parts["scale"] = float(best[1][1])
+    if best[0] > 0.5:  # wherever it stands, most of it would be inside other furniture
+        return Fit(best[1][0], parts, mode="insert", problem="no free floor for it")
     return Fit(best[1][0], parts, mode="insert", camera_height_cm=calibrated)
 
 
