@@ -7,6 +7,7 @@ message (exit code 2), never as a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -762,15 +763,40 @@ def serve_command(
     database: str = typer.Option(None, "--db", help=DB_HELP),
     storage: str = typer.Option(None, help=STORAGE_HELP),
     queue: str = typer.Option(None, help=QUEUE_HELP),
+    api_key_file: Path = typer.Option(
+        None,
+        envvar="STAGING_API_KEY_FILE",
+        help="File holding the API key that POST /v1/products and /v1/feedback then ask for "
+        "(Authorization: Bearer KEY or X-API-Key: KEY); or the key itself in STAGING_API_KEY. "
+        "Without either, anyone who reaches the port may write.",
+    ),
 ) -> None:
     """The creative service (FastAPI): /v1/products, /v1/creative/{id}, /v1/jobs/{id},
     /v1/feedback, /healthz, /metrics. Run `staging worker` beside it."""
+    import logging
+
     import uvicorn
 
-    from staging.service.api import create_service
+    from staging.service.api import WRITES, api_key_from, create_service
 
-    service = create_service(_engine(), root, database=database, storage=storage, queue=queue)
-    uvicorn.run(service, host=host, port=port)
+    try:
+        api_key = api_key_from(api_key_file)
+    except StagingError as exc:  # before anything starts: one line, no traceback
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    service = create_service(_engine(), root, database=database, storage=storage, queue=queue,
+                             api_key=api_key)  # fmt: skip
+    server = uvicorn.Server(uvicorn.Config(service, host=host, port=port))  # sets up its logs
+    log = logging.getLogger("uvicorn.error")
+    if api_key is None:
+        log.warning("Write endpoints open (%s): no --api-key-file or STAGING_API_KEY; anyone "
+                    "who reaches %s:%s may write.", ", ".join(WRITES), host, port)  # fmt: skip
+    else:
+        log.info("Write endpoints (%s) need the API key.", ", ".join(WRITES))
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn.run's, with the line logged above
+        server.run()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's startup failure (e.g. the port is taken)
 
 
 @app.command("worker")

@@ -2,13 +2,20 @@
 
 Every error is a JSON body ``{"error": "..."}`` with a 4xx status a client can act on: an
 unknown product (404), a bad placement, id or image (422), an upload over the size limit
-(413). No path from a request reaches the file system outside the service's folders: uploads
-are stored as ``products/<id>.png`` (under ``<root>`` or the storage URL), and a registered
-``path`` must lie inside ``<root>/inbox`` once ``..`` and symlinks are resolved.
+(413), a write without the service's API key when it has one (401). No path from a request
+reaches the file system outside the service's folders: uploads are stored as
+``products/<id>.png`` (under ``<root>`` or the storage URL), and a registered ``path`` must
+lie inside ``<root>/inbox`` once ``..`` and symlinks are resolved.
+
+With an API key (``create_service(api_key=)``; ``staging serve --api-key-file`` or
+``STAGING_API_KEY``) the write endpoints, :data:`WRITES`, answer 401 unless the request
+carries it as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; reads stay open.
 """
 
 from __future__ import annotations
 
+import hmac
+import os
 import re
 import threading
 from collections import Counter
@@ -19,10 +26,11 @@ from typing import Any
 import cv2
 import numpy as np
 from cachetools import LRUCache
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
@@ -37,6 +45,9 @@ MAX_UPLOAD = 20 * 2**20
 MEMORY = 256 * 2**20  # bytes of recent answers and cut-outs kept ready
 BACKDROP = (245, 245, 245)  # the fallback's plain studio grey
 CACHED = {"X-Creative": "cached"}
+API_KEY_ENV = "STAGING_API_KEY"  # the key itself; STAGING_API_KEY_FILE names a file holding it
+KEY = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII, no spaces: it travels in a header
+WRITES = ("POST /v1/products", "POST /v1/feedback")  # what the API key guards
 
 
 def _nbytes(value: Any) -> int:
@@ -95,8 +106,79 @@ class Feedback(BaseModel):
     location: str | None = None
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def check_api_key(key: str, source: str = "api_key") -> str:
+    """``key`` when it can be sent in a header; a :class:`StagingError` naming ``source``."""
+    if not KEY.match(key):
+        raise StagingError(
+            f"The API key from {source} must be visible ASCII characters without spaces "
+            "(e.g. the output of `openssl rand -hex 32`)."
+        )
+    return key
+
+
+def read_api_key(path: str | Path) -> str:
+    """The API key in the file ``path``, stripped; a :class:`StagingError` saying why when
+    the file cannot be read or holds no key."""
+    try:
+        key = Path(path).read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise StagingError(f"The API key file {path} is not UTF-8 text.") from None
+    except OSError as exc:
+        raise StagingError(
+            f"Cannot read the API key file {path}: {exc.strerror or type(exc).__name__}."
+        ) from None
+    if not key:
+        raise StagingError(f"The API key file {path} is empty.")
+    return check_api_key(key, f"the file {path}")
+
+
+def api_key_from(path: str | Path | None, environ=os.environ) -> str | None:
+    """The service's API key: from the file ``path`` or the ``STAGING_API_KEY`` variable;
+    None (the write endpoints open) when neither is given. Both given, or a variable set
+    but empty, is refused rather than guessed at."""
+    given = environ.get(API_KEY_ENV)
+    if path is not None and given is not None:
+        raise StagingError(f"Give the API key one way: --api-key-file or {API_KEY_ENV}.")
+    if path is not None:
+        return read_api_key(path)
+    if given is None:
+        return None
+    if not given.strip():
+        raise StagingError(f"{API_KEY_ENV} is set but empty: unset it to leave writes open.")
+    return check_api_key(given.strip(), API_KEY_ENV)
+
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
+_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key.")
+
+
+def _require_key(api_key: str) -> Callable:
+    """The dependency of the write endpoints: 401 unless the request carries ``api_key``."""
+    expected = check_api_key(api_key).encode()
+
+    async def authorized(
+        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        header: str | None = Depends(_key_header),
+    ) -> None:
+        given = [v.strip() for v in (bearer and bearer.credentials, header) if v]
+        if not given:
+            raise HTTPException(
+                401, "This endpoint needs the service's API key: send "
+                "'Authorization: Bearer KEY' or 'X-API-Key: KEY'.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )  # fmt: skip
+        # Headers arrive decoded as latin-1: its bytes are what the client sent.
+        matches = [hmac.compare_digest(v.encode("latin-1"), expected) for v in given]
+        if not any(matches):
+            raise HTTPException(
+                401, "Wrong API key.", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            )
+
+    return authorized
 
 
 def create_service(
@@ -107,12 +189,15 @@ def create_service(
     storage: str | None = None,
     queue: str | None = None,
     memory: int = MEMORY,
+    api_key: str | None = None,
 ) -> FastAPI:
     """The service over ``engine`` with its data in ``root``: metadata and queue in
     ``<root>/service.sqlite`` or the PostgreSQL ``database`` (``postgresql://...``), images
     under ``root`` or at the ``storage`` URL (``s3://bucket/prefix``), the queue's order in
     Redis with ``queue`` (``redis://host:6379/0``); ``memory`` bytes of recent answers kept
-    ready to send."""
+    ready to send. With ``api_key`` the write endpoints (:data:`WRITES`) need it; without,
+    anyone who reaches the port may register products and send feedback."""
+    writes = [Depends(_require_key(api_key))] if api_key is not None else []
     root = Path(root).resolve()
     store = ServiceStore(root, database, queue)
     images = Storage(storage or root)
@@ -133,7 +218,7 @@ def create_service(
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     def context(target, location: str | None) -> dict[str, Any]:
         """The bandit's context: the ad size (as WxH) and where the user is."""
@@ -153,7 +238,7 @@ def create_service(
             raise HTTPException(404, f"Unknown product {product_id!r}: register it first.")
         return product
 
-    @app.post("/v1/products", status_code=201)
+    @app.post("/v1/products", status_code=201, dependencies=writes)
     async def add_product(
         id: str = Form(...),  # noqa: A002 - the API's field name
         category: str | None = Form(None),
@@ -249,7 +334,7 @@ def create_service(
             raise HTTPException(404, f"No job {job_id}.")
         return found.as_dict()
 
-    @app.post("/v1/feedback")
+    @app.post("/v1/feedback", dependencies=writes)
     def feedback(event: Feedback) -> dict[str, Any]:
         """Teach the product category's bandit: a click is reward 1, none 0."""
         product = known(event.product_id)
