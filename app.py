@@ -401,7 +401,7 @@ def _catalog_entries(index: Path, image: str | None) -> list[tuple[Any, str]]:
 
 def _stats_markdown(stats: dict, report=None) -> str:
     lines = [
-        f"**{stats['items']} images** in `{stats['path']}`: {stats['staged']} staged "
+        f"**{stats['items']} images** in `{Path(stats['path']).name}`: {stats['staged']} staged "
         f"(scenes copy-paste can use), {stats['unstaged']} studio shots, "
         f"{stats['categories']} categories; embedder `{stats['embedder']}` "
         f"({stats['dim']}-d), {stats['index_type']} search.",
@@ -412,7 +412,7 @@ def _stats_markdown(stats: dict, report=None) -> str:
             f"removed, {report.unchanged} unchanged, {len(report.failed)} failed "
             f"({report.seconds:.1f} s)."
         )
-        lines += [f"- skipped `{path}`: {why}" for path, why in report.failed[:5]]
+        lines += [f"- skipped `{Path(path).name}`: {why}" for path, why in report.failed[:8]]
     return "\n\n".join(lines)
 
 
@@ -452,6 +452,57 @@ def index_catalog(
     steps, status = _step(steps, "index", f"embedder `{stats['embedder']}`")
     listed = gr.update(value=chosen, choices=index_choices())
     return _stats_markdown(stats, report), entries, listed, steps, status
+
+
+def _own_index(name: str) -> Path:
+    """The app-cache index a browser may write to or delete: a plain name, never the demo's
+    or a server folder."""
+    name = (name or "").strip()
+    if name == DEMO or not INDEX_NAME.match(name):
+        raise gr.Error(
+            f"'{name}' cannot be written by the browser: use a plain name of your own (letters, "
+            "digits, '.', '_' or '-'), not 'demo' or a folder."
+        )
+    return CACHE / "indexes" / name
+
+
+def _scene_thumbnails(index: Path, count: int = 12) -> list[tuple[Any, str]]:
+    """The index's staged scenes (what copy-paste stages into), a few, by their names."""
+    hits = engine.index(index).staged_items()[:count]
+    return [(_served(load_image(hit.path), "scene"), hit.id) for hit in hits]
+
+
+@readable_errors
+def upload_catalog(
+    files: list | None,
+    name: str = "",
+    steps: dict | None = None,
+    request: gr.Request | None = None,
+    progress=gr.Progress(track_tqdm=True),
+):
+    """Catalog tab: index uploaded room photos (files or a zip, and an optional CSV) into an
+    index of this browser session, or the name given; Copy-paste uses it at once."""
+    if not files:
+        raise gr.Error("Choose room photos (or a zip of them, and optionally a CSV) first.")
+    session = getattr(request, "session_hash", None) or uuid.uuid4().hex
+    chosen = (name or "").strip() or f"uploads-{session[:8]}"
+    out = _own_index(chosen)
+    progress(0.0, desc="indexing the uploaded rooms")
+    paths = [getattr(f, "name", f) for f in files]  # file paths (gr.File type="filepath")
+    report = engine.index_uploads(out, paths, progress=True)
+    stats = engine.index(out).stats()
+    steps, status = _step(steps, "index", f"{stats['staged']} uploaded scenes in `{chosen}`")
+    listed = gr.update(value=chosen, choices=index_choices())
+    return _stats_markdown(stats, report), _scene_thumbnails(out), listed, steps, status
+
+
+@readable_errors
+def delete_catalog(index_dir: str = ""):
+    """Catalog tab: delete one of the user's indexes (and the rooms uploaded into it)."""
+    out = _own_index(index_dir)
+    engine.delete_index(out)
+    text = f"Deleted the index `{out.name}`; Copy-paste uses the demo catalog again."
+    return text, [], gr.update(value=DEMO, choices=index_choices())
 
 
 @readable_errors
@@ -1066,10 +1117,10 @@ def build_ui() -> gr.Blocks:
         with gr.Tab("Catalog", id="catalog"):
             gr.Markdown(
                 "Copy-paste staging reuses the backgrounds of **staged** catalog photos "
-                "(products in rooms). Index a folder of your catalog on the server "
-                "(incremental: re-running only processes new or changed images) into a named "
-                "index kept in the app's cache. The demo catalog "
-                f"(`{DEMO_CATALOG.relative_to(ROOT)}`) is indexed automatically on first use."
+                "(products in rooms). Upload your own rooms below, or (operators) index a "
+                "folder shared on the server into a named index kept in the app's cache "
+                "(incremental: re-running only processes new or changed images). Without "
+                "either, the demo catalog is used."
             )
             gr.Markdown(engine.scene_parser_status(), elem_id="scene-parser-status")
             with gr.Row():
@@ -1088,6 +1139,28 @@ def build_ui() -> gr.Blocks:
             with gr.Row():
                 index_button = gr.Button("Index folder", variant="primary", elem_id="index-button")
                 show_button = gr.Button("Show index", elem_id="show-index-button")
+            with gr.Accordion("Bring your own rooms (upload)", open=True):
+                gr.Markdown(
+                    "Upload room photos — many files or a zip, and optionally a CSV "
+                    "(`image,mask,type,size,...`) — to index them into an index of this "
+                    "session (or the name you type). Copy-paste uses it at once. Up to 500 "
+                    "images of 25 MB each; files that cannot be used are listed."
+                )
+                with gr.Row():
+                    uploads = gr.File(
+                        file_count="multiple", file_types=["image", ".zip", ".csv"],
+                        type="filepath", label="Room photos, a zip, a CSV", scale=3,
+                        elem_id="catalog-upload",
+                    )  # fmt: skip
+                    upload_name = gr.Textbox(
+                        label="Index name (blank: this session's)", scale=1,
+                        elem_id="upload-name",
+                    )  # fmt: skip
+                with gr.Row():
+                    upload_button = gr.Button(
+                        "Upload and index", variant="primary", elem_id="upload-button"
+                    )
+                    delete_button = gr.Button("Delete this index", elem_id="delete-index-button")
             catalog_stats = gr.Markdown(label="Index", elem_id="catalog-stats")
             catalog_gallery = gr.Gallery(
                 label="Catalog items nearest to the product", columns=4, height=300
@@ -1355,6 +1428,20 @@ def build_ui() -> gr.Blocks:
             api_name="index_catalog",
             concurrency_id=HEAVY,
             concurrency_limit=HEAVY_LIMIT,
+        )
+        upload_button.click(
+            upload_catalog,
+            [uploads, upload_name, steps],
+            [catalog_stats, catalog_gallery, index_dir, steps, status],
+            api_name="upload_catalog",
+            concurrency_id=HEAVY,
+            concurrency_limit=HEAVY_LIMIT,
+        )
+        delete_button.click(
+            delete_catalog,
+            [index_dir],
+            [catalog_stats, catalog_gallery, index_dir],
+            api_name="delete_catalog",
         )
         show_button.click(
             show_catalog,

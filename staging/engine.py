@@ -532,6 +532,43 @@ class StagingEngine:
             self.analyse_scenes(catalog, progress=progress)
         return report
 
+    def index_uploads(
+        self,
+        index: str | os.PathLike,
+        files: list[str | os.PathLike],
+        progress: bool = True,
+    ) -> UpdateReport:
+        """Add uploaded room photos (files, or zips of them, and at most one CSV) to the index
+        in folder ``index``: they are copied into ``<index>/images/`` within the limits of
+        :mod:`staging.catalog.uploads`, then indexed (:meth:`update_index`). Files that cannot
+        be used are in the report's ``failed`` by file name with their reason (and not kept);
+        an upload with no usable image is an error."""
+        from staging.catalog.uploads import gather_uploads
+
+        folder = Path(os.fspath(index)).expanduser() / "images"
+        gathered = gather_uploads(files, folder)
+        report = self.update_index(index, folder, csv=gathered.csv, progress=progress)
+        for path, _ in report.failed:  # an unreadable upload is listed once, not kept
+            if Path(path).parent == folder:
+                Path(path).unlink(missing_ok=True)
+        # By file name: the client uploaded names, and must not learn the server's folders.
+        report.failed = gathered.rejected + [(Path(p).name, why) for p, why in report.failed]
+        return report
+
+    def delete_index(self, index: str | os.PathLike) -> None:
+        """Close the index in folder ``index`` and delete the folder, uploaded images
+        included (an index built from a folder of yours leaves that folder alone)."""
+        import shutil
+
+        path = Path(os.fspath(index)).expanduser().resolve()
+        if not (path / "catalog.sqlite").is_file():
+            raise StagingError(f"No catalog index in '{path.name}' to delete.")
+        with self._cache_lock:
+            opened = self._models.pop(("index", str(path)), None)
+        if opened is not None:
+            opened.close()
+        shutil.rmtree(path)
+
     def analyse_scenes(
         self,
         index: str | os.PathLike | CatalogIndex,

@@ -629,3 +629,26 @@ class _Started:
 class _NoLaunch:
     def launch(self, **options):
         pass
+
+
+def test_rooms_uploaded_from_the_browser_are_staged_into_at_once_then_deleted(studio, tmp_path):
+    """Three room photos and a CSV, uploaded: indexed into this session's index, which the
+    Index field then names, so Copy-paste stages into them; no server path is shown."""
+    from test_catalog_uploads import _rooms
+
+    files = [str(p) for p in _rooms(tmp_path / "rooms")]
+    request = type("Request", (), {"session_hash": "abcdef1234567890"})()
+    text, gallery, listed, steps, status = studio.upload_catalog(files, "", {}, request)
+    assert listed["value"] == "uploads-abcdef12" and "uploads-abcdef12" in listed["choices"]
+    assert "3 staged" in text and str(tmp_path) not in text and str(studio.CACHE) not in text
+    assert sorted(caption for _, caption in gallery) == ["room0", "room1", "room2"]
+    _, _, details, *_ = studio.copy_paste(
+        LAMP, None, 3, True, False, listed["value"], [], {}, "Chair"
+    )
+    assert sorted(d["source"]["id"] for d in details) == ["room0", "room1", "room2"]
+    with pytest.raises(gr.Error, match="cannot be written"):
+        studio.upload_catalog(files, "demo", {}, request)
+    text, gallery, listed = studio.delete_catalog("uploads-abcdef12")
+    assert listed["value"] == "demo" and "uploads-abcdef12" not in listed["choices"]
+    with pytest.raises(gr.Error, match="cannot be written"):
+        studio.delete_catalog("demo")

@@ -246,3 +246,37 @@ def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url,
     expect(page.locator("#status-line")).to_contain_text("could not be read")
     expect(page.locator("#mask-image img")).to_have_count(0)
     context.close()
+
+
+def test_a_designer_uploads_rooms_and_a_csv_and_stages_into_them(browser, app_url, tmp_path):
+    """From the browser only: three room photos and a CSV uploaded, indexed into this
+    session's index, and the product staged into them; no server path on screen."""
+    from playwright.sync_api import expect
+    from test_catalog_uploads import _rooms
+
+    files = [str(p) for p in _rooms(tmp_path / "rooms")]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT)
+    expect.set_options(timeout=STEP_TIMEOUT)
+    page.goto(app_url)
+    page.locator("#product-image input[type=file]").set_input_files(
+        str(ROOT / "examples" / "products" / "lamp.png")
+    )
+    expect(page.locator("#mask-image img")).to_be_visible()
+    page.get_by_role("tab", name="Catalog").click()
+    page.locator("#catalog-upload input[type=file]").set_input_files(files)
+    page.wait_for_timeout(1000)  # the files reach the server
+    page.locator("#upload-button").click()
+    stats = page.locator("#catalog-stats")
+    expect(stats).to_contain_text("3 staged")
+    assert page.locator("#index-dir input").input_value().startswith("uploads-")
+    assert "/tmp" not in stats.inner_text() and str(ROOT) not in stats.inner_text()
+    page.get_by_role("tab", name="Copy-paste").click()
+    page.locator("#copy-paste-kind input, #copy-paste-kind textarea").first.fill("Chair")
+    page.locator("#copy-paste-button").click()
+    expect(page.locator("#copy-paste-gallery img").first).to_be_visible()
+    captions = page.locator("#copy-paste-sources").inner_text()
+    assert any(f"room{n}" in captions for n in range(3)), captions
+    assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+    context.close()
