@@ -546,11 +546,16 @@ def _keep(
 
 def _details(staged: list) -> list[dict]:
     """``Staged.describe()`` of each result, for the JSON panel. A ``path`` key is renamed
-    ``file``: API clients take any ``{"path": ...}`` object for a file to download."""
+    ``file`` (API clients take any ``{"path": ...}`` object for a file to download), and files
+    are named, never located: a client must not learn the server's folders."""
     details = []
     for item in staged:
         info = item.describe()
-        info["source"] = {("file" if k == "path" else k): v for k, v in info["source"].items()}
+        source = {("file" if k == "path" else k): v for k, v in info["source"].items()}
+        for key in ("file", "mask"):
+            if source.get(key):
+                source[key] = Path(str(source[key])).name
+        info["source"] = source
         details.append(info)
     return details
 

@@ -304,7 +304,8 @@ def test_copy_paste_uses_the_demo_index_and_names_each_scene(studio):
     gallery, sources, details, results, steps, status, scenes = studio.copy_paste(
         LAMP, None, 2, True, False, "", [], {}
     )
-    assert [s["scene"] for s in scenes] == [d["source"]["file"] for d in details]
+    assert [Path(s["scene"]).name for s in scenes] == [d["source"]["file"] for d in details]
+    assert all("/" not in d["source"]["file"] for d in details)  # named, never located
     assert studio.DEMO_INDEX.joinpath("catalog.sqlite").is_file()  # built on first use
     assert len(gallery) == len(sources) == len(details) == len(results) == 2
     assert all(Path(path).is_file() for path, _ in gallery)
