@@ -514,6 +514,16 @@ def test_realism_reports_kid_and_fd():
     assert set(far) == {"real", "generated", "kid_x1000", "kid_x1000_std", "fd"}
 
 
+def _chair_and_cabinet(folder) -> None:
+    """Two products to evaluate, with their CSV (``products.csv``): a typed and sized chair,
+    a cabinet with a type only."""
+    save_image(folder / "chair.png", product_shot(120, 60)[0])
+    save_image(folder / "cabinet.png", product_shot(150, 90)[0])
+    (folder / "products.csv").write_text(
+        "id,image,type,size\nc1,chair.png,Chair,45x50 cm\nc2,cabinet.png,Cabinet,\n"
+    )
+
+
 def test_eval_copy_paste_writes_results_sheets_and_realism(tmp_path):
     scenes, reference = tmp_path / "scenes", tmp_path / "reference"
     boxes = [(130, 70, 90), (60, 90, 120), (180, 60, 80)]
@@ -522,11 +532,7 @@ def test_eval_copy_paste_writes_results_sheets_and_realism(tmp_path):
         save_image(reference / f"real{i}.png", room(40 + i, box=box)[0])
     for i in range(3, 9):
         save_image(reference / f"real{i}.png", room(40 + i)[0])
-    save_image(tmp_path / "chair.png", product_shot(120, 60)[0])
-    save_image(tmp_path / "cabinet.png", product_shot(150, 90)[0])
-    (tmp_path / "products.csv").write_text(
-        "id,image,type,size\nc1,chair.png,Chair,45x50 cm\nc2,cabinet.png,Cabinet,\n"
-    )
+    _chair_and_cabinet(tmp_path)
     engine = StagingEngine(device="cpu")
     out = tmp_path / "out"
     # The scenes' masks come from a CSV (no segmentation model in tests): index them first.
@@ -569,11 +575,7 @@ def test_eval_copy_paste_bare_reads_the_kind_from_the_catalog_and_scores_it(tmp_
     (tmp_path / "catalog.csv").write_text("\n".join(lines) + "\n")
     for i in range(8):
         save_image(reference / f"real{i}.png", room(40 + i)[0])
-    save_image(tmp_path / "chair.png", product_shot(120, 60)[0])
-    save_image(tmp_path / "cabinet.png", product_shot(150, 90)[0])
-    (tmp_path / "products.csv").write_text(
-        "id,image,type,size\nc1,chair.png,Chair,45x50 cm\nc2,cabinet.png,Cabinet,\n"
-    )
+    _chair_and_cabinet(tmp_path)
     engine = StagingEngine(device="cpu")
     out = tmp_path / "out"
     engine.update_index(out / "index", scenes, csv=tmp_path / "catalog.csv", progress=False)
