@@ -626,17 +626,29 @@ class StagingEngine:
             index_type: ``exact``, ``hnsw`` or ``auto`` (exact below 50k vectors).
             embedder: must be the index's embedder if given (otherwise an error).
         """
+        catalog, vector = self._query(index, image, mask, embedder)
+        if vector is None:
+            return []
+        return catalog.search(
+            vector, k=k, staged_only=staged_only, category=category, index_type=index_type
+        )
+
+    def _query(
+        self,
+        index: str | os.PathLike | CatalogIndex | None,
+        image: ImageSource,
+        mask: np.ndarray | None,
+        embedder: str | None = None,
+    ) -> tuple[CatalogIndex, np.ndarray | None]:
+        """The open index and the product's embedding by its embedder (None: an empty index)."""
         if index is None:
             raise StagingError("search needs an index: pass index='path/to/index-folder'.")
         catalog = self.index(index)
         catalog.check_embedder(embedder)
         if catalog.embedder_name is None:
-            return []
+            return catalog, None
         catalog.check_version(self.embedder(catalog.embedder_name))
-        vector = self.embed(image, embedder=catalog.embedder_name, mask=mask)
-        return catalog.search(
-            vector, k=k, staged_only=staged_only, category=category, index_type=index_type
-        )
+        return catalog, self.embed(image, embedder=catalog.embedder_name, mask=mask)
 
     def infer_product(
         self,
@@ -652,15 +664,8 @@ class StagingEngine:
         Copy-paste calls it for a bare photo (no type, no size given); its answer and its
         confidence are in each result's ``source["product"]``.
         """
-        from staging.catalog.infer import NEIGHBOURS, infer_product
-
-        catalog = self.index(index)
-        if catalog.embedder_name is None:
-            return None
-        catalog.check_version(self.embedder(catalog.embedder_name))
-        vector = self.embed(image, embedder=catalog.embedder_name, mask=mask)
-        shots = catalog.search(vector, k=k or NEIGHBOURS, staged_only=False, shots_only=True)
-        return infer_product(shots)
+        catalog, vector = self._query(index, image, mask)
+        return None if vector is None else _inferred(catalog, vector, k)
 
     def catalog_scenes(self, index: str | os.PathLike | CatalogIndex) -> CatalogScenes:
         """What the index's staged scenes show (their objects' kinds and sizes, room types and
@@ -744,16 +749,17 @@ class StagingEngine:
             "product_size": product_size,
             "inferred_from": "given",
         }
+        catalog, vector = self._query(index, rgb, product_mask)  # one embedding for both
         if product_type is None and product_size is None:  # a bare photo: ask the catalog
             report(0.05, "reading the product's kind from the catalog")
-            inferred = self.infer_product(rgb, index, mask=product_mask) if index else None
+            inferred = None if vector is None else _inferred(catalog, vector)
             product = inferred.describe() if inferred else product | {"inferred_from": None}
             product_type, product_size = product["product_type"], product["product_size"]
         width = SizePriors().width(product_type, product_size)
+        inpaint_name = self.resolve_inpaint_backend(inpaint_backend)  # once: what runs, said
         report(0.1, "retrieving similar staged scenes")
-        hits = self.search(
-            rgb, k=max(12, 4 * k), index=index, staged_only=True, category=category,
-            mask=product_mask,
+        hits = [] if vector is None else catalog.search(
+            vector, k=max(12, 4 * k), staged_only=True, category=category
         )  # fmt: skip
         if not hits:
             where = f" of category {category!r}" if category else ""
@@ -801,7 +807,7 @@ class StagingEngine:
             if fit.mode == "replace":
                 plate = self._clean_plate(
                     self._scene_key(scene_path, scene_mask, max_side, None, box), scene,
-                    analysis, inpaint_backend, inpaint_side,
+                    analysis, inpaint_name, inpaint_side,
                 )  # fmt: skip
             else:  # inserted in front of the old object: nothing is removed
                 plate = scene
@@ -814,11 +820,7 @@ class StagingEngine:
                 "title": hit.title,
                 "score": round(float(hit.score), 4),
                 "segment_backend": segment_name,
-                "inpaint_backend": (
-                    self.resolve_inpaint_backend(inpaint_backend)
-                    if fit.mode == "replace"
-                    else None  # nothing removed, nothing filled
-                ),
+                "inpaint_backend": inpaint_name if fit.mode == "replace" else None,
                 "placement": fit.mode,
                 "feet": _feet(fit.alignment),
                 "product": product,
@@ -829,8 +831,8 @@ class StagingEngine:
                 source |= shown.describe()
             elif analysis.category:
                 source["object_type"] = analysis.category
-            if scenes.room(hit):
-                source["room"] = scenes.room(hit)
+            if room := scenes.room(hit):
+                source["room"] = room
             results.append(_copy_paste_result(pasted, fit, fit.alignment, source, width))
         if not results:
             raise StagingError(
@@ -937,6 +939,7 @@ class StagingEngine:
         alignment = adjust(fit.alignment, alpha.shape, position, scale)
         plate = image
         if removed:
+            inpaint_backend = self.resolve_inpaint_backend(inpaint_backend)
             plate = self._clean_plate(plate_key, image, analysis, inpaint_backend, inpaint_side)
         pasted = paste_product(plate, analysis, colour, alpha, alignment, shadow, harmonize)
         named = isinstance(scene, (str, os.PathLike))
@@ -945,7 +948,7 @@ class StagingEngine:
             "path": str(scene) if named else None,
             "mask": str(scene_mask) if isinstance(scene_mask, (str, os.PathLike)) else None,
             "segment_backend": segment_name,
-            "inpaint_backend": self.resolve_inpaint_backend(inpaint_backend) if removed else None,
+            "inpaint_backend": inpaint_backend if removed else None,
             "placement": "replace" if removed else "insert",
             "object_box": list(analysis.box),
             "feet": _feet(alignment),
@@ -1512,6 +1515,14 @@ def _copy_paste_result(
         source=source,
         scores={"fit": round(fit.score, 4)} | parts | pasted.scores,
     )
+
+
+def _inferred(catalog: Any, vector: np.ndarray, k: int | None = None) -> Any:
+    """What the ``k`` nearest product shots of ``catalog`` say the product is (kind, size)."""
+    from staging.catalog.infer import NEIGHBOURS, infer_product
+
+    shots = catalog.search(vector, k=k or NEIGHBOURS, staged_only=False, shots_only=True)
+    return infer_product(shots)
 
 
 def _feet(alignment: Any) -> list[float]:
