@@ -14,7 +14,7 @@ small backend classes chosen by name.
 from staging.engine import StagingEngine
 from staging.errors import ImageLoadError, ModelNotAvailableError, StagingError
 from staging.io import load_image
-from staging.result import Staged
+from staging.result import Candidates, Staged
 from staging.segment.base import Segmentation
 from staging.settings import Settings
 
@@ -24,6 +24,7 @@ __all__ = [
     "Segmentation",
     "Settings",
     "Staged",
+    "Candidates",
     "StagingEngine",
     "StagingError",
     "load_image",

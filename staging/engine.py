@@ -23,7 +23,7 @@ from staging.embed.base import Embedder
 from staging.errors import ModelNotAvailableError, StagingError
 from staging.io import ImageSource, at_most, load_image
 from staging.models import REGISTRY, ModelStore, get_spec
-from staging.result import Staged
+from staging.result import Candidates, Staged
 from staging.runtime import Runtime, resolve_device
 from staging.segment import (
     PRETRAINED_PREFERENCE,
@@ -263,7 +263,7 @@ class StagingEngine:
         there is none and what to pull (no network is touched)."""
         name = self.pretrained_segmenter_name()
         if name is not None:
-            return f"Segmentation: `{name}` (pretrained, {self.store.find(name)})."
+            return f"Segmentation: `{name}` (pretrained, in the models folder)."
         spec = get_spec(RECOMMENDED)
         if self.store.offline:
             why = "offline mode is on (STAGING_OFFLINE / HF_HUB_OFFLINE)"
@@ -1385,6 +1385,65 @@ class StagingEngine:
             progress=lambda fraction, message: say(0.05 + 0.95 * fraction, message),
             source=extra,
         )
+
+    # -- every mode at once ---------------------------------------------------------------------
+    def stage_candidates(
+        self,
+        product_image: ImageSource,
+        k: int = 3,
+        index: str | os.PathLike | CatalogIndex | None = None,
+        mask: np.ndarray | ImageSource | None = None,
+        product_type: str | None = None,
+        product_size: str | None = None,
+        category: str | None = None,
+        placement: Any = None,
+        seed: int = 0,
+        backend: str | None = None,
+        progress: Callable[[float, str], None] | None = None,
+    ) -> Candidates:
+        """Every mode's candidates for one product, for one screen: copy-paste into the ``k``
+        best scenes of ``index``, vanilla, and prompt with the theme the category's bandit
+        suggests. The prompt's category is ``category``, else the kind copy-paste took the
+        product for. A mode that cannot run (no index, a catalog without staged scenes) is
+        listed in ``skipped`` with the reason instead of failing the others; when none runs,
+        the first reason is raised. Each mode is its own call (:meth:`stage_copy_paste`,
+        :meth:`stage_vanilla`, :meth:`stage_prompt`); the product is segmented once (cached).
+        """
+        say = progress or (lambda fraction, message: None)
+        rgb = self.load_image(product_image)
+        found = Candidates()
+
+        def run(mode: str, start: float, end: float, call: Callable[..., list[Staged]]) -> None:
+            def part(fraction: float, message: str) -> None:
+                say(start + (end - start) * fraction, f"{mode}: {message}")
+
+            try:
+                found.results.extend(call(progress=part))
+            except StagingError as exc:
+                found.skipped[mode] = str(exc)
+
+        if index is None:
+            found.skipped["copy-paste"] = "no catalog index given"
+        else:
+            run("copy-paste", 0.0, 0.7, lambda progress: self.stage_copy_paste(
+                rgb, k=k, index=index, mask=mask, product_type=product_type,
+                product_size=product_size, progress=progress,
+            ))  # fmt: skip
+        if category is None:
+            inferred = next((s.source.get("product") for s in found.results), None) or {}
+            category = inferred.get("product_type") or product_type
+        generation = dict(placement=placement, seed=seed, backend=backend, mask=mask)
+        run("vanilla", 0.7, 0.85, lambda progress: self.stage_vanilla(
+            rgb, category=category, progress=progress, **generation
+        ))  # fmt: skip
+        theme = self.suggest_prompt(category).theme
+        run("prompt", 0.85, 1.0, lambda progress: self.stage_prompt(
+            rgb, theme=theme, category=category, progress=progress, **generation
+        ))  # fmt: skip
+        if not found.results:
+            raise StagingError(next(iter(found.skipped.values())))
+        say(1.0, "done")
+        return found
 
     # -- parallax animation ---------------------------------------------------------------------
     def parallax(

@@ -72,3 +72,23 @@ class Staged:
             "source": {k: v for k, v in self.source.items()},
             "scores": {k: round(float(v), 4) for k, v in self.scores.items()},
         }
+
+
+@dataclass
+class Candidates:
+    """Every mode's candidates for one product (:meth:`StagingEngine.stage_candidates`), for a
+    side-by-side grid: the results in mode order, and the modes that could not run with the
+    reason in words (a grid with two modes and a note beats an error for all three).
+
+    Attributes:
+        results: copy-paste results first, then vanilla, then prompt.
+        skipped: mode → why it made nothing (e.g. no catalog index given).
+    """
+
+    results: list[Staged] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def modes(self) -> list[str]:
+        """The modes that made at least one result, in grid order."""
+        return list(dict.fromkeys(item.mode for item in self.results))
