@@ -567,7 +567,7 @@ def save_image(path: str | os.PathLike, image: np.ndarray | Image.Image, quality
         options = {"quality": int(quality)}
     else:  # PNG: zlib level 1 writes a 24 MP cut-out 3x faster than Pillow's 6, ~25% larger
         options = {"compress_level": 1}
-    _atomic_write(target, lambda fh: pil.save(fh, format=fmt, **options))
+    atomic_write(target, lambda fh: pil.save(fh, format=fmt, **options))
     return target
 
 
@@ -586,28 +586,57 @@ def save_mask(path: str | os.PathLike, mask_or_prob: np.ndarray) -> Path:
     pil = to_pil(mask)
     target = Path(os.fspath(path))
     if target.suffix.lower() == ".webp":
-        _atomic_write(target, lambda fh: pil.save(fh, format="WEBP", lossless=True))
+        atomic_write(target, lambda fh: pil.save(fh, format="WEBP", lossless=True))
         return target
     return save_image(target, pil)
 
 
-def _atomic_write(target: Path, write: Any) -> None:
-    """Run ``write(file)`` on a temporary sibling of ``target``, then rename it into place."""
+@contextlib.contextmanager
+def atomic_path(
+    target: str | os.PathLike, *, fsync: bool = True, keep_suffix: bool = False
+) -> Iterator[Path]:
+    """A temporary sibling of ``target`` to write by name; renamed over ``target`` when the
+    block ends without an error, deleted when it raises.
+
+    The sibling is hidden (``.NAME.<random>.tmp``) and in the same folder, so the rename is
+    atomic: readers, and a crash at any moment, see the old file or the new one, never half a
+    file. ``fsync`` flushes the data to disk before the rename (a power cut then keeps the
+    new file whole, too); caches that only lose a recompute skip it. ``keep_suffix`` puts the
+    real extension last (``.STEM.<random>.tmp.mp4``), for writers that pick a format from it.
+    """
+    target = Path(os.fspath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    # os.open with 0o666 lets the umask decide permissions, as for a normal new file
-    # (tempfile.mkstemp would leave the result readable by its owner only).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    token = secrets.token_hex(4)
+    if keep_suffix:
+        tmp = target.with_name(f".{target.stem}.{token}.tmp{target.suffix}")
+    else:
+        tmp = target.with_name(f".{target.name}.{token}.tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
+        if fsync:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write(target: str | os.PathLike, write: Any, *, fsync: bool = True) -> Path:
+    """Run ``write(file)`` on a new binary file beside ``target``, then rename it into place
+    (see :func:`atomic_path`). Returns ``target`` as a Path."""
+    target = Path(os.fspath(target))
+    with atomic_path(target, fsync=False) as tmp:
+        # os.open with 0o666 lets the umask decide permissions, as for a normal new file
+        # (tempfile.mkstemp would leave the result readable by its owner only).
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        with os.fdopen(os.open(tmp, flags, 0o666), "wb") as fh:
+            write(fh)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+    return target
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from staging.catalog.index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
+from staging.catalog.vectors import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
 from staging.errors import StagingError
 
 INDEX_KINDS = ("exact", "hnsw", "hnsw_sq")

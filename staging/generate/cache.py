@@ -192,10 +192,10 @@ class GenerationCache:
         if self.image_format == "webp":
             from PIL import Image
 
-            from staging.io import _atomic_write
+            from staging.io import atomic_write
 
             pil = Image.fromarray(image)
-            _atomic_write(self.folder / rel, lambda fh: pil.save(fh, format="WEBP", lossless=True))
+            atomic_write(self.folder / rel, lambda fh: pil.save(fh, format="WEBP", lossless=True))
         else:
             save_image(self.folder / rel, image)
         with self._lock, self._db:
