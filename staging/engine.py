@@ -11,18 +11,21 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from staging.compose.scene import ANALYSIS_VERSION, SceneCache
+from staging.compose.scene import SceneCache
 from staging.embed.base import Embedder
 from staging.errors import ModelNotAvailableError, StagingError
 from staging.io import ImageSource, at_most, load_image
 from staging.models import REGISTRY, ModelStore, get_spec
+from staging.options import SCENE_SIDE, CopyPasteOptions, InSceneOptions
+from staging.pipelines.cache import MB, MemoryCache
+from staging.pipelines.cutout import Cutouts
+from staging.pipelines.scenes import Analysed, SceneStore
 from staging.result import Candidates, Staged
 from staging.runtime import Runtime, resolve_device
 from staging.segment import (
@@ -52,7 +55,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 BACKDROP_ONLY = "backdrop only (no diffusion model)"
-SCENE_SIDE = 1024  # copy-paste works on (and returns) scenes at most this long
 
 
 class StagingEngine:
@@ -81,16 +83,23 @@ class StagingEngine:
         self._models: dict[tuple[str, str], Any] = {}
         self._cache_lock = threading.Lock()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
-        self._plates: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._catalog_scenes: OrderedDict[tuple, Any] = OrderedDict()
-        self._scenes: OrderedDict[tuple, tuple] = OrderedDict()
-        self._products: OrderedDict[tuple, tuple] = OrderedDict()
-        self._images: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self.scene_cache = SceneCache(Path(settings.cache_dir).expanduser() / "scenes")
         self._pull_failed: str | None = None
         self._parser_failed: str | None = None
-        self._parses: OrderedDict[tuple, Any] = OrderedDict()
         self.mask_cache = MaskCache(Path(settings.cache_dir).expanduser() / "masks")
+        self.scene_cache = SceneCache(Path(settings.cache_dir).expanduser() / "scenes")
+        self._catalog_scenes = MemoryCache(64 * MB)
+        # The pipelines' shared state: the product cut-outs and the scenes they stage into.
+        self.cutouts = Cutouts(lambda rgb, mask, backend: self._product_layer(rgb, mask, backend))
+        self.scenes = SceneStore(
+            load_image=lambda source: self.load_image(source),
+            segment=lambda image: self.segment(image).mask,
+            parser_name=lambda: self.scene_parser_name(),
+            load_parser=self._load_parser,
+            parser_config=self._parser_config,
+            parser_failed=self._parser_failure,
+            inpainter=lambda name: self.inpainter(name),
+            disk=self.scene_cache,
+        )
 
     # -- runtime --------------------------------------------------------------------------------
     @property
@@ -199,12 +208,17 @@ class StagingEngine:
         """The loaded scene parser (see :meth:`scene_parser_name`), or None. One that ``auto``
         found but cannot load (a damaged checkpoint, a torch that does not import) is said
         once, as a warning, and left out: staging goes on without it."""
+        return self._load_parser(self.scene_parser_name())
+
+    def _load_parser(self, name: str | None) -> SceneParser | None:
+        """The scene parser called ``name`` (see :meth:`scene_parser`)."""
         from staging.segment.parse import create_parser
 
-        name = self.scene_parser_name()
         if name is None:
             return None
         if self._parser_failed is not None:  # a named one that failed: not loaded again
+            if self.settings.scene_parser == "auto":  # failed during this call: left out
+                return None
             raise StagingError(f"The scene parser does not load: {self._parser_failed}")
         try:
             return self._cached("parse", name, lambda: create_parser(name, self.runtime))
@@ -212,16 +226,6 @@ class StagingEngine:
             raise
         except StagingError as exc:
             return self._parser_failure(f"{name}: {exc}", "does not load", exc)
-
-    def _parse(self, parser: SceneParser, image: np.ndarray, key: tuple) -> Any:
-        """``parser``'s parse of a scene, once per scene; under ``auto`` a parser that fails on
-        it (out of memory, a broken install) is said once and left out (None)."""
-        try:
-            return self._lru(self._parses, (*key, parser.name), lambda: parser.parse(image))
-        except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, MemoryError, ...
-            return self._parser_failure(
-                f"{parser.name}: {type(exc).__name__}: {exc}", "failed", exc
-            )
 
     def _parser_failure(self, why: str, what: str, exc: Exception) -> None:
         """Remember why the scene parser failed (it is not tried again); under ``auto`` warn
@@ -583,9 +587,10 @@ class StagingEngine:
 
         done = 0
         items = self.index(index).staged_items()
+        parser = self.scene_parser_name()
         for hit in tqdm(items, desc="scenes", unit="img", disable=not progress or not items):
             try:
-                analysis, _ = self._scene(hit, max_side)
+                analysis, _ = self.scenes.of_hit(hit, max_side, parser)
             except (StagingError, OSError) as exc:  # a scene gone since: said, not fatal
                 if progress:
                     tqdm.write(f"skipped {hit.path}: {exc}")
@@ -665,7 +670,9 @@ class StagingEngine:
         confidence are in each result's ``source["product"]``.
         """
         catalog, vector = self._query(index, image, mask)
-        return None if vector is None else _inferred(catalog, vector, k)
+        from staging.pipelines.copy_paste import inferred
+
+        return None if vector is None else inferred(catalog, vector, k)
 
     def catalog_scenes(self, index: str | os.PathLike | CatalogIndex) -> CatalogScenes:
         """What the index's staged scenes show (their objects' kinds and sizes, room types and
@@ -674,7 +681,7 @@ class StagingEngine:
 
         catalog = self.index(index)
         key = (str(catalog.path), catalog.generation)
-        return self._lru(self._catalog_scenes, key, lambda: CatalogScenes.build(catalog), size=4)
+        return self._catalog_scenes.get(key, lambda: CatalogScenes.build(catalog))
 
     # -- copy-paste staging ----------------------------------------------------------------------
     def stage_copy_paste(
@@ -734,114 +741,21 @@ class StagingEngine:
             the product photo had to be enlarged; ``scores`` the ``fit`` and its parts
             (``fit_similarity``, ``fit_coverage``, ``fit_scale``, ``fit_category``).
         """
-        from staging.compose.copy_paste import paste_product, scene_problem
-        from staging.compose.fit import place_product
-        from staging.compose.scale import SizePriors, width_from_size
+        from staging.pipelines.copy_paste import CopyPastePipeline
 
-        report = progress or (lambda fraction, message: None)
-        if k < 1:
-            raise StagingError(f"k must be at least 1, got {k}.")
-        rgb = self.load_image(product_image)
-        report(0.0, "segmenting the product")
-        colour, alpha, segment_name, product_mask = self._product_cutout(rgb, mask, segment_backend)
-        product = {
-            "product_type": product_type,
-            "product_size": product_size,
-            "inferred_from": "given",
-        }
-        catalog, vector = self._query(index, rgb, product_mask)  # one embedding for both
-        if product_type is None and product_size is None:  # a bare photo: ask the catalog
-            report(0.05, "reading the product's kind from the catalog")
-            inferred = None if vector is None else _inferred(catalog, vector)
-            product = inferred.describe() if inferred else product | {"inferred_from": None}
-            product_type, product_size = product["product_type"], product["product_size"]
-        width = SizePriors().width(product_type, product_size)
-        inpaint_name = self.resolve_inpaint_backend(inpaint_backend)  # once: what runs, said
-        report(0.1, "retrieving similar staged scenes")
-        hits = [] if vector is None else catalog.search(
-            vector, k=max(12, 4 * k), staged_only=True, category=category
+        options = CopyPasteOptions(
+            k, category, shadow, harmonize, inpaint_backend, segment_backend, max_side,
+            inpaint_side, product_type, product_size,
         )  # fmt: skip
-        if not hits:
-            where = f" of category {category!r}" if category else ""
-            why = "Index a catalog that includes photos of products in rooms (staging index)."
-            if not self.can_segment_scenes():  # its scenes were skipped, not missing
-                why = (
-                    "Scenes are skipped at indexing while no pretrained segmentation model is "
-                    f"on disk: fetch one with `staging models pull {RECOMMENDED}` "
-                    f"({get_spec(RECOMMENDED).size_mb:.0f} MB), or give the scenes' masks in "
-                    "the catalog CSV, then run staging index again."
-                )
-            raise StagingError(
-                f"The catalog index has no staged images{where} to copy a background from. {why}"
-            )
-        scenes = self.catalog_scenes(index)
-        candidates, skipped = [], []
-        for i, hit in enumerate(hits):
-            report(0.1 + 0.3 * i / len(hits), f"fitting the product into {hit.id}")
-            try:
-                analysis, problem = self._scene(hit, max_side)
-            except StagingError as exc:  # this scene's file or catalog row is wrong
-                analysis, problem = None, str(exc)
-            if problem is None:
-                problem = scene_problem(analysis.mask)
-            if problem is not None:
-                skipped.append(f"{hit.id}: {problem}")
-                continue
-            shown = scenes.object(hit)  # what the scene's object is, as the catalog says
-            fit = place_product(
-                alpha, analysis, width[0] if width else None, hit.score, product_type,
-                shown.type if shown else analysis.category,
-                width_from_size(shown.size if shown else None),
-                room_fit=scenes.room_fit(product_type, hit),
-            )  # fmt: skip
-            if fit.problem is not None:
-                skipped.append(f"{hit.id}: {fit.problem}")
-                continue
-            candidates.append((fit, hit, analysis, shown))
-        candidates.sort(key=lambda c: -c[0].score)
-        results: list[Staged] = []
-        for fit, hit, analysis, shown in candidates[:k]:
-            report(0.4 + 0.6 * len(results) / k, f"staging into {hit.id}")
-            scene_path, scene_mask, box = self._hit_scene(hit)
-            scene = self._scene_image(scene_path, max_side)
-            if fit.mode == "replace":
-                plate = self._clean_plate(
-                    self._scene_key(scene_path, scene_mask, max_side, None, box), scene,
-                    analysis, inpaint_name, inpaint_side,
-                )  # fmt: skip
-            else:  # inserted in front of the old object: nothing is removed
-                plate = scene
-            pasted = paste_product(plate, analysis, colour, alpha, fit.alignment, shadow, harmonize)
-            source = {
-                "id": hit.id,
-                "path": str(hit.path),
-                "mask": None if scene_mask is None else str(scene_mask),
-                "category": hit.category,
-                "title": hit.title,
-                "score": round(float(hit.score), 4),
-                "segment_backend": segment_name,
-                "inpaint_backend": inpaint_name if fit.mode == "replace" else None,
-                "placement": fit.mode,
-                "feet": _feet(fit.alignment),
-                "product": product,
-            }
-            if box is not None:  # the catalog row's: stage_in_scene(box=) re-renders it
-                source["box"] = list(box)
-            if shown is not None:  # object_type, object_size: stage_in_scene takes them
-                source |= shown.describe()
-            elif analysis.category:
-                source["object_type"] = analysis.category
-            if room := scenes.room(hit):
-                source["room"] = room
-            results.append(_copy_paste_result(pasted, fit, fit.alignment, source, width))
-        if not results:
-            raise StagingError(
-                "None of the similar catalog scenes can take the product: "
-                + "; ".join(skipped[:3])
-                + ". Index more staged photos of products standing on a floor."
-            )
-        report(1.0, "done")
-        return results
+        pipeline = CopyPastePipeline(
+            self.cutouts,
+            lambda rgb, product_mask: self._query(index, rgb, product_mask),
+            self.scenes,
+            lambda: self.catalog_scenes(index),
+            self.resolve_inpaint_backend,
+            self.can_segment_scenes,
+        )
+        return pipeline(self.load_image(product_image), mask, options, progress)
 
     def stage_in_scene(
         self,
@@ -897,261 +811,39 @@ class StagingEngine:
                 ``source["object_type"]``): only one of the product's kind is replaced by
                 default; default the scene parser's name for it, if any.
         """
-        from staging.compose.copy_paste import paste_product
-        from staging.compose.fit import adjust, place_product
-        from staging.compose.scale import SizePriors, width_from_size
+        from staging.pipelines.in_scene import InScenePipeline
 
-        rgb = self.load_image(product_image)
-        scene, scene_mask = _settled(scene), _settled(scene_mask, as_mask=True)
-        colour, alpha, segment_name, _ = self._product_cutout(rgb, mask, segment_backend)
-        point = None if object_at is None else (float(object_at[0]), float(object_at[1]))
-        if box is not None:
-            box = tuple(int(v) for v in box)
-            if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
-                raise StagingError(f"box must be x0,y0,x1,y1 with x0 < x1, y0 < y1, got {box}.")
-        object_width = width_from_size(object_size)
-        if object_size and object_width is None:
-            raise StagingError(
-                f"object_size {object_size!r} is not a length: give the object's real size, "
-                "width first (e.g. 160x200 cm)."
-            )
-        plate_key = self._scene_key(scene, scene_mask, max_side, point, box)
-        analysis, problem = self._analysed_scene(scene, scene_mask, max_side, point, box)
-        if analysis is None:
-            raise StagingError(
-                f"In this scene: {problem}. Give its objects' mask (scene_mask=) to say which "
-                "object the product stands in for."
-            )
-        image = self._scene_image(scene, max_side)
-        h, w = image.shape[:2]
-        if not 0 < scale <= 10:
-            raise StagingError(f"scale must be in (0, 10], got {scale}.")
-        if position is not None and not (0 <= position[0] <= w and 0 <= position[1] <= h):
-            raise StagingError(
-                f"position {tuple(position)} is outside the scene ({w}x{h} at max_side)."
-            )
-        width = SizePriors().width(product_type, product_size)
-        fit = place_product(
-            alpha, analysis, width[0] if width else None, None, product_type,
-            object_type or analysis.category, object_width,
+        options = InSceneOptions(
+            object_at, box, remove, position, scale, shadow, harmonize, product_type,
+            product_size, object_size, inpaint_backend, segment_backend, max_side, inpaint_side,
+            object_type,
         )  # fmt: skip
-        removed = fit.mode == "replace" if remove is None else bool(remove)
-        alignment = adjust(fit.alignment, alpha.shape, position, scale)
-        plate = image
-        if removed:
-            inpaint_backend = self.resolve_inpaint_backend(inpaint_backend)
-            plate = self._clean_plate(plate_key, image, analysis, inpaint_backend, inpaint_side)
-        pasted = paste_product(plate, analysis, colour, alpha, alignment, shadow, harmonize)
-        named = isinstance(scene, (str, os.PathLike))
-        source = {
-            "id": Path(scene).stem if named else None,
-            "path": str(scene) if named else None,
-            "mask": str(scene_mask) if isinstance(scene_mask, (str, os.PathLike)) else None,
-            "segment_backend": segment_name,
-            "inpaint_backend": inpaint_backend if removed else None,
-            "placement": "replace" if removed else "insert",
-            "object_box": list(analysis.box),
-            "feet": _feet(alignment),
-            "scale": float(scale),
-        }
-        if box is not None:
-            source["box"] = list(box)
-        if fit.problem is not None:  # placed by the paper's rule, and said why
-            source["fit_problem"] = fit.problem
-        if object_width is not None and width is not None and fit.camera_height_cm is None:
-            source["calibration_problem"] = (
-                f"the object's size ({object_size}) is not what a level camera in a room sees "
-                "at its pixel width (another object, or not its width?): the default camera "
-                "height was used"
-            )
-        return _copy_paste_result(pasted, fit, alignment, source, width)
+        pipeline = InScenePipeline(self.cutouts, self.scenes, self.resolve_inpaint_backend)
+        return pipeline(self.load_image(product_image), scene, mask, scene_mask, options)
 
     def _product_layer(
         self, rgb: np.ndarray, mask: np.ndarray | ImageSource | None, backend: str | None
     ) -> Segmentation:
         """The product's segmentation: computed, or built from a given (corrected) mask."""
-        if mask is None:
-            return self.segment(rgb, backend=backend)
-        from staging.io import load_mask
+        from staging.pipelines.cutout import product_layer
 
-        size = (rgb.shape[1], rgb.shape[0])
-        alpha = load_mask(mask, size=size, max_pixels=self.settings.max_pixels)
-        if not (alpha >= self.settings.threshold).any():
-            raise StagingError("The product mask is empty: mark the product before staging.")
-        return Segmentation(rgb, alpha.astype(np.float32), "mask", self.settings.threshold)
+        settings = self.settings
+        return product_layer(
+            lambda image, name: self.segment(image, backend=name), rgb, mask, backend,
+            settings.threshold, settings.max_pixels,
+        )  # fmt: skip
 
-    def _lru(self, cache: OrderedDict, key: tuple, make: Callable[[], T], size: int = 16) -> T:
-        """``cache[key]``, made once; the ``size`` most recently used entries are kept."""
-        with self._cache_lock:
-            if key in cache:
-                cache.move_to_end(key)
-                return cache[key]
-        value = make()
-        with self._cache_lock:
-            cache[key] = value
-            while len(cache) > size:
-                cache.popitem(last=False)
-        return value
-
-    def _product_cutout(
-        self, rgb: np.ndarray, mask: np.ndarray | ImageSource | None, backend: str | None
-    ) -> tuple[np.ndarray, np.ndarray, str, np.ndarray]:
-        """``(colour, alpha, backend, mask)``: the product cropped to its content, and its
-        full-frame mask; cached by the image's and mask's content, so re-rendering a
-        placement does not matte the product again."""
-        from staging.compose.align import crop_to_content
-
-        def cut() -> tuple[np.ndarray, np.ndarray, str, np.ndarray]:
-            product = self._product_layer(rgb, mask, backend)
-            if not product.mask.any():
-                raise StagingError(
-                    "No product was found in the image: draw its mask by hand (Product tab) "
-                    "or pass mask=."
-                )
-            colour, alpha = crop_to_content(product.foreground, product.alpha)
-            return colour, alpha, product.backend, product.mask
-
-        mask = _settled(mask, as_mask=True)
-        key = (image_key(rgb), _content_key(mask), backend or "")
-        return self._lru(self._products, key, cut, size=8)
-
-    def _hit_scene(self, hit: Hit) -> tuple[Path, Path | None, tuple[int, ...] | None]:
-        """A catalog hit's image, its stored object mask (None when there is none) and the
-        box of the object to replace from its catalog row (``box``: ``x0,y0,x1,y1`` in the
-        image's pixels; None when not given)."""
-        path = Path(hit.path)
-        if not path.is_file():
-            raise StagingError(f"Catalog image {path} is missing: re-run staging index.")
-        mask = Path(hit.mask) if hit.mask is not None and Path(hit.mask).is_file() else None
-        box = None
-        if text := (hit.metadata.get("box") or "").strip():
-            try:
-                box = tuple(int(round(float(v))) for v in text.split(","))
-            except (ValueError, OverflowError):
-                box = ()
-            if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
-                raise StagingError(f"box {text!r} of {hit.id} is not x0,y0,x1,y1 in pixels.")
-        return path, mask, box
-
-    def _scene_key(
-        self,
-        scene: ImageSource,
-        scene_mask: ImageSource | None,
-        max_side: int,
-        point: tuple[float, float] | None,
-        box: tuple[int, ...] | None,
-    ) -> tuple:
-        parser = self.scene_parser_name()  # a parser pulled mid-session: analysed anew
-        return (_content_key(scene), _content_key(scene_mask), max_side, point, box, parser)
-
-    def _scene(self, hit: Hit, max_side: int) -> tuple[Any, str | None]:
-        """``(SceneAnalysis or None, problem)`` of a catalog hit (see :meth:`_analysed_scene`)."""
-        path, mask, box = self._hit_scene(hit)
-        return self._analysed_scene(path, mask, max_side, None, box)
-
-    def _scene_image(self, scene: ImageSource, max_side: int) -> np.ndarray:
-        """The scene at its working size (long side at most ``max_side``), cached."""
-
-        key = (_content_key(scene), max_side)
-        return self._lru(self._images, key, lambda: at_most(self.load_image(scene), max_side))
-
-    def _analysed_scene(
-        self,
-        scene: ImageSource,
-        scene_mask: ImageSource | None,
-        max_side: int,
-        point: tuple[float, float] | None,
-        box: tuple[int, ...] | None,
-    ) -> tuple[Any, str | None]:
-        """``(SceneAnalysis or None, problem)`` of a scene at ``max_side``.
-
-        The objects are the given mask's or the segmenter's; the one to replace is their
-        largest part, or the part at ``point``, or the largest part inside ``box`` (in the
-        scene's own pixels, before resizing to ``max_side``). Cached in memory by file and
-        modification time, and on disk (``<cache_dir>/scenes``, by content) for a scene with a
-        mask file, as every indexed scene has: :meth:`update_index` analyses a catalog's scenes
-        once, and ranking a query's candidates then decodes none of them.
-        """
-        from staging.compose.scene import analyse_scene
-        from staging.io import load_mask
-
-        def analyse() -> tuple[Any, str | None]:
-            disk_key = None
-            parser_name = self.scene_parser_name()  # loaded only when not cached
-            if point is None and scene_mask is not None:
-                where = [box] if box else []  # keys without a box stay as they were
-                if parser_name is not None:
-                    where += [("parser", parser_name), self._parser_config(parser_name)]
-                disk_key = _digest(ANALYSIS_VERSION, max_side, scene, scene_mask, *where)
-                if (cached := self.scene_cache.get(disk_key)) is not None:
-                    return cached, None
-            image = self._scene_image(scene, max_side)
-            size = (image.shape[1], image.shape[0])
-            if scene_mask is not None:
-                objects = load_mask(scene_mask, size=size) >= 0.5
-            else:
-                objects = self.segment(image).mask
-            parse = None
-            if parser_name is not None and (parser := self.scene_parser()) is not None:
-                # one parse per scene, however many clicks
-                parse = self._parse(
-                    parser, image, self._scene_key(scene, scene_mask, max_side, None, None)
-                )
-            if parser_name is not None and parse is None:  # it failed: not under its key
-                disk_key = None
-            if not objects.any() and (point is None or parse is None):
-                return None, "no object found in the scene"
-            boxed = None
-            if box is not None and point is None:  # in the scene's own pixels, upright
-                factor = image.shape[1] / _image_width(scene)
-                boxed = tuple(int(round(v * factor)) for v in box)
-            try:
-                analysis = analyse_scene(image, objects, point, boxed, parse)
-            except ValueError:
-                where = f" inside its catalog box {list(box)}" if boxed else " at the click"
-                return None, "no object found" + where
-            if disk_key is not None:
-                self.scene_cache.put(disk_key, analysis)
-            return analysis, None
-
-        key = self._scene_key(scene, scene_mask, max_side, point, box)
-        return self._lru(self._scenes, key, analyse, size=256)
+    def _analysed_scene(self, scene, scene_mask, max_side, point, box) -> Analysed:
+        """The scene's analysis by the current scene parser (:meth:`SceneStore.analyse`)."""
+        return self.scenes.analyse(
+            scene, scene_mask, max_side, point, box, self.scene_parser_name()
+        )
 
     def _parser_config(self, name: str) -> Path | None:
         """The parser checkpoint's config file (its contents go into cache keys, so analyses
         by another checkpoint under the same name are not reused), if it is on disk."""
         folder = self.store.find(name) if name in REGISTRY else None
         return None if folder is None else Path(folder) / "config.json"
-
-    def _clean_plate(
-        self,
-        scene_key: tuple,
-        scene: np.ndarray,
-        analysis: Any,
-        inpaint_backend: str | None,
-        inpaint_side: int,
-    ) -> np.ndarray:
-        """The scene with its object and shadow inpainted away; cached like the analysis."""
-        from staging.compose.copy_paste import clean_plate
-        from staging.inpaint.base import inpaint_downscaled
-        from staging.inpaint.exemplar import ExemplarInpainter
-
-        inpainter = self.inpainter(inpaint_backend)
-
-        def fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
-            if isinstance(inpainter, ExemplarInpainter):  # copies texture at full size,
-                # from the hole's own surface, never from the scene's other objects
-                others = analysis.objects & ~analysis.mask
-                return inpainter.fill_scene(
-                    rgb, hole, others, analysis.surfaces(),
-                    lambda image, rest: inpaint_downscaled(
-                        inpainter.fallback, image, rest, inpaint_side
-                    ),
-                )  # fmt: skip
-            return inpaint_downscaled(inpainter, rgb, hole, inpaint_side)
-
-        key = (*scene_key, self.resolve_inpaint_backend(inpaint_backend), inpaint_side)
-        return self._lru(self._plates, key, lambda: clean_plate(scene, analysis, fill))
 
     def is_staged(self, image: ImageSource) -> StagedVerdict:
         """Is the product shown in a scene (staged) rather than on a plain background?
@@ -1181,16 +873,14 @@ class StagingEngine:
         listed as failed, not trained on. ``progress(done, total)``."""
         if captions not in ("auto", "blip", "catalog"):
             raise StagingError(f"captions must be auto, blip or catalog, not {captions!r}.")
-        import csv
-
         from staging.batch import read_products
+        from staging.catalog.csv import read_csv
         from staging.train.dataset import Record, build_dataset
 
         products = read_products(source)
         texts = {p.id: p.type or p.category or "" for p in products}
         if caption_column:
-            with open(source, newline="", encoding="utf-8-sig") as fh:
-                rows = list(csv.DictReader(fh))
+            rows = read_csv(source).rows
             if rows and caption_column not in rows[0]:
                 raise StagingError(f"'{source}' has no column {caption_column!r}.")
             column = [(r.get(caption_column) or "").strip() for r in rows]
@@ -1504,106 +1194,3 @@ class StagingEngine:
             fit=fit,
             progress=progress,
         )
-
-
-def _content_key(source: Any) -> tuple:
-    """A cache key for an image source: file and modification time for a path, a content
-    hash for pixels or bytes (an edited file or array never hits a stale entry)."""
-    if source is None:
-        return (None,)
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        try:
-            return ("file", str(path.resolve()), path.stat().st_mtime_ns)
-        except OSError as exc:
-            raise StagingError(f"{path} is missing or unreadable.") from exc
-    if isinstance(source, np.ndarray):
-        return ("pixels", str(source.dtype), image_key(source))
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        import hashlib
-
-        return ("bytes", hashlib.blake2b(bytes(source), digest_size=20).hexdigest())
-    raise TypeError(f"cannot key {type(source).__name__}: settle it first (_settled)")
-
-
-def _settled(source: Any, as_mask: bool = False) -> Any:
-    """A path, array or bytes as they are; anything else (a file object, a PIL image) read
-    into an array once, so it can be both hashed for the caches and decoded."""
-    if source is None or isinstance(
-        source, (str, os.PathLike, np.ndarray, bytes, bytearray, memoryview)
-    ):
-        return source
-    if as_mask:
-        from staging.io import load_mask
-
-        return load_mask(source)
-    return load_image(source)
-
-
-def _image_width(scene: ImageSource) -> int:
-    """The scene's own width in pixels, upright as :func:`load_image` turns it (read from the
-    file's header: its EXIF orientation 5-8 means the stored height is the width)."""
-    if isinstance(scene, np.ndarray):
-        return int(scene.shape[1])
-    from PIL import Image
-
-    with Image.open(scene) as image:
-        width, height = image.size
-        return int(height if image.getexif().get(0x0112) in (5, 6, 7, 8) else width)
-
-
-def _copy_paste_result(
-    pasted: Any, fit: Any, alignment: Any, source: dict[str, Any], width: Any
-) -> Staged:
-    """A copy-paste :class:`Staged`: the paste, its provenance with the real width (and where it
-    came from) and an enlargement warning, and the fit with its parts."""
-    from staging.compose.copy_paste import upscale_warning
-
-    if width is not None:
-        source["width_cm"], source["width_from"] = width
-    if fit.camera_height_cm is not None:  # calibrated on the scene's object of known size
-        source["camera_height_cm"] = round(fit.camera_height_cm, 1)
-    if warning := upscale_warning(alignment.scale):
-        source["warning"] = warning
-    parts = {f"fit_{name}": round(value, 4) for name, value in fit.parts.items()}
-    return Staged(
-        image=pasted.image,
-        alpha=pasted.alpha,
-        mode="copy-paste",
-        ssim=pasted.ssim,
-        source=source,
-        scores={"fit": round(fit.score, 4)} | parts | pasted.scores,
-    )
-
-
-def _inferred(catalog: Any, vector: np.ndarray, k: int | None = None) -> Any:
-    """What the ``k`` nearest product shots of ``catalog`` say the product is (kind, size)."""
-    from staging.catalog.infer import NEIGHBOURS, infer_product
-
-    shots = catalog.search(vector, k=k or NEIGHBOURS, staged_only=False, shots_only=True)
-    return infer_product(shots)
-
-
-def _feet(alignment: Any) -> list[float]:
-    """Where a placed product's feet are (x, y in the scene): the middle of its box's bottom."""
-    x0, _, x1, y1 = alignment.box
-    return [round((x0 + x1) / 2, 1), round(y1, 1)]
-
-
-def _digest(*parts: Any) -> str:
-    """A content hash of scene sources for the disk caches: a file's bytes (not its path or
-    time: a copied catalog hits), an array's pixels, or the value itself."""
-    import hashlib
-
-    digest = hashlib.blake2b(digest_size=20)
-    for part in parts:
-        if isinstance(part, (str, os.PathLike)) and Path(part).is_file():
-            digest.update(Path(part).read_bytes())
-        elif isinstance(part, np.ndarray):
-            digest.update(image_key(part).encode())
-        elif isinstance(part, (bytes, bytearray, memoryview)):
-            digest.update(bytes(part))
-        else:
-            digest.update(repr(part).encode())
-        digest.update(b"\0")
-    return digest.hexdigest()

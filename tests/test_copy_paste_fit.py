@@ -125,7 +125,7 @@ def test_a_photo_turned_by_its_exif_has_its_upright_width(tmp_path):
     """Catalog boxes are in the photo's upright pixels, as load_image turns it."""
     from PIL import Image
 
-    from staging.engine import _image_width
+    from staging.pipelines.scenes import image_width as _image_width
 
     image = Image.new("RGB", (300, 200))
     exif = image.getexif()

@@ -24,6 +24,23 @@ class Inpainter(ABC):
     """An inpainting backend. Subclasses implement :meth:`fill` and set :attr:`name`."""
 
     name: str = "?"
+    wants_layout: bool = False
+    """Whether :meth:`fill_in_scene` uses a scene's layout (its other objects and surfaces):
+    the caller computes them only for a backend that does."""
+
+    def fill_in_scene(
+        self,
+        image: np.ndarray,
+        hole: np.ndarray,
+        side: int,
+        avoid: np.ndarray | None = None,
+        surfaces: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Fill a removed object's ``hole`` in a room scene (a copy-paste clean plate): by
+        default inpainted at ``side`` pixels on the long side and scaled back up
+        (:func:`inpaint_downscaled`); a backend with :attr:`wants_layout` also gets the
+        scene's other objects (``avoid``) and its surfaces."""
+        return inpaint_downscaled(self, image, hole, side)
 
     def inpaint(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         """``image`` with the ``hole`` filled; every pixel outside the hole is unchanged.

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from staging.inpaint.base import Inpainter
+from staging.inpaint.base import Inpainter, inpaint_downscaled
 
 RING = 6  # px of known pixels around a hole part that its copy must continue
 
@@ -131,16 +131,33 @@ def _seamless(
 
 class ExemplarInpainter(Inpainter):
     """:func:`offset_fill` over the whole image (one surface, nothing to avoid), the parts it
-    cannot source from ``fallback``. The engine's copy-paste passes the scene's surfaces and
-    other objects instead (:meth:`fill_scene`)."""
+    cannot source from ``fallback``. Copy-paste passes the scene's surfaces and other
+    objects instead (:meth:`fill_in_scene`)."""
 
     name = "exemplar"
 
     def __init__(self, fallback: Inpainter):
         self.fallback = fallback
 
+    wants_layout = True
+
     def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         return self.fill_scene(image, hole)
+
+    def fill_in_scene(
+        self,
+        image: np.ndarray,
+        hole: np.ndarray,
+        side: int,
+        avoid: np.ndarray | None = None,
+        surfaces: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Texture copied at full size from the hole's own surface, never from the scene's
+        other objects; what has no source is filled by the fallback at ``side``."""
+        return self.fill_scene(
+            image, hole, avoid, surfaces,
+            lambda rgb, rest: inpaint_downscaled(self.fallback, rgb, rest, side),
+        )  # fmt: skip
 
     def fill_scene(
         self,

@@ -1,0 +1,136 @@
+"""Staging into one scene the way the user wants it: copy-paste, by hand.
+
+One call of :class:`InScenePipeline` runs these steps:
+
+1. **cut out** the product (cached: re-rendering a placement does not matte it again);
+2. **check** the hand-set values (box, object size, scale, position);
+3. **analyse the scene**: the object to replace (the largest, the one at a click, or the one
+   inside a catalog box), floor line, shadow and light (cached);
+4. **fit** the product as copy-paste would, then **adjust** it where the user moved or
+   resized it;
+5. **clean plate** when the object is removed (cached per scene and object);
+6. **paste** the product, and say where everything came from.
+
+Without the hand-set values the result is what copy-paste made of that scene.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from staging.errors import StagingError
+from staging.io import ImageSource
+from staging.options import InSceneOptions
+from staging.pipelines.cache import settled
+from staging.pipelines.copy_paste import feet, staged_result
+from staging.pipelines.cutout import Cutouts
+from staging.pipelines.scenes import SceneStore
+from staging.result import Staged
+
+
+class InScenePipeline:
+    """Stage a product into one given scene (see the module doc).
+
+    Args:
+        cut_out: the product's cut-out.
+        scenes: the scene store (analyses and clean plates).
+        resolve_inpaint: the inpainting backend a name means (``auto`` resolved).
+    """
+
+    def __init__(self, cut_out: Cutouts, scenes: SceneStore, resolve_inpaint: Any):
+        self.cut_out = cut_out
+        self.scenes = scenes
+        self.resolve_inpaint = resolve_inpaint
+
+    def __call__(
+        self,
+        rgb: np.ndarray,
+        scene: ImageSource,
+        mask: Any,
+        scene_mask: Any,
+        options: InSceneOptions,
+    ) -> Staged:
+        from staging.compose.copy_paste import paste_product
+        from staging.compose.fit import adjust, place_product
+        from staging.compose.scale import SizePriors, width_from_size
+
+        o = options
+        # 1. cut out the product
+        scene, scene_mask = settled(scene), settled(scene_mask, as_mask=True)
+        cutout = self.cut_out(rgb, mask, o.segment_backend)
+        # 2. check what was set by hand
+        point = None if o.object_at is None else (float(o.object_at[0]), float(o.object_at[1]))
+        box = o.box
+        if box is not None:
+            box = tuple(int(v) for v in box)
+            if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
+                raise StagingError(f"box must be x0,y0,x1,y1 with x0 < x1, y0 < y1, got {box}.")
+        object_width = width_from_size(o.object_size)
+        if o.object_size and object_width is None:
+            raise StagingError(
+                f"object_size {o.object_size!r} is not a length: give the object's real size, "
+                "width first (e.g. 160x200 cm)."
+            )
+        # 3. analyse the scene
+        parser = self.scenes.parser_name()
+        plate_key = self.scenes.key(scene, scene_mask, o.max_side, point, box, parser)
+        analysis, problem = self.scenes.analyse(scene, scene_mask, o.max_side, point, box, parser)
+        if analysis is None:
+            raise StagingError(
+                f"In this scene: {problem}. Give its objects' mask (scene_mask=) to say which "
+                "object the product stands in for."
+            )
+        image = self.scenes.image(scene, o.max_side)
+        h, w = image.shape[:2]
+        if not 0 < o.scale <= 10:
+            raise StagingError(f"scale must be in (0, 10], got {o.scale}.")
+        if o.position is not None and not (0 <= o.position[0] <= w and 0 <= o.position[1] <= h):
+            raise StagingError(
+                f"position {tuple(o.position)} is outside the scene ({w}x{h} at max_side)."
+            )
+        # 4. fit the product as copy-paste would, then where the user put it
+        width = SizePriors().width(o.product_type, o.product_size)
+        fit = place_product(
+            cutout.alpha, analysis, width[0] if width else None, None, o.product_type,
+            o.object_type or analysis.category, object_width,
+        )  # fmt: skip
+        removed = fit.mode == "replace" if o.remove is None else bool(o.remove)
+        alignment = adjust(fit.alignment, cutout.alpha.shape, o.position, o.scale)
+        # 5. the clean plate, when the object is removed
+        plate, inpaint_name = image, o.inpaint_backend
+        if removed:
+            inpaint_name = self.resolve_inpaint(o.inpaint_backend)
+            plate = self.scenes.clean_plate(
+                plate_key, image, analysis, inpaint_name, o.inpaint_side
+            )
+        # 6. paste, and say where everything came from
+        pasted = paste_product(
+            plate, analysis, cutout.colour, cutout.alpha, alignment, o.shadow, o.harmonize
+        )
+        named = isinstance(scene, (str, os.PathLike))
+        source = {
+            "id": Path(scene).stem if named else None,
+            "path": str(scene) if named else None,
+            "mask": str(scene_mask) if isinstance(scene_mask, (str, os.PathLike)) else None,
+            "segment_backend": cutout.backend,
+            "inpaint_backend": inpaint_name if removed else None,
+            "placement": "replace" if removed else "insert",
+            "object_box": list(analysis.box),
+            "feet": feet(alignment),
+            "scale": float(o.scale),
+        }
+        if box is not None:
+            source["box"] = list(box)
+        if fit.problem is not None:  # placed by the paper's rule, and said why
+            source["fit_problem"] = fit.problem
+        if object_width is not None and width is not None and fit.camera_height_cm is None:
+            source["calibration_problem"] = (
+                f"the object's size ({o.object_size}) is not what a level camera in a room sees "
+                "at its pixel width (another object, or not its width?): the default camera "
+                "height was used"
+            )
+        return staged_result(pasted, fit, alignment, source, width)
