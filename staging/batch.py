@@ -28,7 +28,6 @@ writes the manifest.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import sqlite3
@@ -42,6 +41,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
+from staging.catalog.csv import read_csv, resolve_path
 from staging.errors import StagingError
 from staging.io import list_images
 
@@ -90,21 +90,19 @@ class BatchSummary:
 
 def read_products(source: str | Path) -> list[Product]:
     """Products from a folder (every image under it; id = file name without extension) or a
-    CSV with an ``image`` column (absolute or relative to the CSV) and optional ``id``,
-    ``category``, ``type`` and ``size``."""
+    CSV with an ``image`` column (a path as :mod:`staging.catalog.csv` reads it: absolute, or
+    relative to the CSV's folder) and optional ``id``, ``category``, ``type`` and ``size``."""
     source = Path(source)
     if source.is_dir():
         return [Product(_safe_id(p.stem), p) for p in list_images(source)]
     if not source.is_file():
         raise StagingError(f"No such folder or CSV file: '{source}'.")
-    with open(source, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or "image" not in rows[0]:
+    table = read_csv(source)
+    if not table.rows or "image" not in table.columns:
         raise StagingError(f"'{source}' needs a header with an 'image' column.")
     products, seen = [], set()
-    for number, row in enumerate(rows, start=2):
-        image = Path(row["image"])
-        image = image if image.is_absolute() else source.parent / image
+    for number, row in enumerate(table.rows, start=2):
+        image = resolve_path(row["image"] or "", [table.folder])
         product_id = _safe_id(row.get("id") or image.stem)
         if product_id in seen:
             raise StagingError(f"'{source}' line {number}: the id {product_id!r} is repeated.")

@@ -9,13 +9,13 @@ that folder: names are reduced to their base name and zip members to theirs (no 
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from staging.catalog.csv import read_csv, write_csv
 from staging.errors import StagingError
 from staging.io import IMAGE_EXTENSIONS
 
@@ -116,14 +116,13 @@ def _settle_csv(gathered: Gathered, images: Path) -> None:
     images folder into ``../masks`` (so they are not indexed as catalog photos)."""
     path = gathered.csv
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            rows, columns = list(reader), list(reader.fieldnames or [])
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        gathered.rejected.append((path.name, f"not a readable CSV ({exc})"))
+        table = read_csv(path)
+    except StagingError as exc:  # named by the cause: no server path in what users see
+        gathered.rejected.append((path.name, f"not a readable CSV ({exc.__cause__ or exc})"))
         path.unlink(missing_ok=True)
         gathered.csv = None
         return
+    rows, columns = table.rows, table.columns
     masks = images.parent / "masks"
     for row in rows:
         if row.get("image"):
@@ -139,16 +138,12 @@ def _settle_csv(gathered: Gathered, images: Path) -> None:
     # unless this one describes the same image again.
     target = images.parent / "catalog.csv"
     if target.is_file():
-        with open(target, newline="", encoding="utf-8") as fh:
-            earlier = csv.DictReader(fh)
-            old_columns, old_rows = list(earlier.fieldnames or []), list(earlier)
+        earlier = read_csv(target)
+        old_columns, old_rows = earlier.columns, earlier.rows
         described = {row.get("image") for row in rows}
         rows = [row for row in old_rows if row.get("image") not in described] + rows
         columns += [c for c in old_columns if c not in columns]
-    with open(target, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(target, columns, rows)
     path.unlink()
     gathered.csv = target
 

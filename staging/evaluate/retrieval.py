@@ -19,7 +19,6 @@ simple near-white threshold (private to this module) stands in, and the report s
 
 from __future__ import annotations
 
-import csv
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from staging.catalog.csv import read_csv, resolve_path
 from staging.errors import StagingError
 from staging.io import load_image
 
@@ -75,16 +75,12 @@ def read_labelled_csv(
 ) -> list[tuple[Path, str]]:
     """``(image path, label)`` rows whose label is non-empty and has >= ``min_count`` rows.
 
-    Image paths in the CSV (column ``image``) are relative to ``root`` (default: the CSV's
-    folder).
+    Image paths in the CSV (column ``image``) follow :mod:`staging.catalog.csv`: absolute, or
+    relative to ``root`` (default: the CSV's folder).
     """
     csv_path = Path(csv_path)
     root = Path(root) if root is not None else csv_path.parent
-    try:
-        with csv_path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise StagingError(f"Cannot read {csv_path}: {exc}") from exc
+    rows = read_csv(csv_path).rows
     if not rows:
         raise StagingError(f"{csv_path} has no rows.")
     for column in ("image", label):
@@ -94,7 +90,7 @@ def read_labelled_csv(
             )
     counts = Counter(r[label].strip() for r in rows if r[label].strip())
     kept = [
-        (root / r["image"], r[label].strip())
+        (resolve_path(r["image"] or "", [root]), r[label].strip())
         for r in rows
         if r[label].strip() and counts[r[label].strip()] >= min_count
     ]
