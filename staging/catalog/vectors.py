@@ -38,7 +38,7 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 256
 """HNSW parameters, chosen with ``staging bench retrieval`` on a million clustered 512-d
-vectors for a recall@10 near 0.97 at about a millisecond per query (BENCHMARKS.md)."""
+vectors: the best recall for a search that stays interactive (measurements: BENCHMARKS.md)."""
 
 SUBSET_EXACT_MAX = 20_000
 """A filtered search whose filter keeps at most this many items is done exactly on them."""
