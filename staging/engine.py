@@ -22,7 +22,13 @@ from staging.embed.base import Embedder
 from staging.errors import ModelNotAvailableError, StagingError
 from staging.io import ImageSource, at_most, load_image
 from staging.models import REGISTRY, ModelStore, get_spec
-from staging.options import SCENE_SIDE, CopyPasteOptions, InSceneOptions
+from staging.options import (
+    SCENE_SIDE,
+    CopyPasteOptions,
+    GenerationOptions,
+    InSceneOptions,
+    ParallaxOptions,
+)
 from staging.pipelines.cache import MB, MemoryCache
 from staging.pipelines.cutout import Cutouts
 from staging.pipelines.scenes import Analysed, SceneStore
@@ -54,7 +60,6 @@ if TYPE_CHECKING:
     from staging.train.dataset import DatasetReport
 
 T = TypeVar("T")
-BACKDROP_ONLY = "backdrop only (no diffusion model)"
 
 
 class StagingEngine:
@@ -996,10 +1001,11 @@ class StagingEngine:
         choice = choose_prompt(
             "prompt", prompt, theme, category, negative_prompt, library=library, extra=extra
         )
-        return self._stage_generated(
-            "prompt", product_image, choice, placement, fill, align, margin, seed, num_images,
-            backend, mask, steps, guidance, cache, progress, segment_backend,
+        options = GenerationOptions(
+            placement, fill, align, margin, seed, num_images, backend, mask, steps, guidance,
+            cache, segment_backend,
         )  # fmt: skip
+        return self._generated("prompt", product_image, choice, options, progress)
 
     def stage_vanilla(
         self,
@@ -1029,52 +1035,25 @@ class StagingEngine:
         from staging.generate.pipeline import choose_prompt
 
         choice = choose_prompt("vanilla", prompt, None, category, library=self.prompt_library())
-        return self._stage_generated(
-            "vanilla", product_image, choice, placement, fill, align, margin, seed, num_images,
-            backend, mask, steps, guidance, cache, progress, segment_backend,
+        options = GenerationOptions(
+            placement, fill, align, margin, seed, num_images, backend, mask, steps, guidance,
+            cache, segment_backend,
         )  # fmt: skip
+        return self._generated("vanilla", product_image, choice, options, progress)
 
-    def _stage_generated(
-        self, mode, product_image, choice, placement, fill, align, margin, seed, num_images,
-        backend, mask, steps, guidance, cache, progress, segment_backend,
-    ) -> list[Staged]:  # fmt: skip
+    def _generated(self, mode, product_image, choice, options, progress) -> list[Staged]:
+        """Vanilla or prompt staging, its prompt chosen (:mod:`staging.pipelines.generated`)."""
         from staging.generate import resolve
-        from staging.generate.pipeline import stage
+        from staging.pipelines.generated import GeneratedPipeline
 
-        if num_images < 1:
-            raise StagingError(f"num_images must be at least 1, got {num_images}.")
-        say = progress or (lambda fraction, message: None)
-        rgb = self.load_image(product_image)
-        name = resolve(backend, self.runtime)
-        say(0.0, f"loading the {name!r} generator")
-        generator = self.generator(name)  # before segmenting: a missing model fails fast
-        say(0.02, "segmenting the product")
-        product = self._product_layer(rgb, mask, segment_backend)
-        if cache is not None and cache is not False and not hasattr(cache, "get_or_generate"):
-            cache = self.generation_cache(cache)
-        extra: dict[str, Any] = {"segment_backend": product.backend}
-        if name == "studio":  # the weights-free backdrop ignores the prompt's scene words
-            extra["label"] = BACKDROP_ONLY
-        hint = self.generation_hint() if backend in (None, "", "auto") else None
-        if hint:
-            extra["hint"] = hint
-        return stage(
-            generator,
-            product.foreground,
-            product.alpha,
-            choice,
-            mode=mode,
-            placements=placement,
-            fill=fill,
-            align=align,
-            margin=margin,
-            seeds=[int(seed) + i for i in range(num_images)],
-            steps=steps,
-            guidance=guidance,
-            cache=None if cache is None or cache is False else cache,
-            progress=lambda fraction, message: say(0.05 + 0.95 * fraction, message),
-            source=extra,
+        pipeline = GeneratedPipeline(
+            lambda name: resolve(name, self.runtime),
+            self.generator,
+            self._product_layer,
+            self.generation_cache,
+            self.generation_hint,
         )
+        return pipeline(mode, self.load_image(product_image), choice, options, progress)
 
     # -- every mode at once ---------------------------------------------------------------------
     def stage_candidates(
@@ -1170,27 +1149,14 @@ class StagingEngine:
             inpaint_backend: default ``auto`` (:meth:`resolve_inpaint_backend`).
             progress: called as ``progress(fraction, message)`` while rendering.
         """
-        from staging.animate import DEFAULT_STRENGTH
-        from staging.animate import parallax as render_parallax
-        from staging.io import load_mask
+        from staging.pipelines.parallax import ParallaxPipeline
 
-        rgb = self.load_image(image)
-        if mask is None:
-            alpha = self.segment(rgb, backend=segment_backend).mask
-        else:  # arrays or files; float masks are used as soft alpha
-            size_wh = (rgb.shape[1], rgb.shape[0])
-            alpha = load_mask(mask, size=size_wh, max_pixels=self.settings.max_pixels)
-        return render_parallax(
-            rgb,
-            out,
-            alpha,
-            self.inpainter(inpaint_backend).inpaint,
-            seconds=seconds,
-            fps=fps,
-            motion=motion,
-            strength=DEFAULT_STRENGTH if strength is None else strength,
-            size=size,
-            loop=loop,
-            fit=fit,
-            progress=progress,
+        options = ParallaxOptions(
+            seconds, fps, motion, strength, size, loop, fit, inpaint_backend, segment_backend
         )
+        pipeline = ParallaxPipeline(
+            lambda rgb, name: self.segment(rgb, backend=name).mask,
+            self.inpainter,
+            self.settings.max_pixels,
+        )
+        return pipeline(self.load_image(image), out, mask, options, progress)

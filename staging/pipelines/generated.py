@@ -1,0 +1,105 @@
+"""Vanilla and prompt staging: a generated background around the product.
+
+The steps after the prompt is chosen (the caller's: a theme, a category, a prompt):
+
+1. **load the generator** first, so a missing model fails before any work;
+2. **cut out** the product (its segmentation, or the given mask);
+3. **generate** one background per aspect-ratio bucket and seed, the product drawn once per
+   bucket and every placement a crop of it, the product cut back on top
+   (:func:`staging.generate.pipeline.stage`, Taboola's steps 2-5), through the generation
+   cache when one is given.
+
+The pipeline gets its components from whoever builds it (the engine); it never imports the
+engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from staging.options import GenerationOptions, Progress, no_progress
+from staging.result import Staged
+from staging.segment.base import Segmentation
+
+if TYPE_CHECKING:
+    from staging.generate.base import Generator
+    from staging.generate.cache import GenerationCache
+    from staging.generate.pipeline import PromptChoice
+
+BACKDROP_ONLY = "backdrop only (no diffusion model)"
+
+
+class GeneratedPipeline:
+    """Generated-background staging (see the module doc).
+
+    Args:
+        resolve: the generator a name means (``auto``/None resolved).
+        generator: the loaded generator of a resolved name.
+        layer: the product's segmentation ``layer(rgb, mask, segment_backend)``.
+        generation_cache: the cache a ``cache`` option names (a folder, True).
+        hint: which diffusion model to pull, when none is on disk (else None).
+    """
+
+    def __init__(
+        self,
+        resolve: Callable[[str | None], str],
+        generator: Callable[[str], Generator],
+        layer: Callable[[np.ndarray, Any, str | None], Segmentation],
+        generation_cache: Callable[[Any], GenerationCache],
+        hint: Callable[[], str | None],
+    ):
+        self.resolve = resolve
+        self.generator = generator
+        self.layer = layer
+        self.generation_cache = generation_cache
+        self.hint = hint
+
+    def __call__(
+        self,
+        mode: str,
+        rgb: np.ndarray,
+        choice: PromptChoice,
+        options: GenerationOptions,
+        progress: Progress | None = None,
+    ) -> list[Staged]:
+        from staging.generate.pipeline import stage
+
+        say = progress or no_progress
+        o = options
+        # 1. the generator, before segmenting: a missing model fails fast
+        name = self.resolve(o.backend)
+        say(0.0, f"loading the {name!r} generator")
+        generator = self.generator(name)
+        # 2. the product
+        say(0.02, "segmenting the product")
+        product = self.layer(rgb, o.mask, o.segment_backend)
+        # 3. generate around it, through the cache
+        cache = o.cache
+        if cache is not None and cache is not False and not hasattr(cache, "get_or_generate"):
+            cache = self.generation_cache(cache)
+        extra: dict[str, Any] = {"segment_backend": product.backend}
+        if name == "studio":  # the weights-free backdrop ignores the prompt's scene words
+            extra["label"] = BACKDROP_ONLY
+        hint = self.hint() if o.backend in (None, "", "auto") else None
+        if hint:
+            extra["hint"] = hint
+        return stage(
+            generator,
+            product.foreground,
+            product.alpha,
+            choice,
+            mode=mode,
+            placements=o.placement,
+            fill=o.fill,
+            align=o.align,
+            margin=o.margin,
+            seeds=o.seeds,
+            steps=o.steps,
+            guidance=o.guidance,
+            cache=None if cache is None or cache is False else cache,
+            progress=lambda fraction, message: say(0.05 + 0.95 * fraction, message),
+            source=extra,
+        )
