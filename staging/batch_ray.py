@@ -16,17 +16,16 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from staging.batch import BatchRun, Outcome, Product, failure_message, stage_unit
+from staging.batch_unit import BatchRun, Outcome, Product, failure_message, stage_unit
 from staging.errors import StagingError
 
 
 class UnitStager:
-    """A Ray Data actor: one engine, one unit per call."""
+    """A Ray Data actor: one engine (of the driver's engine class and settings), one unit per
+    call. The class is handed over, not imported, so this module does not import the engine."""
 
-    def __init__(self, settings, job: BatchRun):
-        from staging.engine import StagingEngine
-
-        self.engine = StagingEngine(settings)
+    def __init__(self, engine_type, settings, job: BatchRun):
+        self.engine = engine_type(settings)
         self.job = job
 
     def __call__(self, batch: dict) -> dict:
@@ -51,7 +50,7 @@ class UnitStager:
 
 
 def ray_runner(address: str | None = None, num_gpus: float = 0.0):
-    """A runner for :func:`staging.batch.run_batch`: connects to the Ray cluster at
+    """A runner for ``staging.batch.run_batch``: connects to the Ray cluster at
     ``address`` (None: starts a local one) and yields outcomes as the actors finish them."""
     try:
         import ray
@@ -72,7 +71,11 @@ def ray_runner(address: str | None = None, num_gpus: float = 0.0):
         ]
         stagers = ray.data.from_items(items).map_batches(
             UnitStager,
-            fn_constructor_kwargs={"settings": engine.settings, "job": job},
+            fn_constructor_kwargs={
+                "engine_type": type(engine),
+                "settings": engine.settings,
+                "job": job,
+            },
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_gpus=num_gpus or None,

@@ -878,7 +878,7 @@ class StagingEngine:
         listed as failed, not trained on. ``progress(done, total)``."""
         if captions not in ("auto", "blip", "catalog"):
             raise StagingError(f"captions must be auto, blip or catalog, not {captions!r}.")
-        from staging.batch import read_products
+        from staging.batch_unit import read_products
         from staging.catalog.csv import read_csv
         from staging.train.dataset import Record, build_dataset
 

@@ -20,8 +20,10 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from staging.engine import StagingEngine
+if TYPE_CHECKING:  # handed one by the CLI; not imported, so no circle through the engine
+    from staging.engine import StagingEngine
 
 
 def bench_copy_paste(
@@ -37,7 +39,7 @@ def bench_copy_paste(
     engine.stage_copy_paste(images[0], k=1, index=index, inpaint_backend=inpaint_backend)
     cold, warm, restage, sizes = [], [], [], []
     for path in images:
-        engine._plates.clear()  # a cold start for the scenes, models stay loaded
+        engine.scenes.plates.clear()  # a cold start for the scenes, models stay loaded
         t0 = time.perf_counter()
         results = engine.stage_copy_paste(path, k=k, index=index, inpaint_backend=inpaint_backend)
         cold.append((time.perf_counter() - t0) / len(results))
