@@ -593,7 +593,7 @@ def save_mask(path: str | os.PathLike, mask_or_prob: np.ndarray) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(
-    target: str | os.PathLike, *, fsync: bool = True, keep_suffix: bool = False
+    target: str | os.PathLike, *, fsync: bool = True, suffix: str | None = None
 ) -> Iterator[Path]:
     """A temporary sibling of ``target`` to write by name; renamed over ``target`` when the
     block ends without an error, deleted when it raises.
@@ -601,14 +601,14 @@ def atomic_path(
     The sibling is hidden (``.NAME.<random>.tmp``) and in the same folder, so the rename is
     atomic: readers, and a crash at any moment, see the old file or the new one, never half a
     file. ``fsync`` flushes the data to disk before the rename (a power cut then keeps the
-    new file whole, too); caches that only lose a recompute skip it. ``keep_suffix`` puts the
-    real extension last (``.STEM.<random>.tmp.mp4``), for writers that pick a format from it.
+    new file whole, too); caches that only lose a recompute skip it. ``suffix`` (``".mp4"``) is
+    put last (``.STEM.<random>.tmp.mp4``), for writers that pick a format from the name.
     """
     target = Path(os.fspath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(4)
-    if keep_suffix:
-        tmp = target.with_name(f".{target.stem}.{token}.tmp{target.suffix}")
+    if suffix is not None:
+        tmp = target.with_name(f".{target.stem}.{token}.tmp{suffix}")
     else:
         tmp = target.with_name(f".{target.name}.{token}.tmp")
     try:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from staging.errors import StagingError
+from staging.io import atomic_path
 
 VIDEO_FORMATS = (".mp4", ".webm", ".gif")
 
@@ -105,46 +105,44 @@ def write_video(
     if suffix != ".gif" and (width % 2 or height % 2):
         raise StagingError(f"{suffix} needs even dimensions, got {width}x{height}.")
     ffmpeg_exe()
-    target.parent.mkdir(parents=True, exist_ok=True)
     # Keep the real extension last: ffmpeg picks the container from it.
-    tmp = target.with_name(f".{target.stem}.{secrets.token_hex(4)}.tmp{suffix}")
-    writer = imageio_ffmpeg.write_frames(
-        str(tmp),
-        (width, height),
-        fps=fps,
-        quality=None,
-        macro_block_size=1,
-        ffmpeg_log_level="error",
-        **options,
-    )
-    count = 0
-    try:
-        writer.send(None)  # start ffmpeg
-        for frame in frames:
-            if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
-                raise StagingError(
-                    f"Frame {count} is {frame.dtype} {frame.shape}, expected uint8 "
-                    f"{(height, width, 3)}."
-                )
-            try:
-                writer.send(np.ascontiguousarray(frame))
-            except OSError as exc:  # ffmpeg quit; its own message is on stderr
-                raise StagingError(f"ffmpeg could not write {target}: {exc}") from exc
-            count += 1
-        writer.close()  # waits for ffmpeg to finish the file
-        if count == 0:
-            raise StagingError("No frames to encode.")
+    with atomic_path(target, fsync=False, suffix=suffix) as tmp:
+        writer = imageio_ffmpeg.write_frames(
+            str(tmp),
+            (width, height),
+            fps=fps,
+            quality=None,
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+            **options,
+        )
+        try:
+            _encode(writer, frames, target, (width, height))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.close()
+            raise
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise StagingError(f"ffmpeg failed to write {target} (see its message above).")
-        os.replace(tmp, target)
-    except BaseException:
-        _discard(writer, tmp)
-        raise
     return target
 
 
-def _discard(writer, tmp: Path) -> None:
-    with contextlib.suppress(Exception):
-        writer.close()
-    with contextlib.suppress(OSError):
-        tmp.unlink()
+def _encode(writer, frames: Iterable[np.ndarray], target: Path, size: tuple[int, int]) -> None:
+    """Send every frame to the running ffmpeg ``writer`` and wait for it to finish the file."""
+    width, height = size
+    count = 0
+    writer.send(None)  # start ffmpeg
+    for frame in frames:
+        if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
+            raise StagingError(
+                f"Frame {count} is {frame.dtype} {frame.shape}, expected uint8 "
+                f"{(height, width, 3)}."
+            )
+        try:
+            writer.send(np.ascontiguousarray(frame))
+        except OSError as exc:  # ffmpeg quit; its own message is on stderr
+            raise StagingError(f"ffmpeg could not write {target}: {exc}") from exc
+        count += 1
+    writer.close()  # waits for ffmpeg to finish the file
+    if count == 0:
+        raise StagingError("No frames to encode.")

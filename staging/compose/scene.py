@@ -17,8 +17,8 @@ old object's mask:
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from staging.compose.blend import DEFAULT_SOFTNESS, support_points
+from staging.io import atomic_write
 
 if TYPE_CHECKING:
     from staging.segment.parse import SceneParse
@@ -113,16 +114,10 @@ class SceneCache:
             "shadow_softness": np.array(analysis.shadow_softness),
             "category": np.array(analysis.category or ""),
         } | {name: np.packbits(getattr(analysis, name)) for name in ("mask", "objects", "shadow")}
-        tmp = None
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".part")
-            with os.fdopen(fd, "wb") as out:
-                np.savez(out, **arrays)
-            os.replace(tmp, self.folder / f"{key}.npz")
-        except OSError:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # no fsync: a lost entry only costs a recompute
+            atomic_write(
+                self.folder / f"{key}.npz", lambda out: np.savez(out, **arrays), fsync=False
+            )
 
 
 def main_object(mask: np.ndarray) -> np.ndarray:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from staging.io import atomic_write
 
 
 def image_key(image: np.ndarray) -> str:
@@ -70,15 +71,7 @@ class MaskCache:
 
     @staticmethod
     def _write(path: Path, array: np.ndarray) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         ok, data = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if not ok:
             raise OSError(f"cannot encode {path.name}")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data.tobytes())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(path, lambda out: out.write(data.tobytes()), fsync=False)  # a cache: no fsync
