@@ -45,7 +45,7 @@ from typing import Any
 import gradio as gr
 import platformdirs
 
-from staging import StagingEngine, StagingError
+from staging import StagingEngine, StagingError, captions
 from staging.animate import MOTIONS
 from staging.io import load_image, save_image, save_mask
 from staging.models import get_spec
@@ -520,17 +520,18 @@ def show_catalog(index_dir: str = "", image: str | None = None):
 
 
 def _keep(
-    results: list | None, staged: list, label: str, product: str | None = None
+    results: list | None, staged: list, product: str | None = None, label: str = ""
 ) -> tuple[list, list]:
-    """Save staged results as files; add them to the session's results (the Compare tab).
-    ``product``: the photo's file name, to name exports by."""
+    """Save staged results as files; add them to the session's results (the Compare tab),
+    each named by its number and :func:`staging.captions.label` (``label`` goes before it,
+    e.g. "Adjusted "). ``product``: the photo's file name, to name exports by."""
     results = list(results or [])
     gallery = []
     for number, item in enumerate(staged, start=1):
         stem = f"{item.mode}-{number}"
         image = item.save(_result_path(stem, ".png"))
         alpha = save_mask(_result_path(f"{stem}-alpha", ".png"), item.alpha)
-        caption = f"{label} #{len(results) + 1}: {_caption(item)}"
+        caption = f"#{len(results) + 1} {label}{captions.label(item)}"
         results.append(
             {
                 "label": caption,
@@ -545,51 +546,27 @@ def _keep(
 
 
 def _details(staged: list) -> list[dict]:
-    """``Staged.describe()`` of each result, for the JSON panel. A ``path`` key is renamed
-    ``file`` (API clients take any ``{"path": ...}`` object for a file to download), and files
-    are named, never located: a client must not learn the server's folders."""
-    details = []
-    for item in staged:
-        info = item.describe()
-        source = {("file" if k == "path" else k): v for k, v in info["source"].items()}
-        for key in ("file", "mask"):
-            if source.get(key):
-                source[key] = Path(str(source[key])).name
-        info["source"] = source
-        details.append(info)
-    return details
+    """The JSON panel's details: files named, never located (:func:`captions.public_details`)."""
+    return [captions.public_details(item) for item in staged]
 
 
-def _caption(item) -> str:
-    source = item.source
-    if item.mode == "copy-paste":
-        where = "in front of its object" if source.get("placement") == "insert" else "replacing"
-        fit = item.scores.get("fit")
-        caption = f"{source.get('id')} ({source.get('category') or '-'}), {where}, fit {fit}"
-        caption += _product_words(source.get("product") or {})
-        if item.scores.get("scale", 0) > 1 and source.get("warning"):
-            caption += f", enlarged {item.scores['scale']:.1f}x (may look soft)"
-        return caption
-    placement = source.get("placement") or {}
-    bits = [
-        source.get("label"),  # "backdrop only (no diffusion model)" without weights
-        placement.get("name"),
-        source.get("theme") or source.get("prompt"),
-        f"seed {source['seed']}" if "seed" in source else None,
+def _why(staged: list, skipped: dict | None = None) -> str:
+    """Each result in a designer's words (:func:`captions.explain`), and what did not run."""
+    lines = [f"**{captions.label(item)}.** {captions.explain(item)}" for item in staged]
+    lines += [
+        f"**{mode.capitalize()}** made nothing: {why}" for mode, why in (skipped or {}).items()
     ]
-    return ", ".join(str(b) for b in bits if b)
+    return "\n\n".join(lines)
 
 
-def _product_words(product: dict) -> str:
-    """What copy-paste took the product for, in words: given, or read from the catalog."""
-    kind, size = product.get("product_type"), product.get("product_size")
-    if not kind and not size:
-        return ", kind unknown (type one in Product kind)"
-    said = " ".join(str(v) for v in (kind, size) if v)
-    if product.get("inferred_from") == "catalog":
-        sure = round(100 * float(product.get("confidence", 0)))
-        return f", taken for {said} (nearest catalog shots, {sure}% of the vote)"
-    return f", as {said}"
+def _scene_info(item) -> dict[str, Any]:
+    """What re-rendering a copy-paste result needs (kept server-side, in a gr.State)."""
+    source, product = item.source, item.source.get("product") or {}
+    return {
+        "scene": source["path"], "scene_mask": source.get("mask"), "box": source.get("box"),
+        "object_size": source.get("object_size"), "object_type": source.get("object_type"),
+        "product_type": product.get("product_type"), "product_size": product.get("product_size"),
+    }  # fmt: skip
 
 
 @readable_errors
@@ -621,7 +598,7 @@ def copy_paste(
         product_size=(product_size or "").strip() or None,
         progress=_progress(progress),
     )
-    results, gallery = _keep(results, staged, "copy-paste", image)
+    results, gallery = _keep(results, staged, image)
     sources = [
         (
             _served(load_image(s.source["path"]), "scene"),
@@ -637,14 +614,106 @@ def copy_paste(
         f"segment `{first.get('segment_backend', '?')}`, inpaint "
         f"`{first.get('inpaint_backend') or 'none (nothing removed)'}`",
     )
-    scenes = [
-        {"scene": s.source["path"], "scene_mask": s.source.get("mask"), "box": s.source.get("box"),
-         "object_size": s.source.get("object_size"), "object_type": s.source.get("object_type"),
-         "product_type": (s.source.get("product") or {}).get("product_type"),
-         "product_size": (s.source.get("product") or {}).get("product_size")}
-        for s in staged
-    ]  # fmt: skip
-    return gallery, sources, details, results, steps, status, scenes
+    scenes = [_scene_info(s) for s in staged]
+    return gallery, sources, details, results, steps, status, scenes, _why(staged)
+
+
+# --------------------------------------------------------------------------------------------
+# Studio: every mode at once, one grid
+# --------------------------------------------------------------------------------------------
+
+PICK_FIRST = "Pick a result in the grid first."
+
+
+@readable_errors
+def stage_all(
+    image: str | None,
+    mask: str | None = None,
+    k: int = 3,
+    product_type: str = "",
+    product_size: str = "",
+    index_dir: str = "",
+    results: list | None = None,
+    steps: dict | None = None,
+    progress=gr.Progress(),
+):
+    """Studio: every mode's candidates in one grid (engine.stage_candidates) — copy-paste
+    into the chosen index's scenes, vanilla, and the prompt the bandit suggests."""
+    _need_image(image)
+    index = _index_dir(index_dir, progress)
+    found = engine.stage_candidates(
+        image,
+        k=int(k),
+        index=index,
+        mask=_mask_or_none(mask),
+        product_type=(product_type or "").strip() or None,
+        product_size=(product_size or "").strip() or None,
+        progress=_progress(progress),
+    )
+    results, gallery = _keep(results, found.results, image)
+    new = results[len(results) - len(found.results) :]
+    picks = [
+        {
+            "label": kept["label"],
+            "why": f"**{kept['label']}.** {captions.explain(item)}",
+            "details": captions.public_details(item),
+            "scene": _scene_info(item) if item.mode == "copy-paste" else None,
+        }
+        for kept, item in zip(new, found.results, strict=True)
+    ]
+    made = ", ".join(
+        f"{mode} ×{sum(r.mode == mode for r in found.results)}" for mode in found.modes
+    )
+    steps, status = _step(steps, "studio", made)
+    notes = _why([], found.skipped) or "Pick a result to see where it came from and why."
+    return gallery, notes, results, steps, status, picks
+
+
+def pick_candidate(picks: list | None, evt: gr.SelectData):
+    """Selecting a grid result: its words and details; Adjust only for copy-paste results."""
+    if not picks or evt.index is None or evt.index >= len(picks):
+        raise gr.Error("Stage the product first (Stage in every mode), then pick a result.")
+    pick = picks[evt.index]
+    return pick["label"], pick["why"], pick["details"], gr.update(interactive=bool(pick["scene"]))
+
+
+def adjust_candidate(picks: list | None, picked: str | None):
+    """Open the picked copy-paste result in the Copy-paste tab's Adjust panel."""
+    pick = next((p for p in picks or [] if p["label"] == picked), None)
+    if pick is None:
+        raise gr.Error(PICK_FIRST)
+    if not pick["scene"]:
+        raise gr.Error("Only copy-paste results can be adjusted (moved, resized, re-placed).")
+    adjusting = dict(pick["scene"], object_at=None, position=None)
+    return adjusting, "as fitted", 1.0, gr.Tabs(selected="copy-paste")
+
+
+@readable_errors
+def animate_candidate(
+    image: str | None,
+    mask: str | None,
+    picked: str | None,
+    motion: str = "pan",
+    seconds: float = 3.0,
+    size: str = "photo",
+    results: list | None = None,
+    steps: dict | None = None,
+    progress=gr.Progress(),
+):
+    """A parallax clip of the picked result, with the Parallax tab's settings."""
+    if not picked:
+        raise gr.Error(PICK_FIRST)
+    clip = render_parallax(image, mask, picked, motion, seconds, size, results, steps, progress)
+    return (gr.Column(visible=True), *clip)
+
+
+def favourite_candidate(picked: str | None, favourites: list[str] | None):
+    """Mark the picked result a favourite (the Compare tab's favourites: exported, and they
+    teach the prompt bandit)."""
+    if not picked:
+        raise gr.Error(PICK_FIRST)
+    chosen = list(dict.fromkeys([*(favourites or []), picked]))
+    return gr.update(value=chosen), f"{len(chosen)} favourite(s): " + "; ".join(chosen)
 
 
 OLD_OBJECT = {"as fitted": None, "removed": True, "kept": False}
@@ -713,7 +782,7 @@ def keep_adjusted(staged, results: list | None, image: str | None = None):
     """Add the adjusted image to the session's results (Compare tab, exports)."""
     if staged is None:
         raise gr.Error("Adjust a result first.")
-    results, _ = _keep(results, [staged], "adjusted", image)
+    results, _ = _keep(results, [staged], image, "Adjusted ")
     return results
 
 
@@ -760,7 +829,7 @@ def stage_vanilla(
         mask=_mask_or_none(mask),
         progress=_progress(progress),
     )
-    results, gallery = _keep(results, staged, "vanilla", image)
+    results, gallery = _keep(results, staged, image)
     steps, status = _generated_status(steps, "vanilla", staged)
     return gallery, _details(staged), results, steps, status
 
@@ -794,7 +863,7 @@ def stage_prompt(
         interests=_interests(interests),
         progress=_progress(progress),
     )
-    results, gallery = _keep(results, staged, "prompt", image)
+    results, gallery = _keep(results, staged, image)
     steps, status = _generated_status(steps, "prompt", staged)
     return gallery, _details(staged), results, steps, status
 
@@ -877,12 +946,14 @@ def generator_choices() -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def compare_view(results: list | None):
-    """Gallery of every result so far, favourites choices, parallax sources."""
+def compare_view(results: list | None, favourites: list[str] | None = None):
+    """Gallery of every result so far, favourites choices (the ticked ones kept), parallax
+    sources."""
     results = results or []
     labels = [r["label"] for r in results]
     gallery = [(r["image"], r["label"]) for r in results]
-    favourites = gr.CheckboxGroup(choices=labels, value=[])
+    kept = [label for label in favourites or [] if label in labels]
+    favourites = gr.CheckboxGroup(choices=labels, value=kept)
     sources = gr.Dropdown(choices=[PRODUCT_PHOTO, *labels], value=PRODUCT_PHOTO)
     return gallery, favourites, sources
 
@@ -1032,357 +1103,432 @@ def build_ui() -> gr.Blocks:
                 scale=0,
             )
 
-        # ---------------------------------------------------------------- Product
-        with gr.Tab("Product", id="product"):
-            with gr.Row():
-                with gr.Column(scale=2):
-                    image = readable_uploads(
-                        gr.Image(
-                            label="Product photo",
-                            type="filepath",
-                            image_mode=None,
-                            height=320,
-                            elem_id="product-image",
+        advanced = gr.Checkbox(
+            value=False, label="Advanced: show the JSON details of each result", elem_id="advanced"
+        )
+        with gr.Tabs(selected="studio") as tabs:
+            # ------------------------------------------------------------ Studio
+            with gr.Tab("Studio", id="studio"):
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        image = readable_uploads(
+                            gr.Image(
+                                label="Product photo",
+                                type="filepath",
+                                image_mode=None,
+                                height=300,
+                                elem_id="product-image",
+                            )
                         )
+                    with gr.Column(scale=2):
+                        product_kind = gr.Textbox(
+                            label="Product kind",
+                            placeholder="blank: read from the catalog (e.g. Chair)",
+                            elem_id="product-kind",
+                        )
+                        product_size = gr.Textbox(
+                            label="Size",
+                            placeholder="blank: the kind's (e.g. 80x78 cm, width first)",
+                            elem_id="product-size",
+                        )
+                        studio_k = gr.Slider(
+                            1, 6, value=3, step=1, label="Copy-paste candidates",
+                            elem_id="studio-k",
+                        )  # fmt: skip
+                        studio_button = gr.Button(
+                            "Stage in every mode", variant="primary", elem_id="studio-button"
+                        )
+                        gr.Markdown(
+                            "Copy-paste uses the index chosen in the **Catalog** tab (the demo "
+                            "rooms, or the rooms you upload there). The mask is made as soon "
+                            "as a photo is loaded (see and correct it in the **Mask** tab)."
+                        )
+                        if EXAMPLES:
+                            gr.Examples(
+                                EXAMPLES, inputs=image, label="Examples (procedural renders)"
+                            )
+                studio_grid = gr.Gallery(
+                    label="Every mode's candidates (pick one)",
+                    columns=5,
+                    height=300,
+                    object_fit="contain",
+                    elem_id="studio-grid",
+                )
+                studio_why = gr.Markdown(
+                    "Load a product photo, then **Stage in every mode**.", elem_id="studio-why"
+                )
+                with gr.Row():
+                    studio_favourite = gr.Button("★ Favourite", elem_id="studio-favourite")
+                    studio_adjust = gr.Button(
+                        "Adjust (copy-paste)", interactive=False, elem_id="studio-adjust"
                     )
-                with gr.Column(scale=1):
+                    studio_animate = gr.Button("Animate", elem_id="studio-animate")
+                    studio_export = gr.Button("Export favourites", elem_id="studio-export")
+                studio_favourites = gr.Markdown(elem_id="studio-favourites")
+                with gr.Row():
+                    with gr.Column(visible=False) as studio_clip_box:
+                        studio_video = gr.Video(
+                            label="Parallax (settings: Parallax tab)", autoplay=True, loop=True,
+                            height=260, elem_id="studio-video",
+                        )  # fmt: skip
+                        studio_clip = gr.Markdown(elem_id="studio-clip")
+                        studio_download = gr.DownloadButton(
+                            "Download MP4", visible=False, elem_id="studio-download"
+                        )
+                    with gr.Column(visible=False) as studio_files_box:
+                        studio_files = gr.File(
+                            label="Exported files", file_count="multiple", elem_id="studio-files"
+                        )
+                        studio_zip = gr.File(label="All as .zip", elem_id="studio-zip")
+                studio_details = gr.JSON(label="Details", visible=False, elem_id="studio-details")
+
+            # ------------------------------------------------------------ Mask
+            with gr.Tab("Mask", id="mask"):
+                with gr.Row():
                     backend = gr.Dropdown(
                         backends,
                         value="auto",
                         label="Segmentation backend",
                         info="auto: the best pretrained model on disk (IS-Net first); without "
                         "one, the weights-free 'catalog' for plain backdrops only",
+                        scale=3,
                     )
-                    run = gr.Button("Segment", variant="primary", elem_id="segment-button")
-                    gr.Markdown(
-                        "The mask is made as soon as a photo is loaded. Every staging mode "
-                        "uses it, including your brush corrections below."
-                    )
-                    if EXAMPLES:
-                        gr.Examples(EXAMPLES, inputs=image, label="Examples (procedural renders)")
-            with gr.Row():
-                prob = gr.Image(
-                    label="Probability",
-                    type="filepath",
-                    format="png",
-                    height=240,
-                    interactive=False,
-                )
-                mask_view = gr.Image(
-                    label="Mask (threshold 0.5, with corrections)",
-                    type="filepath",
-                    format="png",
-                    height=240,
-                    interactive=False,
-                    elem_id="mask-image",
-                )
-                cutout = gr.Image(
-                    label="Cutout",
-                    type="filepath",
-                    format="png",
-                    height=240,
-                    interactive=False,
-                    elem_id="cutout-image",
-                )
-            # The product's alpha as every mode receives it (hidden; an API input).
-            alpha = readable_uploads(  # an upload too: every staging call of the API takes it
-                gr.Image(
-                    label="Product alpha",
-                    type="filepath",
-                    format="png",
-                    image_mode="L",
-                    visible=False,
-                )
-            )
-            with gr.Accordion("Correct the mask with a brush", open=False, elem_id="brush"):
-                gr.Markdown(
-                    "The background is tinted blue. Paint **green** over parts of the product "
-                    "the mask missed and **red** over background it kept, then apply."
-                )
-                editor = gr.ImageEditor(
-                    label="Brush",
-                    type="numpy",
-                    format="png",
-                    sources=(),
-                    transforms=(),
-                    layers=False,
-                    brush=gr.Brush(
-                        colors=[mask_edit.ADD_COLOUR, mask_edit.REMOVE_COLOUR],
-                        default_color=mask_edit.ADD_COLOUR,
-                        color_mode="fixed",
-                        default_size=12,
-                    ),
-                    eraser=gr.Eraser(default_size=12),
-                    height=420,
-                    elem_id="brush-editor",
-                )
-                apply_brush = gr.Button("Apply corrections", elem_id="apply-brush")
-
-        # ---------------------------------------------------------------- Catalog
-        with gr.Tab("Catalog", id="catalog"):
-            gr.Markdown(
-                "Copy-paste staging reuses the backgrounds of **staged** catalog photos "
-                "(products in rooms). Upload your own rooms below, or (operators) index a "
-                "folder shared on the server into a named index kept in the app's cache "
-                "(incremental: re-running only processes new or changed images). Without "
-                "either, the demo catalog is used."
-            )
-            gr.Markdown(engine.scene_parser_status(), elem_id="scene-parser-status")
-            with gr.Row():
-                folder = gr.Textbox(label="Catalog folder", value=str(DEMO_CATALOG), scale=3)
-                csv = gr.Textbox(
-                    label="CSV (optional: id,image,category,title,...)", value="", scale=2
-                )
-            index_dir = gr.Dropdown(
-                index_choices(),
-                value=DEMO,
-                allow_custom_value=True,
-                label="Index (used by Copy-paste): 'demo' is the read-only demo catalog; type "
-                "a new name to index your own folder into it",
-                elem_id="index-dir",
-            )
-            with gr.Row():
-                index_button = gr.Button("Index folder", variant="primary", elem_id="index-button")
-                show_button = gr.Button("Show index", elem_id="show-index-button")
-            with gr.Accordion("Bring your own rooms (upload)", open=True):
-                gr.Markdown(
-                    "Upload room photos — many files or a zip, and optionally a CSV "
-                    "(`image,mask,type,size,...`) — to index them into an index of this "
-                    "session (or the name you type). Copy-paste uses it at once. Up to 500 "
-                    "images of 25 MB each; files that cannot be used are listed."
-                )
+                    run = gr.Button("Segment again", variant="primary", elem_id="segment-button")
                 with gr.Row():
-                    uploads = gr.File(
-                        file_count="multiple", file_types=["image", ".zip", ".csv"],
-                        type="filepath", label="Room photos, a zip, a CSV", scale=3,
-                        elem_id="catalog-upload",
-                    )  # fmt: skip
-                    upload_name = gr.Textbox(
-                        label="Index name (blank: this session's)", scale=1,
-                        elem_id="upload-name",
-                    )  # fmt: skip
-                with gr.Row():
-                    upload_button = gr.Button(
-                        "Upload and index", variant="primary", elem_id="upload-button"
-                    )
-                    delete_button = gr.Button("Delete this index", elem_id="delete-index-button")
-            catalog_stats = gr.Markdown(label="Index", elem_id="catalog-stats")
-            catalog_gallery = gr.Gallery(
-                label="Catalog items nearest to the product", columns=4, height=300
-            )
-
-        # ---------------------------------------------------------------- Copy-paste
-        with gr.Tab("Copy-paste", id="copy-paste"):
-            gr.Markdown(
-                "Paper §5.3: the product is pasted into the most similar **staged** catalog "
-                "scenes, where the old product stood (removed and inpainted). Uses the product "
-                "and mask of the Product tab and the index of the Catalog tab."
-            )
-            with gr.Row():
-                k = gr.Slider(1, 6, value=3, step=1, label="Candidates (k)", elem_id="copy-paste-k")
-                shadow = gr.Checkbox(value=True, label="Contact shadow")
-                harmonize = gr.Checkbox(value=True, label="Harmonise colours")
-                product_kind = gr.Textbox(
-                    label="Product kind", placeholder="blank: read from the catalog (Chair)",
-                    elem_id="copy-paste-kind",
-                )  # fmt: skip
-                product_size = gr.Textbox(
-                    label="Size", placeholder="blank: the kind's (80x78 cm, width first)",
-                    elem_id="copy-paste-size",
-                )  # fmt: skip
-                cp_button = gr.Button("Stage", variant="primary", elem_id="copy-paste-button")
-            with gr.Row():
-                cp_gallery = gr.Gallery(
-                    label="Staged candidates",
-                    columns=3,
-                    height=230,
-                    object_fit="contain",  # whole, never cropped
-                    elem_id="copy-paste-gallery",
-                )
-                cp_sources = gr.Gallery(
-                    label="Catalog scene each came from",
-                    columns=3,
-                    height=230,
-                    object_fit="contain",
-                    elem_id="copy-paste-sources",
-                )
-            cp_details = gr.JSON(label="Details (retrieval score, product SSIM, alignment)")
-            with gr.Accordion("Adjust a result (pick one above)", open=True):
-                with gr.Row():
-                    click_mode = gr.Radio(
-                        [CLICK_MOVES, CLICK_PICKS],
-                        value=CLICK_MOVES,
-                        label="A click in the picture",
-                        elem_id="adjust-click",
-                    )
-                    old_object = gr.Radio(
-                        list(OLD_OBJECT), value="as fitted", label="The old object",
-                        elem_id="adjust-old-object",
-                    )  # fmt: skip
-                    adjust_scale = gr.Slider(
-                        0.3, 2.0, value=1.0, step=0.05, label="Size", elem_id="adjust-scale"
-                    )
-                    adjust_shadow = gr.Checkbox(value=True, label="Shadows")
-                    keep_button = gr.Button("Keep this version", elem_id="adjust-keep")
-                with gr.Row():
-                    adjust_view = gr.Image(
-                        label="Click to move the product or to pick the object it replaces",
+                    prob = gr.Image(
+                        label="Probability",
+                        type="filepath",
+                        format="png",
+                        height=240,
                         interactive=False,
+                    )
+                    mask_view = gr.Image(
+                        label="Mask (threshold 0.5, with corrections)",
+                        type="filepath",
+                        format="png",
+                        height=240,
+                        interactive=False,
+                        elem_id="mask-image",
+                    )
+                    cutout = gr.Image(
+                        label="Cutout",
+                        type="filepath",
+                        format="png",
+                        height=240,
+                        interactive=False,
+                        elem_id="cutout-image",
+                    )
+                # The product's alpha as every mode receives it (hidden; an API input).
+                alpha = readable_uploads(  # an upload too: every staging call of the API takes it
+                    gr.Image(
+                        label="Product alpha",
+                        type="filepath",
+                        format="png",
+                        image_mode="L",
+                        visible=False,
+                    )
+                )
+                with gr.Accordion("Correct the mask with a brush", open=False, elem_id="brush"):
+                    gr.Markdown(
+                        "The background is tinted blue. Paint **green** over parts of the product "
+                        "the mask missed and **red** over background it kept, then apply."
+                    )
+                    editor = gr.ImageEditor(
+                        label="Brush",
+                        type="numpy",
+                        format="png",
+                        sources=(),
+                        transforms=(),
+                        layers=False,
+                        brush=gr.Brush(
+                            colors=[mask_edit.ADD_COLOUR, mask_edit.REMOVE_COLOUR],
+                            default_color=mask_edit.ADD_COLOUR,
+                            color_mode="fixed",
+                            default_size=12,
+                        ),
+                        eraser=gr.Eraser(default_size=12),
                         height=420,
-                        elem_id="adjust-view",
+                        elem_id="brush-editor",
                     )
-                    adjust_details = gr.JSON(
-                        label="Placement (feet, object, fit)", elem_id="adjust-details"
+                    apply_brush = gr.Button("Apply corrections", elem_id="apply-brush")
+
+            # ---------------------------------------------------------------- Catalog
+            with gr.Tab("Catalog", id="catalog"):
+                gr.Markdown(
+                    "Copy-paste staging reuses the backgrounds of **staged** catalog photos "
+                    "(products in rooms). Upload your own rooms below, or (operators) index a "
+                    "folder shared on the server into a named index kept in the app's cache "
+                    "(incremental: re-running only processes new or changed images). Without "
+                    "either, the demo catalog is used."
+                )
+                gr.Markdown(engine.scene_parser_status(), elem_id="scene-parser-status")
+                with gr.Row():
+                    folder = gr.Textbox(
+                        label="Catalog folder on the server (operators)",
+                        placeholder="a folder inside STAGING_CATALOG_ROOTS",
+                        scale=3,
                     )
-
-        # ---------------------------------------------------------------- Vanilla
-        categories = category_choices()
-        with gr.Tab("Vanilla", id="vanilla"):
-            gr.Markdown(
-                "The whole background generated around the product, laid out for each "
-                "placement size; no retrieval, and no scene prompt (`a photo of a <category>`, "
-                "or nothing without a category)."
-            )
-            with gr.Accordion(generator_title(), open=False):
-                gr.Markdown(generation_note())
-            with gr.Row():
-                v_category = gr.Dropdown(
-                    categories,
-                    value=None,
-                    allow_custom_value=True,
-                    label="Product category",
-                    elem_id="vanilla-category",
-                )
-                v_prompt = gr.Textbox(label="Prompt (optional: replaces the default)", scale=2)
-            with gr.Row():
-                v_placement = gr.Dropdown(
-                    placements,
-                    value=[default_placement],
-                    multiselect=True,
-                    allow_custom_value=True,
-                    label="Placement sizes (names, WxH or ratios)",
-                    scale=2,
-                    elem_id="vanilla-placement",
-                )
-                v_seed = gr.Number(value=0, precision=0, label="Seed")
-                v_backend = gr.Dropdown(generators, value="auto", label="Generator")
-            v_button = gr.Button("Stage", variant="primary", elem_id="vanilla-button")
-            v_gallery = gr.Gallery(
-                label="Results",
-                columns=4,
-                height=320,
-                object_fit="contain",
-                elem_id="vanilla-gallery",
-            )
-            v_details = gr.JSON(label="Details")
-
-        # ---------------------------------------------------------------- Prompt
-        with gr.Tab("Prompt", id="prompt"):
-            gr.Markdown(
-                "A scene from a prompt, or from one of the category's themes "
-                "(`staging/assets/prompts.yaml`). **Suggest** asks the category's contextual "
-                "bandit (LinUCB) which theme to use for this viewer."
-            )
-            with gr.Row():
-                p_category = gr.Dropdown(
-                    categories,
-                    value=None,
-                    allow_custom_value=True,
-                    label="Product category",
-                    elem_id="prompt-category",
-                )
-                p_location = gr.Textbox(label="Viewer location (optional)")
-                p_interests = gr.Textbox(label="Viewer interests, comma-separated (optional)")
-                suggest = gr.Button("Suggest", elem_id="suggest-button")
-            suggestion = gr.Markdown(label="Suggestion", elem_id="prompt-suggestion")
-            with gr.Row():
-                p_theme = gr.Dropdown(
-                    theme_choices(None),
-                    value=None,
-                    allow_custom_value=True,
-                    label="Theme",
-                    scale=1,
-                )
-                p_prompt = gr.Textbox(
-                    label="Prompt (optional: replaces the theme's)", lines=2, scale=3
-                )
-            with gr.Row():
-                p_placement = gr.Dropdown(
-                    placements,
-                    value=[default_placement],
-                    multiselect=True,
-                    allow_custom_value=True,
-                    label="Placement sizes",
-                    scale=2,
-                )
-                p_seed = gr.Number(value=0, precision=0, label="Seed")
-                p_backend = gr.Dropdown(generators, value="auto", label="Generator")
-            p_button = gr.Button("Stage", variant="primary", elem_id="prompt-button")
-            p_gallery = gr.Gallery(
-                label="Results",
-                columns=4,
-                height=320,
-                object_fit="contain",
-                elem_id="prompt-gallery",
-            )
-            p_details = gr.JSON(label="Details")
-
-        # ---------------------------------------------------------------- Compare
-        with gr.Tab("Compare", id="compare"):
-            gr.Markdown(
-                "Every result of this session, side by side. Tick favourites and download "
-                "them (all results when none is ticked). Downloaded favourites of the Prompt "
-                "tab teach its theme bandit which themes you prefer."
-            )
-            compare_gallery = gr.Gallery(
-                label="Results", columns=4, height=360, object_fit="contain"
-            )
-            favourites = gr.CheckboxGroup(label="Favourites", choices=[], elem_id="favourites")
-            with gr.Row():
-                fmt = gr.Radio(list(FORMATS), value="PNG", label="Format")
-                export_button = gr.Button(
-                    "Prepare downloads", variant="primary", elem_id="export-button"
-                )
-                clear_button = gr.Button("Clear results")
-            with gr.Row():
-                export_files = gr.File(label="Files", file_count="multiple", elem_id="export-files")
-                export_zip = gr.File(label="All as .zip")
-
-        # ---------------------------------------------------------------- Parallax
-        with gr.Tab("Parallax", id="parallax"):
-            gr.Markdown(
-                "Paper §5.4: the product moves more than the background behind it (inpainted "
-                "once), which reads as depth. Seamless loop, H.264 MP4."
-            )
-            with gr.Row():
-                source = gr.Dropdown(
-                    [PRODUCT_PHOTO],
-                    value=PRODUCT_PHOTO,
-                    label="Animate",
-                    scale=2,
-                    elem_id="parallax-source",
-                )
-                motion = gr.Radio(list(MOTIONS), value="pan", label="Motion")
-                seconds = gr.Slider(
-                    1, 10, value=3, step=0.5, label="Length (s)", elem_id="parallax-seconds"
-                )
-                size = gr.Dropdown(
-                    PARALLAX_SIZES,
-                    value="photo",
-                    allow_custom_value=True,
-                    label="Size (ratio or WxH)",
-                    elem_id="parallax-size",
-                )
-            px_button = gr.Button("Render", variant="primary", elem_id="parallax-button")
-            with gr.Row():
-                video = gr.Video(
-                    label="Preview", autoplay=True, loop=True, height=360, elem_id="parallax-video"
-                )
-                with gr.Column():
-                    px_info = gr.Markdown(label="Clip", elem_id="parallax-info")
-                    download = gr.DownloadButton(
-                        "Download MP4", visible=False, elem_id="parallax-download"
+                    csv = gr.Textbox(
+                        label="CSV (optional: id,image,category,title,...)", value="", scale=2
                     )
+                index_dir = gr.Dropdown(
+                    index_choices(),
+                    value=DEMO,
+                    allow_custom_value=True,
+                    label="Index (used by Copy-paste): 'demo' is the read-only demo catalog; type "
+                    "a new name to index your own folder into it",
+                    elem_id="index-dir",
+                )
+                with gr.Row():
+                    index_button = gr.Button(
+                        "Index folder", variant="primary", elem_id="index-button"
+                    )
+                    show_button = gr.Button("Show index", elem_id="show-index-button")
+                with gr.Accordion("Bring your own rooms (upload)", open=True):
+                    gr.Markdown(
+                        "Upload room photos — many files or a zip, and optionally a CSV "
+                        "(`image,mask,type,size,...`) — to index them into an index of this "
+                        "session (or the name you type). Copy-paste uses it at once. Up to 500 "
+                        "images of 25 MB each; files that cannot be used are listed."
+                    )
+                    with gr.Row():
+                        uploads = gr.File(
+                            file_count="multiple", file_types=["image", ".zip", ".csv"],
+                            type="filepath", label="Room photos, a zip, a CSV", scale=3,
+                            elem_id="catalog-upload",
+                        )  # fmt: skip
+                        upload_name = gr.Textbox(
+                            label="Index name (blank: this session's)", scale=1,
+                            elem_id="upload-name",
+                        )  # fmt: skip
+                    with gr.Row():
+                        upload_button = gr.Button(
+                            "Upload and index", variant="primary", elem_id="upload-button"
+                        )
+                        delete_button = gr.Button(
+                            "Delete this index", elem_id="delete-index-button"
+                        )
+                catalog_stats = gr.Markdown(label="Index", elem_id="catalog-stats")
+                catalog_gallery = gr.Gallery(
+                    label="Catalog items nearest to the product", columns=4, height=300
+                )
+
+            # ---------------------------------------------------------------- Copy-paste
+            with gr.Tab("Copy-paste", id="copy-paste"):
+                gr.Markdown(
+                    "Paper §5.3: the product is pasted into the most similar **staged** catalog "
+                    "scenes, where the old product stood (removed and inpainted). Uses the product "
+                    "and mask of the Studio and Mask tabs, and the index of the Catalog tab."
+                )
+                with gr.Row():
+                    k = gr.Slider(
+                        1, 6, value=3, step=1, label="Candidates (k)", elem_id="copy-paste-k"
+                    )
+                    shadow = gr.Checkbox(value=True, label="Contact shadow")
+                    harmonize = gr.Checkbox(value=True, label="Harmonise colours")
+                    cp_button = gr.Button("Stage", variant="primary", elem_id="copy-paste-button")
+                with gr.Row():
+                    cp_gallery = gr.Gallery(
+                        label="Staged candidates",
+                        columns=3,
+                        height=230,
+                        object_fit="contain",  # whole, never cropped
+                        elem_id="copy-paste-gallery",
+                    )
+                    cp_sources = gr.Gallery(
+                        label="Catalog scene each came from",
+                        columns=3,
+                        height=230,
+                        object_fit="contain",
+                        elem_id="copy-paste-sources",
+                    )
+                cp_why = gr.Markdown(elem_id="copy-paste-why")
+                cp_details = gr.JSON(
+                    label="Details (retrieval score, product SSIM, alignment)", visible=False
+                )
+                with gr.Accordion("Adjust a result (pick one above)", open=True):
+                    with gr.Row():
+                        click_mode = gr.Radio(
+                            [CLICK_MOVES, CLICK_PICKS],
+                            value=CLICK_MOVES,
+                            label="A click in the picture",
+                            elem_id="adjust-click",
+                        )
+                        old_object = gr.Radio(
+                            list(OLD_OBJECT), value="as fitted", label="The old object",
+                            elem_id="adjust-old-object",
+                        )  # fmt: skip
+                        adjust_scale = gr.Slider(
+                            0.3, 2.0, value=1.0, step=0.05, label="Size", elem_id="adjust-scale"
+                        )
+                        adjust_shadow = gr.Checkbox(value=True, label="Shadows")
+                        keep_button = gr.Button("Keep this version", elem_id="adjust-keep")
+                    with gr.Row():
+                        adjust_view = gr.Image(
+                            label="Click to move the product or to pick the object it replaces",
+                            interactive=False,
+                            height=420,
+                            elem_id="adjust-view",
+                        )
+                        adjust_details = gr.JSON(
+                            label="Placement (feet, object, fit)", visible=False,
+                            elem_id="adjust-details",
+                        )  # fmt: skip
+
+            # ---------------------------------------------------------------- Vanilla
+            categories = category_choices()
+            with gr.Tab("Vanilla", id="vanilla"):
+                gr.Markdown(
+                    "The whole background generated around the product, laid out for each "
+                    "placement size; no retrieval, and no scene prompt (`a photo of a <category>`, "
+                    "or nothing without a category)."
+                )
+                with gr.Accordion(generator_title(), open=False):
+                    gr.Markdown(generation_note())
+                with gr.Row():
+                    v_category = gr.Dropdown(
+                        categories,
+                        value=None,
+                        allow_custom_value=True,
+                        label="Product category",
+                        elem_id="vanilla-category",
+                    )
+                    v_prompt = gr.Textbox(label="Prompt (optional: replaces the default)", scale=2)
+                with gr.Row():
+                    v_placement = gr.Dropdown(
+                        placements,
+                        value=[default_placement],
+                        multiselect=True,
+                        allow_custom_value=True,
+                        label="Placement sizes (names, WxH or ratios)",
+                        scale=2,
+                        elem_id="vanilla-placement",
+                    )
+                    v_seed = gr.Number(value=0, precision=0, label="Seed")
+                    v_backend = gr.Dropdown(generators, value="auto", label="Generator")
+                v_button = gr.Button("Stage", variant="primary", elem_id="vanilla-button")
+                v_gallery = gr.Gallery(
+                    label="Results",
+                    columns=4,
+                    height=320,
+                    object_fit="contain",
+                    elem_id="vanilla-gallery",
+                )
+                v_details = gr.JSON(label="Details", visible=False)
+
+            # ---------------------------------------------------------------- Prompt
+            with gr.Tab("Prompt", id="prompt"):
+                gr.Markdown(
+                    "A scene from a prompt, or from one of the category's themes "
+                    "(`staging/assets/prompts.yaml`). **Suggest** asks the category's contextual "
+                    "bandit (LinUCB) which theme to use for this viewer."
+                )
+                with gr.Row():
+                    p_category = gr.Dropdown(
+                        categories,
+                        value=None,
+                        allow_custom_value=True,
+                        label="Product category",
+                        elem_id="prompt-category",
+                    )
+                    p_location = gr.Textbox(label="Viewer location (optional)")
+                    p_interests = gr.Textbox(label="Viewer interests, comma-separated (optional)")
+                    suggest = gr.Button("Suggest", elem_id="suggest-button")
+                suggestion = gr.Markdown(label="Suggestion", elem_id="prompt-suggestion")
+                with gr.Row():
+                    p_theme = gr.Dropdown(
+                        theme_choices(None),
+                        value=None,
+                        allow_custom_value=True,
+                        label="Theme",
+                        scale=1,
+                    )
+                    p_prompt = gr.Textbox(
+                        label="Prompt (optional: replaces the theme's)", lines=2, scale=3
+                    )
+                with gr.Row():
+                    p_placement = gr.Dropdown(
+                        placements,
+                        value=[default_placement],
+                        multiselect=True,
+                        allow_custom_value=True,
+                        label="Placement sizes",
+                        scale=2,
+                    )
+                    p_seed = gr.Number(value=0, precision=0, label="Seed")
+                    p_backend = gr.Dropdown(generators, value="auto", label="Generator")
+                p_button = gr.Button("Stage", variant="primary", elem_id="prompt-button")
+                p_gallery = gr.Gallery(
+                    label="Results",
+                    columns=4,
+                    height=320,
+                    object_fit="contain",
+                    elem_id="prompt-gallery",
+                )
+                p_details = gr.JSON(label="Details", visible=False)
+
+            # ---------------------------------------------------------------- Compare
+            with gr.Tab("Compare", id="compare"):
+                gr.Markdown(
+                    "Every result of this session, side by side. Tick favourites and download "
+                    "them (all results when none is ticked). Downloaded favourites of the Prompt "
+                    "tab teach its theme bandit which themes you prefer."
+                )
+                compare_gallery = gr.Gallery(
+                    label="Results", columns=4, height=360, object_fit="contain"
+                )
+                favourites = gr.CheckboxGroup(label="Favourites", choices=[], elem_id="favourites")
+                with gr.Row():
+                    fmt = gr.Radio(list(FORMATS), value="PNG", label="Format")
+                    export_button = gr.Button(
+                        "Prepare downloads", variant="primary", elem_id="export-button"
+                    )
+                    clear_button = gr.Button("Clear results")
+                with gr.Row():
+                    export_files = gr.File(
+                        label="Files", file_count="multiple", elem_id="export-files"
+                    )
+                    export_zip = gr.File(label="All as .zip")
+
+            # ---------------------------------------------------------------- Parallax
+            with gr.Tab("Parallax", id="parallax"):
+                gr.Markdown(
+                    "Paper §5.4: the product moves more than the background behind it (inpainted "
+                    "once), which reads as depth. Seamless loop, H.264 MP4."
+                )
+                with gr.Row():
+                    source = gr.Dropdown(
+                        [PRODUCT_PHOTO],
+                        value=PRODUCT_PHOTO,
+                        label="Animate",
+                        scale=2,
+                        elem_id="parallax-source",
+                    )
+                    motion = gr.Radio(list(MOTIONS), value="pan", label="Motion")
+                    seconds = gr.Slider(
+                        1, 10, value=3, step=0.5, label="Length (s)", elem_id="parallax-seconds"
+                    )
+                    size = gr.Dropdown(
+                        PARALLAX_SIZES,
+                        value="photo",
+                        allow_custom_value=True,
+                        label="Size (ratio or WxH)",
+                        elem_id="parallax-size",
+                    )
+                px_button = gr.Button("Render", variant="primary", elem_id="parallax-button")
+                with gr.Row():
+                    video = gr.Video(
+                        label="Preview",
+                        autoplay=True,
+                        loop=True,
+                        height=360,
+                        elem_id="parallax-video",
+                    )
+                    with gr.Column():
+                        px_info = gr.Markdown(label="Clip", elem_id="parallax-info")
+                        download = gr.DownloadButton(
+                            "Download MP4", visible=False, elem_id="parallax-download"
+                        )
 
         # ---------------------------------------------------------------- events
         seg_outputs = [prob, mask_view, cutout, alpha, steps, status]
@@ -1396,7 +1542,7 @@ def build_ui() -> gr.Blocks:
         demo.load(**banner)  # a model fetched by another session or the CLI shows up on reload
         refresh = dict(
             fn=compare_view,
-            inputs=[results],
+            inputs=[results, favourites],
             outputs=[compare_gallery, favourites, source],
             api_visibility="private",
         )
@@ -1468,7 +1614,7 @@ def build_ui() -> gr.Blocks:
                 product_kind,
                 product_size,
             ],
-            [cp_gallery, cp_sources, cp_details, results, steps, status, cp_scenes],
+            [cp_gallery, cp_sources, cp_details, results, steps, status, cp_scenes, cp_why],
             api_name="copy_paste",
             concurrency_id=HEAVY,
             concurrency_limit=HEAVY_LIMIT,
@@ -1545,6 +1691,55 @@ def build_ui() -> gr.Blocks:
             api_name="parallax",
             concurrency_id=HEAVY,
             concurrency_limit=HEAVY_LIMIT,
+        )
+        # ---------------------------------------------------------------- Studio events
+        picks = gr.State([])  # the grid's results: label, words, details, scene to adjust
+        picked = gr.State(None)  # the label of the picked one
+        studio_button.click(
+            stage_all,
+            [image, alpha, studio_k, product_kind, product_size, index_dir, results, steps],
+            [studio_grid, studio_why, results, steps, status, picks],
+            api_name="stage_all",
+            concurrency_id=HEAVY,
+            concurrency_limit=HEAVY_LIMIT,
+        ).success(**refresh)
+        studio_grid.select(
+            pick_candidate,
+            [picks],
+            [picked, studio_why, studio_details, studio_adjust],
+            api_visibility="private",
+        )
+        studio_adjust.click(
+            adjust_candidate,
+            [picks, picked],
+            [adjusting, old_object, adjust_scale, tabs],
+            api_visibility="private",
+        ).success(**rerender)
+        studio_favourite.click(
+            favourite_candidate,
+            [picked, favourites],
+            [favourites, studio_favourites],
+            api_visibility="private",
+        )
+        shown = lambda: gr.Column(visible=True)  # noqa: E731
+        studio_export.click(
+            export_results, [favourites, fmt, results], [studio_files, studio_zip],
+            api_visibility="private",
+        ).success(shown, None, [studio_files_box], api_visibility="private")  # fmt: skip
+        studio_animate.click(
+            animate_candidate,
+            [image, alpha, picked, motion, seconds, size, results, steps],
+            [studio_clip_box, studio_video, studio_download, studio_clip, steps, status],
+            api_visibility="private",
+            concurrency_id=HEAVY,
+            concurrency_limit=HEAVY_LIMIT,
+        )
+        details = [studio_details, cp_details, adjust_details, v_details, p_details]
+        advanced.change(
+            lambda on: [gr.update(visible=bool(on))] * len(details),
+            [advanced],
+            details,
+            api_visibility="private",
         )
     return demo
 

@@ -27,7 +27,8 @@ def label(item: Staged) -> str:
         return f"{mode} · {scene} · fit {_percent(item.scores.get('fit'))}"
     placement = (source.get("placement") or {}).get("name")
     what = source.get("theme") if item.mode == "prompt" else source.get("category")
-    return " · ".join(str(bit) for bit in (mode, what, placement) if bit)
+    # "backdrop only (no diffusion model)" without weights: a designer must not take it for one
+    return " · ".join(str(bit) for bit in (mode, what, placement, source.get("label")) if bit)
 
 
 def explain(item: Staged) -> str:
@@ -122,8 +123,9 @@ def _generated_words(item: Staged) -> str:
 
 
 def _model_words(source: dict[str, Any]) -> str:
+    segmenter = source.get("segment_backend")
     ran = [
-        ("mask", source.get("segment_backend")),
+        ("mask", "given" if segmenter == "mask" else segmenter),  # "mask": the caller's own
         ("fill", source.get("inpaint_backend")),
         ("generator", source.get("backend")),
         ("model", _file(source.get("model"))),

@@ -301,7 +301,7 @@ def test_catalog_roots_are_configurable(studio, tmp_path, monkeypatch):
 
 
 def test_copy_paste_uses_the_demo_index_and_names_each_scene(studio):
-    gallery, sources, details, results, steps, status, scenes = studio.copy_paste(
+    gallery, sources, details, results, steps, status, scenes, why = studio.copy_paste(
         LAMP, None, 2, True, False, "", [], {}
     )
     assert [Path(s["scene"]).name for s in scenes] == [d["source"]["file"] for d in details]
@@ -316,27 +316,22 @@ def test_copy_paste_uses_the_demo_index_and_names_each_scene(studio):
 
 
 def test_copy_paste_captions_say_what_the_product_was_taken_for(studio):
-    """The demo catalog has no product shots: a bare photo's kind is unknown and the caption
-    says where to give it; a kind typed in the field is used and named."""
-    gallery, *_ = studio.copy_paste(LAMP, None, 1, True, False, "", [], {})
-    assert "kind unknown" in gallery[-1][1]
-    gallery, _, details, *_ = studio.copy_paste(
+    """The demo catalog has no product shots: a bare photo's kind is unknown and the words
+    say where to give it; a kind typed in the field is used and named."""
+    *_, why = studio.copy_paste(LAMP, None, 1, True, False, "", [], {})
+    assert "Product kind unknown" in why
+    gallery, _, details, *_, why = studio.copy_paste(
         LAMP, None, 1, True, False, "", [], {}, "Floor lamp", "40x40 cm"
     )
-    assert gallery[-1][1].endswith("as Floor lamp 40x40 cm")
+    assert "Product as given: Floor lamp 40x40 cm." in why
+    assert gallery[-1][1].startswith("#") and "Copy-paste · " in gallery[-1][1]
     assert details[0]["source"]["product"]["inferred_from"] == "given"
-    assert (
-        studio._product_words(
-            {"product_type": "Stool", "inferred_from": "catalog", "confidence": 0.64}
-        )
-        == ", taken for Stool (nearest catalog shots, 64% of the vote)"
-    )
 
 
 def test_a_copy_paste_result_is_adjusted_by_clicks_size_and_shadows(studio, tmp_path):
     from types import SimpleNamespace as Click
 
-    *_, results, _, _, scenes = studio.copy_paste(LAMP, None, 1, True, False, "", [], {})
+    *_, results, _, _, scenes, _ = studio.copy_paste(LAMP, None, 1, True, False, "", [], {})
     adjusting, old_object, scale = studio.pick_result(scenes, Click(index=0))
     assert (old_object, scale) == ("as fitted", 1.0) and adjusting["position"] is None
     first, info, staged = studio.restage(LAMP, None, adjusting, old_object, scale)
@@ -349,7 +344,7 @@ def test_a_copy_paste_result_is_adjusted_by_clicks_size_and_shadows(studio, tmp_
     picked = studio.click_scene(moved, studio.CLICK_PICKS, Click(index=[5, 5]))
     assert picked["object_at"] == [5, 5] and picked["position"] is None
     kept = studio.keep_adjusted(smaller, results, LAMP)
-    assert len(kept) == len(results) + 1 and kept[-1]["label"].startswith("adjusted #")
+    assert len(kept) == len(results) + 1 and " Adjusted Copy-paste · " in kept[-1]["label"]
     assert studio.export_stem(kept[-1]) == f"lamp-copy-paste-{smaller.source['id']}"
     with pytest.raises(gr.Error) as info:
         studio.restage(LAMP, None, None)
@@ -358,6 +353,69 @@ def test_a_copy_paste_result_is_adjusted_by_clicks_size_and_shadows(studio, tmp_
     with pytest.raises(gr.Error) as info:
         studio.restage(LAMP, None, forged)
     assert "outside the folders this server shares" in _readable(info)
+
+
+# ------------------------------------------------------------------------------ Studio
+
+
+def test_the_studio_grid_shows_every_mode_labelled_and_explains_a_pick(studio):
+    from types import SimpleNamespace as Click
+
+    gallery, notes, results, steps, status, picks = studio.stage_all(
+        LAMP, None, 2, "Floor lamp", "", "", [], {}
+    )
+    labels = [caption for _, caption in gallery]
+    assert [label.split(" · ")[0] for label in labels] == [
+        "#1 Copy-paste", "#2 Copy-paste", "#3 Vanilla", "#4 Prompt",
+    ]  # fmt: skip
+    assert [r["label"] for r in results] == labels == [p["label"] for p in picks]
+    assert "studio" in status and "copy-paste ×2" in status
+    picked, why, details, adjust = studio.pick_candidate(picks, Click(index=0))
+    assert picked == labels[0] and "Scene: " in why and "Product as given: Floor lamp." in why
+    assert details["source"]["file"].endswith(".jpg") and adjust["interactive"] is True
+    picked, why, _, adjust = studio.pick_candidate(picks, Click(index=3))
+    assert "theme" in why and adjust["interactive"] is False
+    with pytest.raises(gr.Error) as info:
+        studio.adjust_candidate(picks, picked)  # a prompt result has no scene to adjust
+    assert "Only copy-paste" in _readable(info)
+    # A copy-paste pick opens in the Adjust panel, and re-renders there.
+    adjusting, old_object, scale, tabs = studio.adjust_candidate(picks, labels[0])
+    assert tabs.selected == "copy-paste" and adjusting["scene"] == picks[0]["scene"]["scene"]
+    _, info, staged = studio.restage(LAMP, None, adjusting, old_object, scale)
+    assert info["source"]["file"] == details["source"]["file"]
+    # Favourites accumulate and survive a refresh of the Compare tab.
+    favourites, said = studio.favourite_candidate(labels[0], [])
+    favourites, said = studio.favourite_candidate(labels[3], favourites["value"])
+    assert favourites["value"] == [labels[0], labels[3]] and said.startswith("2 favourite")
+    _, kept, _ = studio.compare_view(results, favourites["value"])
+    assert kept.value == [labels[0], labels[3]]
+    with pytest.raises(gr.Error) as info:
+        studio.favourite_candidate(None, [])
+    assert "Pick a result" in _readable(info)
+
+
+def test_the_studio_animates_the_picked_result_only(studio):
+    *_, results, _, _, picks = studio.stage_all(LAMP, None, 1, "", "", "", [], {})
+    with pytest.raises(gr.Error) as info:
+        studio.animate_candidate(LAMP, None, None, "pan", 1.0, "96x96", results, {})
+    assert "Pick a result" in _readable(info)
+    box, video, button, clip, steps, status = studio.animate_candidate(
+        LAMP, None, picks[0]["label"], "pan", 1.0, "96x96", results, {}
+    )
+    assert box.visible is True and Path(video).read_bytes()[4:8] == b"ftyp"
+    assert Path(video).name.startswith("lamp-copy-paste-") and "96x96" in clip
+
+
+def test_the_studio_says_which_mode_could_not_run(studio, tmp_path, monkeypatch):
+    """An index of studio shots only: no scene to paste into; the other modes still run."""
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    (shots / "lamp.png").write_bytes(Path(LAMP).read_bytes())
+    monkeypatch.setenv("STAGING_CATALOG_ROOTS", str(tmp_path))
+    studio.engine.update_index(tmp_path / "index", shots, progress=False)
+    gallery, notes, *_ = studio.stage_all(LAMP, None, 2, "", "", str(tmp_path / "index"), [], {})
+    assert [caption.split(" · ")[0] for _, caption in gallery] == ["#1 Vanilla", "#2 Prompt"]
+    assert notes.startswith("**Copy-paste** made nothing: ")
 
 
 def test_copy_paste_without_a_photo_is_readable(studio):
@@ -404,7 +462,7 @@ def _results(studio, n=2):
     staged = studio.engine.stage_vanilla(LAMP, category="lamp", placement="medium-rectangle")
     results = []
     for _ in range(n):
-        results, _ = studio._keep(results, staged, "vanilla", LAMP)
+        results, _ = studio._keep(results, staged, LAMP)
     return results
 
 
@@ -432,7 +490,7 @@ def test_favourites_teach_the_prompt_bandit(studio):
     staged += studio.engine.stage_prompt(
         LAMP, category="lamp", theme=1, placement="medium-rectangle"
     )
-    results, _ = studio._keep([], staged, "prompt")
+    results, _ = studio._keep([], staged)
     themes = [r["info"]["source"]["theme"] for r in results]
     assert themes[0] != themes[1]
     before = studio.engine.suggest_prompt("lamp").updates

@@ -83,7 +83,8 @@ def test_captions_say_scene_fit_product_and_models(rooms_index):
     assert f"({pasted.source['id']}" in words and "Stands where the" in words
     assert "Product kind unknown" in words  # bare photo, no typed catalog shots
     assert f"mask {pasted.source['segment_backend']}" in words
-    assert label(prompt) == f"Prompt · {prompt.source['theme']} · square"
+    backdrop = "backdrop only (no diffusion model)"
+    assert label(prompt) == f"Prompt · {prompt.source['theme']} · square · {backdrop}"
     assert "generator studio" in explain(vanilla)
     assert "taken for Chair 80x78 cm" in product_words(
         {"product_type": "Chair", "product_size": "80x78 cm", "inferred_from": "catalog",
