@@ -595,3 +595,22 @@ def test_list_images(tmp_path: Path) -> None:
     assert list_images(tmp_path / "b.png") == [tmp_path / "b.png"]
     with pytest.raises(ImageLoadError, match="No such folder"):
         list_images(tmp_path / "missing")
+
+
+def test_atomic_write_replaces_whole_files_and_leaves_nothing_behind_on_error(tmp_path):
+    from staging.io import atomic_path, atomic_write
+
+    target = tmp_path / "sub" / "state.json"
+    assert atomic_write(target, lambda fh: fh.write(b"old")) == target  # folders are made
+
+    def crash(fh):
+        fh.write(b"half")
+        raise RuntimeError("killed halfway")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, crash)
+    assert target.read_bytes() == b"old" and os.listdir(target.parent) == ["state.json"]
+    with atomic_path(tmp_path / "clip.mp4", fsync=False, suffix=".mp4") as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".clip.") and tmp.suffix == ".mp4"
+        tmp.write_bytes(b"video")
+    assert (tmp_path / "clip.mp4").read_bytes() == b"video" and not tmp.exists()
