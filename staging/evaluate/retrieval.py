@@ -12,7 +12,8 @@ Only labels with at least ``min_count`` images take part (the paper: subcategori
 >= 20 images; the IKEA set here uses 10), and rows with an empty label are dropped.
 
 Products are embedded with their mask, as in the paper ("for a given *segmented* product").
-The mask comes from the weights-free ``catalog`` segmenter (:mod:`staging.segment.catalog`),
+The mask comes from the weights-free ``backdrop`` segmenter (:mod:`staging.segment.backdrop`;
+``catalog``, the default name here, is its alias),
 which is what the pipeline uses on plain-background catalog shots; if it cannot be loaded, a
 simple near-white threshold (private to this module) stands in, and the report says which.
 """
@@ -117,10 +118,13 @@ def _mask_function(
 ) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     """The product-mask function for the evaluation, and its name for the report.
 
-    ``catalog`` falls back to a white threshold if it cannot run; any other backend (e.g.
+    ``catalog`` (or ``backdrop``: the same segmenter) falls back to a white threshold if it
+    cannot run, and the report names it as asked; any other backend (e.g.
     ``hybrid``, what ``staging index`` uses for shots when U^2-Net-p is on disk) must run.
     """
-    if backend != "catalog":
+    from staging.segment import canonical_backend
+
+    if canonical_backend(backend) != "backdrop":
         from staging.segment import create_segmenter
 
         chosen = create_segmenter(backend, runtime)
@@ -128,7 +132,7 @@ def _mask_function(
     try:
         from staging.segment import create_segmenter
 
-        segmenter = create_segmenter("catalog", runtime)
+        segmenter = create_segmenter(backend, runtime)
         probe = np.full((64, 64, 3), 250, np.uint8)
         probe[20:44, 20:44] = (120, 40, 30)
         segmenter.predict(probe)
@@ -136,7 +140,7 @@ def _mask_function(
         def segment(image: np.ndarray) -> np.ndarray:
             return segmenter.predict(image) >= 0.5
 
-        return segment, "catalog"
+        return segment, backend
     except Exception:  # noqa: BLE001 - any failure means: use the fallback, and say so
         return _white_threshold_mask, "white-threshold"
 

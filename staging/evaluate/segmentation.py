@@ -132,7 +132,7 @@ def bench_segmentation(
     from staging.segment import BACKENDS, ISNET_NORMALIZATION
 
     if backends is None:
-        backends = [b for b in BACKENDS if b == "catalog" or engine.store.find(b) is not None]
+        backends = [b for b in BACKENDS if b == "backdrop" or engine.store.find(b) is not None]
     rng = np.random.default_rng(0)
     kinds = ("chair", "lamp", "plant", "box", "grey", "ring")
     report: dict = {

@@ -7,7 +7,8 @@ name                        what runs
 ``isnet-general-use``       (the fp16 and the fp32 file of the same network)
 ``u2net``, ``u2netp``       U^2-Net / U^2-Net-p (the paper's segmenter), our ONNX code
 ``birefnet-general``, ...   rembg sessions on weights from the model registry
-``catalog``                 weights-free matting, only for plain-background catalog shots
+``backdrop``                weights-free matting, only for product shots on plain backdrops
+``catalog``                 alias of ``backdrop`` (its former name: old settings and requests)
 ``rembg:<session>``         any rembg session whose ``<session>.onnx`` is in the models dir
 ``<path>.onnx``             a custom U^2-Net-style ONNX file (input 1x3xSxS, sigmoid output)
 ``auto``                    resolved by the engine: see :meth:`StagingEngine.segment`
@@ -38,10 +39,10 @@ REMBG_REGISTERED = ("birefnet-general", "birefnet-general-lite")
 ISNET_NORMALIZATION = {"isnet-general-fp16": "imgly", "isnet-general-use": "dis"}
 
 
-def _catalog(runtime: Runtime) -> Segmenter:
-    from staging.segment.catalog import CatalogSegmenter
+def _backdrop(runtime: Runtime) -> Segmenter:
+    from staging.segment.backdrop import BackdropSegmenter
 
-    return CatalogSegmenter()
+    return BackdropSegmenter()
 
 
 def _isnet(name: str) -> Callable[[Runtime], Segmenter]:
@@ -75,16 +76,27 @@ def _rembg(name: str) -> Callable[[Runtime], Segmenter]:
 
 
 BACKENDS: dict[str, Callable[[Runtime], Segmenter]] = {
-    "catalog": _catalog,
+    "backdrop": _backdrop,
     **{name: _isnet(name) for name in ISNET_NORMALIZATION},
     "u2net": _u2net("u2net"),
     "u2netp": _u2net("u2netp"),
     **{name: _rembg(name) for name in REMBG_REGISTERED},
 }
+# Former names still accepted wherever a backend is named (settings, CLI flags, API requests);
+# each builds the same segmenter as the name it stands for. "catalog" was renamed "backdrop":
+# "catalog" also names the catalog index package.
+ALIASES = {"catalog": "backdrop"}
+
+
+def canonical_backend(name: str) -> str:
+    """The registered name that ``name`` stands for (an alias resolved; others unchanged)."""
+    return ALIASES.get(name, name)
 
 
 def create_segmenter(name: str, runtime: Runtime) -> Segmenter:
-    """Build the backend called ``name`` (loading its weights: call once, then reuse)."""
+    """Build the backend called ``name`` (loading its weights: call once, then reuse); an alias
+    of :data:`ALIASES` builds the backend it stands for."""
+    name = canonical_backend(name)
     if name in BACKENDS:
         return BACKENDS[name](runtime)
     if name.startswith("rembg:"):
@@ -97,15 +109,18 @@ def create_segmenter(name: str, runtime: Runtime) -> Segmenter:
         return U2NetSegmenter.from_file(name, runtime)
     raise UnknownNameError(
         f"Unknown segmentation backend {name!r}. Use one of: auto, {', '.join(BACKENDS)}, "
-        "rembg:<session>, or the path of a .onnx file."
+        f"{', '.join(f'{old} (= {new})' for old, new in ALIASES.items())}, rembg:<session>, "
+        "or the path of a .onnx file."
     )
 
 
 __all__ = [
+    "ALIASES",
     "BACKENDS",
     "PRETRAINED_PREFERENCE",
     "RECOMMENDED",
     "Segmentation",
     "Segmenter",
+    "canonical_backend",
     "create_segmenter",
 ]

@@ -1,4 +1,5 @@
-"""The weights-free ``catalog`` segmenter on synthetic studio shots built here (no data needed).
+"""The weights-free ``backdrop`` segmenter (alias ``catalog``) on synthetic studio shots built
+here (no data needed).
 
 Bounds sit a margin below what the current algorithm reaches on the same deterministic shots,
 so they catch regressions without being brittle.
@@ -12,7 +13,7 @@ import pytest
 
 from staging.evaluate.metrics import segmentation_metrics
 from staging.evaluate.synth import compose_catalog_shot, procedural_object
-from staging.segment.catalog import CatalogSegmenter
+from staging.segment.backdrop import BackdropSegmenter
 
 SIZE = 256
 
@@ -33,8 +34,8 @@ def shot(kind: str, background: str, shadow: str, seed: int, size: int = SIZE):
 
 
 @pytest.fixture(scope="module")
-def seg() -> CatalogSegmenter:
-    return CatalogSegmenter()
+def seg() -> BackdropSegmenter:
+    return BackdropSegmenter()
 
 
 @pytest.mark.parametrize(
@@ -93,7 +94,7 @@ def test_white_on_white_gets_something(seg):
 def test_output_contract_and_determinism(seg):
     image, _, _ = shot("plant", "gradient", "contact", 5)
     a = seg.predict(image)
-    b = CatalogSegmenter().predict(image.copy())
+    b = BackdropSegmenter().predict(image.copy())
     assert a.dtype == np.float32 and a.shape == image.shape[:2]
     assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
     np.testing.assert_array_equal(a, b)
@@ -199,7 +200,7 @@ def _shell_beside_dark_specks(specks: bool):
 def test_dark_specks_next_to_the_product_are_no_shadow_excusing_a_face(specks):
     # A real hole darkened by a drop shadow is excused by the shadow the product casts on the
     # open backdrop nearby; a few dark unmarked specks hugging the product are no such shadow.
-    import staging.segment.catalog as cat
+    from staging.segment.backdrop import classify as cat
 
     work, B, mask, edges, shell = _shell_beside_dark_specks(specks)
     out = cat._fill_enclosed(work, B, mask, 0.6, edges)
@@ -226,7 +227,7 @@ def test_a_tinted_face_is_no_hole_under_a_shadow(tint, filled):
     # A hole darkened by the product's shadow keeps the backdrop's chromaticity; a region 3
     # levels off it is a face (averaged over a region, the noise no longer needs the 3-level
     # slack of the per-pixel tests: with it, this face was excused as a shadowed hole).
-    import staging.segment.catalog as cat
+    from staging.segment.backdrop import classify as cat
 
     work, B, mask, edges, region = _enclosed_beside_a_shadow(tint)
     out = cat._fill_enclosed(work, B, mask, 0.6, edges)
@@ -289,7 +290,7 @@ def _table_silhouette(h: int = 64, w: int = 64) -> np.ndarray:
 
 
 def test_shadow_model_recovers_a_drop_shadow():
-    from staging.segment import catalog as cat
+    from staging.segment.backdrop import shadows as cat
 
     mask = _table_silhouette()
     truth = 0.3 * cat._shift(cat._blur(mask, 1.2), 3, 2)
@@ -313,7 +314,8 @@ def _table_scene(face_k: float | None, ripple: float = 0.0, tint: float = 0.0):
     ``ripple``: the shadow in the opening deviates from the one the model can cast by this
     share in a smooth ripple (same mean: a real shadow the model fits only roughly).
     ``tint``: the shadowed opening is that many levels off the backdrop's chromaticity."""
-    from staging.segment import catalog as cat
+    from staging.segment.backdrop import shadows as cat
+    from staging.segment.backdrop.classify import _outline_edges
 
     sil = cv2.resize(_table_silhouette(), (256, 256), interpolation=cv2.INTER_NEAREST)
     shade = 0.35 * cat._shift(cat._blur(sil, 5.0), 12, 8)
@@ -336,7 +338,7 @@ def _table_scene(face_k: float | None, ripple: float = 0.0, tint: float = 0.0):
     work = (work + rng.normal(0, 1.0, work.shape)).astype(np.float32)
     mask = np.maximum(sil, opening.astype(np.float32))
     grad = cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).max(2)
-    edges = cat._outline_edges(work, grad, 1.0)  # the legs' outlines
+    edges = _outline_edges(work, grad, 1.0)  # the legs' outlines
     return cat, work, B, mask, opening & ~edges, edges
 
 
@@ -378,7 +380,7 @@ def test_inside_of_a_sharp_outline_never_feeds_the_backdrop_fit():
     # A face inside a closed outline that blends smoothly into the backdrop at the
     # thumbnail scale (a white-to-grey clock face) is walled off by the outline: it is not
     # open backdrop, and the polynomial fit takes no pixel from it.
-    from staging.segment.catalog import _fit_background, _open_backdrop
+    from staging.segment.backdrop.background import _fit_background, _open_backdrop
 
     yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
     r = np.hypot(xx - 32, yy - 32)
@@ -413,7 +415,7 @@ def _outlined_white_body() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
 
 
 def test_outlined_white_body_is_filled():
-    import staging.segment.catalog as cat
+    from staging.segment.backdrop import repair as cat
 
     work, B, edges, body = _outlined_white_body()
     mask = np.zeros(body.shape, np.float32)
@@ -425,7 +427,7 @@ def test_outlined_white_body_is_filled():
 def test_outlined_fill_stays_within_the_outline():
     # the same body, plus an unpredicted darkening just outside its outline on the right
     # (a drop shadow's halo) that joins it through the outline's gap
-    import staging.segment.catalog as cat
+    from staging.segment.backdrop import repair as cat
 
     work, B, edges, body = _outlined_white_body()
     halo = np.zeros(body.shape, bool)
@@ -440,7 +442,7 @@ def test_outlined_fill_stays_within_the_outline():
 
 def test_outlined_region_the_shadow_model_predicts_stays_background():
     # the same darkening, but predicted by the shadow model: a shadow walled in by legs
-    import staging.segment.catalog as cat
+    from staging.segment.backdrop import repair as cat
 
     work, B, edges, body = _outlined_white_body()
     mask = np.zeros(body.shape, np.float32)
@@ -498,7 +500,7 @@ def _erode_bool(m: np.ndarray, r: int) -> np.ndarray:
 def test_concavity_under_a_sharp_lid_is_filled_unless_backdrop_or_shadow(
     interior, sharp_lid, filled
 ):
-    import staging.segment.catalog as cat
+    from staging.segment.backdrop import repair as cat
 
     work, B, mask, edges, pred, body = _cup(interior, sharp_lid)
     out = cat._fill_lidded(work, B, mask, 1.0, edges, pred)
@@ -626,11 +628,13 @@ def _pot_over_a_band(
 def _peel(work: np.ndarray, B: np.ndarray, mask: np.ndarray):
     """``_peel_penumbrae`` with the sharp edges found as the matte finds them; returns the
     new mask and the edges."""
-    import staging.segment.catalog as cat
+    from staging.segment.backdrop.classify import _outline_edges
+    from staging.segment.backdrop.ops import _max3
+    from staging.segment.backdrop.repair import _peel_penumbrae
 
-    grad = cat._max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
-    edges = cat._outline_edges(work, grad, 1.0)
-    return cat._peel_penumbrae(work, B, mask, 1.0, edges), edges
+    grad = _max3(cv2.morphologyEx(work, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)))
+    edges = _outline_edges(work, grad, 1.0)
+    return _peel_penumbrae(work, B, mask, 1.0, edges), edges
 
 
 @pytest.mark.parametrize("textured", [False, True])
@@ -671,7 +675,7 @@ def test_only_achromatic_enclosed_parts_steer_the_backdrop_correction():
     # Two enclosed parts within the fit tolerance: a hole under a spotlight (+3 on every
     # channel, along B) and a white dial on a pinkish backdrop (-4/0/+3). Only the hole may
     # steer the residual correction; the dial would otherwise be absorbed into B.
-    from staging.segment.catalog import _neutral_parts
+    from staging.segment.backdrop.background import _neutral_parts
 
     poly = np.full((64, 64, 3), (235.0, 228.0, 231.0), np.float32)
     small = poly.copy()
@@ -688,7 +692,7 @@ def _neutral_shadow_inputs(shadow_tint: tuple[float, float, float]):
     """A grey product (compact block) with a thin contact-shadow band under it, both in the
     mask as one undecided-looking region each. Returns the arguments of _neutral_shadows
     and the two region masks."""
-    import staging.segment.catalog as cat
+    from staging.segment.backdrop import ops as cat
 
     B = np.full((SIZE, SIZE, 3), 240.0, np.float32)
     work = B.copy()
@@ -715,7 +719,7 @@ def _neutral_shadow_inputs(shadow_tint: tuple[float, float, float]):
 
 
 def test_neutral_band_on_the_floor_is_a_shadow_but_a_grey_face_is_not():
-    from staging.segment.catalog import _neutral_shadows
+    from staging.segment.backdrop.shadows import _neutral_shadows
 
     ok = _neutral_shadows(*_neutral_shadow_inputs((0.0, 0.0, 0.0)))
     assert ok[2]  # the thin neutral band bordering the backdrop: a missed contact shadow
@@ -723,7 +727,7 @@ def test_neutral_band_on_the_floor_is_a_shadow_but_a_grey_face_is_not():
 
 
 def test_tinted_band_is_not_taken_for_a_shadow():
-    from staging.segment.catalog import _neutral_shadows
+    from staging.segment.backdrop.shadows import _neutral_shadows
 
     ok = _neutral_shadows(*_neutral_shadow_inputs((-6.0, 0.0, 6.0)))  # e.g. a brass rail
     assert not ok[2]
@@ -733,7 +737,8 @@ def test_soft_alpha_moves_a_faint_edge_the_working_mask_missed():
     """A light face 15 levels off an off-white backdrop, its working mask 2 working px too
     wide (the upsampled edge 4 px out at 512): the projection band reaches the true edge
     (a 2 px band stopped 3 px short)."""
-    from staging.segment.catalog import _resize, _soft_alpha
+    from staging.segment.backdrop.alpha import _soft_alpha
+    from staging.segment.backdrop.ops import _resize
 
     img = np.full((512, 512, 3), 232.0, np.float32)
     img[:, 200:] = 247.0  # the face starts at x = 200
@@ -757,8 +762,8 @@ def test_one_segmenter_shared_by_threads_never_mixes_images():
         rgb, alpha = procedural_object(kind, rng, size=160)
         image, _ = compose_catalog_shot(rgb, alpha, rng, size=192, style={"jpeg": 0})
         shots.append(image)
-    expected = [CatalogSegmenter().predict(image) for image in shots]
-    shared = CatalogSegmenter()
+    expected = [BackdropSegmenter().predict(image) for image in shots]
+    shared = BackdropSegmenter()
     with ThreadPoolExecutor(max_workers=4) as pool:
         got = list(pool.map(shared.predict, shots * 3))
     for number, prob in enumerate(got):
@@ -769,7 +774,7 @@ def test_guided_decision_puts_the_contour_on_the_colour_edge():
     """A projection alpha whose 0.5 crossing wanders by up to 2 px along a sharp colour
     edge: the guided filter moves every row's crossing onto the edge, changes only pixels
     whose side of 0.5 flips, and leaves everything away from the uncertain band alone."""
-    import staging.segment.catalog as cat
+    from staging.segment.backdrop import alpha as cat
 
     rng = np.random.default_rng(0)
     image = np.full((128, 128, 3), 235.0)
@@ -793,7 +798,7 @@ def test_guided_decision_follows_a_thin_faint_white_part():
     crossings wander by up to 2 px on both sides. A fit regularised for edges of ~0.017
     (epsilon 3e-4, radius 3) smoothed over it and kept ~80 % of the errors; the wider,
     less regularised one finds both edges."""
-    import staging.segment.catalog as cat
+    from staging.segment.backdrop import alpha as cat
 
     rng = np.random.default_rng(0)
     image = np.full((128, 128, 3), 250.0)
@@ -833,7 +838,7 @@ def _white_shade_on(backdrop: str) -> tuple[np.ndarray, np.ndarray]:
 def test_a_clipped_white_backdrop_is_not_fitted_through_a_white_product(seg):
     # fitted, the smooth backdrop surface bends through the shade's body (it matches within
     # the fit's tolerance) and the whole product is lost; a clipped backdrop is 255 as it is
-    import staging.segment.catalog as cat
+    from staging.segment.backdrop import background as cat
 
     image, truth = _white_shade_on("clipped")
     assert cat._clipped_white(image)
