@@ -54,6 +54,7 @@ from staging.catalog.update import (
     IndexTools,
     UpdateReport,
     run_update,
+    writer_lock,
 )
 from staging.catalog.vectors import (
     EXACT_MAX,
@@ -264,7 +265,10 @@ class CatalogIndex:
             workers: threads decoding, segmenting and embedding (default: ``tools.threads``,
                 else up to 4).
         """
-        return run_update(self, tools, folder, csv, progress, category_column, batch_size, workers)
+        with writer_lock(self.path, progress):
+            return run_update(
+                self, tools, folder, csv, progress, category_column, batch_size, workers
+            )
 
     build = update
     """Same as :meth:`update` (building is updating an empty index)."""

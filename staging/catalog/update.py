@@ -157,21 +157,7 @@ def run_update(
     batch_size: int,
     workers: int | None,
 ) -> UpdateReport:
-    """:meth:`CatalogIndex.update`, under the writer lock (see the module docstring)."""
-    with writer_lock(index.path, progress):
-        return _update(index, tools, folder, csv, progress, category_column, batch_size, workers)
-
-
-def _update(
-    index: CatalogIndex,
-    tools: IndexTools,
-    folder: str | os.PathLike,
-    csv: str | os.PathLike | None,
-    progress: bool,
-    category_column: str | None,
-    batch_size: int,
-    workers: int | None,
-) -> UpdateReport:
+    """:meth:`CatalogIndex.update` (see the module docstring), run under :func:`writer_lock`."""
     from tqdm import tqdm
 
     from staging.io import list_images

@@ -44,21 +44,6 @@ SUBSET_EXACT_MAX = 20_000
 """A filtered search whose filter keeps at most this many items is done exactly on them."""
 
 
-def check_type(kind: str | None) -> str:
-    kind = kind or "auto"
-    if kind not in INDEX_TYPES:
-        raise StagingError(f"Unknown index type {kind!r}; use one of: {', '.join(INDEX_TYPES)}.")
-    return kind
-
-
-def resolve_type(kind: str | None, n: int) -> str:
-    """``exact`` or ``hnsw``: what index type ``kind`` means for ``n`` vectors."""
-    kind = check_type(kind)
-    if kind == "auto":
-        return "hnsw" if n > EXACT_MAX else "exact"
-    return kind
-
-
 def new_faiss_index(
     kind: str,
     dim: int,
@@ -76,6 +61,21 @@ def new_faiss_index(
     else:
         raise StagingError(f"Unknown index type {kind!r}; use exact or hnsw.")
     return faiss.IndexIDMap2(base)
+
+
+def check_type(kind: str | None) -> str:
+    kind = kind or "auto"
+    if kind not in INDEX_TYPES:
+        raise StagingError(f"Unknown index type {kind!r}; use one of: {', '.join(INDEX_TYPES)}.")
+    return kind
+
+
+def resolve_type(kind: str | None, n: int) -> str:
+    """``exact`` or ``hnsw``: what index type ``kind`` means for ``n`` vectors."""
+    kind = check_type(kind)
+    if kind == "auto":
+        return "hnsw" if n > EXACT_MAX else "exact"
+    return kind
 
 
 class Vectors:
