@@ -13,9 +13,8 @@ name                           checkpoint                            ADE mIoU  s
                                                                                       commercial
 =============================  ====================================  =======  ======  ========
 
-(mIoU as their authors publish it.) ``auto`` prefers the first. On 2 CPU cores, timed with
-random weights on a 1024x768 scene: UperNet-ConvNeXt-T 3.7 s, SegFormer-b0 0.7 s, once per
-scene, at indexing.
+(mIoU as their authors publish it.) ``auto`` prefers the first. A scene is parsed once, at
+indexing (the larger checkpoint takes seconds per scene on a CPU; BENCHMARKS.md).
 
 Input as their image processors prepare it (:class:`Preprocessing`): the whole scene resized
 to the checkpoint's size (512x512) with PIL's bilinear, rescaled (pixels/255) and normalised
@@ -35,7 +34,7 @@ from PIL import Image
 
 from staging.embed._torch import checkpoint_errors, missing_weights, require, torch_device
 from staging.errors import StagingError
-from staging.segment.parse import SceneParse, SceneParser
+from staging.segment.scene_parse import SceneParse, SceneParser
 
 INSTALL = "torch transformers   (tested: pip install -r requirements-torch.txt)"
 WITHOUT = "or stage without a scene parser (STAGING_SCENE_PARSER=none)."
