@@ -6,7 +6,7 @@ Each step is a small pure function on arrays (scene RGB uint8 or float, alpha fl
   cut out with scissors; soft alpha from a matting backend stays soft, solid stays solid;
 * :func:`contact_shadow` darkens the floor right under the product. Without it a product
   pasted on a floor reads as floating, however well it is aligned;
-* :func:`harmonise` nudges the product's colour a little towards the scene's light. It is
+* :func:`harmonize` nudges the product's colour a little towards the scene's light. It is
   *bounded* on purpose: advertisers need the product to stay the product (its SSIM against
   the input is reported), so we only shift the mean, by a small fraction, with hard caps;
 * :func:`composite` is the over operator; :func:`product_ssim` measures faithfulness.
@@ -202,7 +202,7 @@ def match_grain(
     return np.clip(product.astype(np.float32) + noise[..., None], 0, 255)
 
 
-def harmonise(
+def harmonize(
     product: np.ndarray,
     alpha: np.ndarray,
     scene: np.ndarray,
@@ -270,3 +270,6 @@ def product_ssim(result: np.ndarray, reference: np.ndarray, alpha: np.ndarray) -
     if min(ref.shape[:2]) < 7:  # SSIM's window needs 7 px; tiny products compare exactly
         return 1.0 if np.array_equal(got, ref) else 0.0
     return float(structural_similarity(got, ref, channel_axis=2, data_range=255))
+
+
+harmonise = harmonize  # the former spelling; the option that turns it on was always harmonize=

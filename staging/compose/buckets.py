@@ -25,7 +25,7 @@ only the product's aspect ratio (with the placement, fill, alignment and margin)
 bucket pads the product by ``D * (r ** B_D - 1)`` on side ``D`` (:func:`bucket_canvas`), at
 least the ``P_D`` (scaled) of any target in the bucket, so every target is a crop of it
 (:func:`crop_for_placement`), with the product on exactly the pixels
-:func:`~staging.compose.placement.place_product` would use. The price of a coarser ``r`` is
+:func:`~staging.compose.placement.place_on_canvas` would use. The price of a coarser ``r`` is
 resolution: a target's crop uses at most ``1 / r`` of the generation along each padded side.
 """
 
@@ -134,7 +134,7 @@ def bucket_for_placement(
     r: float = DEFAULT_R,
 ) -> Bucket:
     """The bucket of a product (bounding box ``product_size = (w, h)``) laid out in
-    ``placement`` the way :func:`~staging.compose.placement.place_product` lays it out."""
+    ``placement`` the way :func:`~staging.compose.placement.place_on_canvas` lays it out."""
     spot = layout(product_size, placement, fill=fill, align=align, margin=margin)
     x0, y0, x1, y1 = spot.box
     top, right, bottom, left = spot.padding
@@ -235,7 +235,7 @@ def crop_for_placement(
     margin: float = DEFAULT_MARGIN,
 ) -> np.ndarray:
     """Crop and resize a bucket's generation to ``placement``, the product's box landing on
-    the box :func:`~staging.compose.placement.layout` (hence ``place_product``) gives.
+    the box :func:`~staging.compose.placement.layout` (hence ``place_on_canvas``) gives.
 
     ``generated`` may be any resolution with ``canvas``'s aspect (the canvas coordinates are
     scaled to it). ``product_size`` is the product's bounding box in the *source* image (the

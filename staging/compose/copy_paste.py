@@ -25,10 +25,10 @@ from staging.compose.blend import (
     composite,
     contact_shadow,
     feather,
-    harmonise,
     match_grain,
     product_ssim,
 )
+from staging.compose.blend import harmonize as harmonize_colours  # harmonize= is a flag here
 from staging.compose.scene import SceneAnalysis, main_object
 from staging.errors import StagingError
 
@@ -106,7 +106,7 @@ def paste_product(
     shadow_strength: float = 0.45,
 ) -> Pasted:
     """Paste the product (RGB + alpha, cropped to content) into ``plate`` as ``alignment``
-    places it (see :func:`staging.compose.fit.place_product`).
+    places it (see :func:`staging.compose.fit.fit_in_scene`).
 
     Args:
         plate: the scene with its old object removed (RGB uint8).
@@ -143,7 +143,7 @@ def paste_product(
     product = _grown_box(placed_alpha > 0, int(0.1 * np.sqrt((placed_alpha >= 0.5).sum())) + 3)
     reference, colour, placed = colour[product], colour[product], placed_alpha[product]
     if harmonize:
-        colour = harmonise(colour, placed, surround[product])
+        colour = harmonize_colours(colour, placed, surround[product])
     if grain:
         colour = match_grain(colour, placed, plate)
     region[product] = composite(background[product], colour, placed)

@@ -30,7 +30,7 @@ Only an object of the product's own kind is replaced. An object of another kind,
 nobody knows, is an obstacle: the product is inserted where it covers it least (a sofa is not
 put over a bed). When the product's kind itself is unknown the paper's rule stands (replace).
 
-:func:`place_product` gives the placement too: real width × the scene's pixels per cm at the
+:func:`fit_in_scene` gives the placement too: real width × the scene's pixels per cm at the
 old object's floor line (see :mod:`staging.compose.scale`), centred on the old object, feet on
 its floor line. Without a real width it falls back to the paper's rule (the old object's size).
 When the old object's own real width is known, its pixel width calibrates the camera height
@@ -111,7 +111,7 @@ def same_kind(product_type: str | None, scene_category: str | None) -> float | N
     return 1.0 if _kind_words(product_type) & _kind_words(scene_category) else 0.5
 
 
-def place_product(
+def fit_in_scene(
     product_alpha: np.ndarray,
     scene: SceneAnalysis,
     width_cm: float | None = None,
@@ -244,3 +244,8 @@ def _placed(inside: np.ndarray, alignment: Alignment, shape: tuple[int, int]) ->
     xs = slice(max(0, x0), max(0, min(sw, x0 + small.shape[1])))
     placed[ys, xs] = small[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
     return placed
+
+
+# The former name, kept for callers outside this package; ``staging.compose.placement`` has the
+# other ``place_product`` (now ``place_on_canvas``), which lays the product out on a canvas.
+place_product = fit_in_scene

@@ -11,7 +11,7 @@ is worth doing precisely and reproducibly:
 * :func:`layout` — the pure geometry: where the product's bounding box goes in a canvas, from
   its size alone. Buckets (:mod:`staging.compose.buckets`) call it to know, without pixels, where
   a crop of a bucket's generation must put the product.
-* :func:`place_product` — the pixels: the product cut to its alpha bounding box, resampled
+* :func:`place_on_canvas` — the pixels: the product cut to its alpha bounding box, resampled
   with premultiplied alpha (so no dark or light halo bleeds in from the old backdrop) and
   composited on a plain fill.
 
@@ -256,7 +256,7 @@ def layout(
 ) -> Layout:
     """The product's box in the canvas ``size`` for a product bounding box
     ``product_size = (w, h)`` (source pixels); see the module docstring for fill, margin and
-    align. Deterministic integer geometry: :func:`place_product` and the bucket crops
+    align. Deterministic integer geometry: :func:`place_on_canvas` and the bucket crops
     (:func:`staging.compose.buckets.crop_for_placement`) share it, so both put the product on
     the very same pixels.
     """
@@ -331,7 +331,7 @@ def product_bbox(alpha: np.ndarray, threshold: float = ALPHA_EPS) -> tuple[int, 
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
 
 
-def place_product(
+def place_on_canvas(
     rgb: np.ndarray,
     alpha: np.ndarray,
     size: str | tuple[int, int] | Placement,
@@ -429,3 +429,8 @@ def _rgb_colour(colour: Sequence[int]) -> np.ndarray:
             f"background must be an (R, G, B) colour with values 0-255, not {colour!r}."
         )
     return np.asarray(values, np.float32)
+
+
+# The former name, kept for its callers (the service, the generation pipeline); the scene fit
+# ``staging.compose.fit.fit_in_scene`` was also called ``place_product``.
+place_product = place_on_canvas

@@ -25,7 +25,7 @@ feature             meaning
 The features go through a small logistic model whose weights were fitted offline by
 ``scripts/fit_staged_classifier.py`` (see the comment at :data:`_WEIGHTS`). Only four carry
 weight (``border_fit``, ``border_resid``, ``bg_noise``, ``border_edges``); the others are
-still reported in :attr:`StagedVerdict.features` (except ``border_lines``, the one costly
+still reported in :attr:`SceneVerdict.features` (except ``border_lines``, the one costly
 feature, which is skipped while its weight is zero). Everything runs on a copy whose long
 side is ``_WORK_SIZE`` px, so the cost is ~constant: about 5 ms at 512x512 on one CPU core.
 
@@ -74,8 +74,9 @@ _BIAS = -6.1060
 
 
 @dataclass(frozen=True)
-class StagedVerdict:
-    """Is an image staged (product in a scene)?
+class SceneVerdict:
+    """Is an image staged (product in a scene)? The verdict of :func:`classify_staged`, not the
+    staged result (that is :class:`staging.result.Staged`).
 
     Truthy when staged, so ``if engine.is_staged(img):`` reads naturally.
 
@@ -96,7 +97,10 @@ class StagedVerdict:
         return self.staged
 
 
-def classify_staged(image: np.ndarray) -> StagedVerdict:
+StagedVerdict = SceneVerdict  # the former name, easily confused with the result ``Staged``
+
+
+def classify_staged(image: np.ndarray) -> SceneVerdict:
     """Tell a staged image (scene) from an un-staged one (plain/solid/gradient backdrop).
 
     Args:
@@ -108,7 +112,7 @@ def classify_staged(image: np.ndarray) -> StagedVerdict:
     z = _BIAS + float(np.dot(_WEIGHTS, (x - _FEATURE_MEAN) / _FEATURE_SCALE))
     score = 1.0 / (1.0 + math.exp(-min(max(z, -50.0), 50.0)))
     staged = score >= 0.5
-    return StagedVerdict(
+    return SceneVerdict(
         staged=staged,
         confidence=score if staged else 1.0 - score,
         score=score,
