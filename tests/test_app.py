@@ -693,7 +693,7 @@ class _NoLaunch:
 def test_rooms_uploaded_from_the_browser_are_staged_into_at_once_then_deleted(studio, tmp_path):
     """Three room photos and a CSV, uploaded: indexed into this session's index, which the
     Index field then names, so Copy-paste stages into them; no server path is shown."""
-    from test_catalog_uploads import _rooms
+    from tests.helpers.rooms import upload_rooms as _rooms
 
     files = [str(p) for p in _rooms(tmp_path / "rooms")]
     request = type("Request", (), {"session_hash": "abcdef1234567890"})()

@@ -22,7 +22,7 @@ from staging.batch import MANIFEST, read_products, run_batch
 from staging.cli import app
 from staging.errors import StagingError
 from staging.io import load_image, save_image
-from tests.test_copy_paste import demo_index, product_shot  # noqa: F401 - fixture
+from tests.helpers.rooms import demo_index, product_shot  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["64x64", "48x96"]  # small placements: the weights-free backdrop renders fast

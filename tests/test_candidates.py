@@ -7,12 +7,12 @@ import json
 import os
 
 import pytest
-from test_copy_paste import catalog_of_rooms, product_shot
 
 from staging import Candidates, StagingEngine, StagingError
 from staging.captions import explain, label, product_words, public_details
 from staging.catalog import CatalogIndex
 from staging.io import save_image
+from tests.helpers.rooms import catalog_of_rooms, product_shot
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_copy_paste import RED, catalog_of_rooms, product_shot, room
 
 from staging import StagingEngine
 from staging.catalog import CatalogIndex
@@ -13,6 +12,7 @@ from staging.compose.align import crop_to_content
 from staging.compose.fit import place_product
 from staging.compose.scene import analyse_scene
 from staging.io import save_image
+from tests.helpers.rooms import RED, catalog_of_rooms, product_shot, room
 
 
 def _red_shot(width: int = 70, height: int = 90) -> np.ndarray:

@@ -5,25 +5,11 @@ from __future__ import annotations
 import zipfile
 
 import pytest
-from test_copy_paste import product_shot, room
 
 from staging import StagingEngine, StagingError
 from staging.catalog.uploads import gather_uploads
-from staging.io import save_image, save_mask
-
-
-def _rooms(folder, count=3, seed=70):
-    """Room photos and their masks, flat (as a browser uploads them), and a CSV naming them."""
-    files, lines = [], ["image,mask,type"]
-    for number in range(count):
-        scene, mask = room(seed + number, box=(60 + 40 * number, 70, 90))
-        files += [
-            save_image(folder / f"room{number}.png", scene),
-            save_mask(folder / f"room{number}-mask.png", mask),
-        ]
-        lines.append(f"room{number}.png,room{number}-mask.png,Chair")
-    (folder / "rooms.csv").write_text("\n".join(lines) + "\n")
-    return files + [folder / "rooms.csv"]
+from tests.helpers.rooms import product_shot
+from tests.helpers.rooms import upload_rooms as _rooms
 
 
 def test_uploads_are_gathered_within_limits_and_refusals_listed(tmp_path):

@@ -44,7 +44,7 @@ from staging.errors import ModelNotAvailableError, StagingError
 from staging.evaluate.copy_paste import evaluate_copy_paste
 from staging.evaluate.realism import frechet_distance, kid, realism
 from staging.io import save_image, save_mask
-from tests.test_copy_paste import catalog_of_rooms, product_shot, room
+from tests.helpers.rooms import catalog_of_rooms, product_shot, room
 
 
 # -- real sizes --------------------------------------------------------------------------------

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_copy_paste import catalog_of_rooms, product_shot
 
 from staging import StagingEngine
 from staging.catalog import CatalogIndex, Hit
 from staging.catalog.infer import infer_product
 from staging.io import save_image
+from tests.helpers.rooms import catalog_of_rooms, product_shot
 
 
 def _hit(id_: str, score: float, type_: str | None, size: str | None = None) -> Hit:

@@ -18,6 +18,8 @@ from staging.evaluate.inpaint import (
 from staging.inpaint import BACKENDS, DEFAULT, create_inpainter
 from staging.models import ModelStore
 from staging.runtime import Runtime
+from tests.helpers.images import textured_room as _textured_room
+from tests.helpers.models import tiny_lama as _tiny_lama
 
 WEIGHTS_FREE = ("structure", "telea", "ns")
 
@@ -25,17 +27,6 @@ WEIGHTS_FREE = ("structure", "telea", "ns")
 @pytest.fixture
 def runtime(tmp_path) -> Runtime:
     return Runtime(ModelStore([tmp_path]), "cpu")
-
-
-def _textured_room(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
-    """A wall over a floor, a few vertical edges and noise: something with structure."""
-    rng = np.random.default_rng(seed)
-    img = np.zeros((h, w, 3), np.float64)
-    img[: h * 2 // 3] = (200, 190, 170)
-    img[h * 2 // 3 :] = (120, 90, 60)
-    img[:, w // 5 : w // 5 + 3] = (40, 40, 40)
-    img += rng.normal(0, 6, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def _blob_hole(h: int = 96, w: int = 128) -> np.ndarray:
@@ -195,43 +186,6 @@ def test_sd_without_diffusers_or_weights_is_a_clear_error(runtime):
 
 
 # --------------------------------------------------------------------------- LaMa (tiny ONNX)
-
-
-def _tiny_lama(path, layout: str = "image+mask", size: int = 512) -> None:
-    """An ONNX file with LaMa's signature whose 'inpainting' paints the hole mid-grey."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    nodes = []
-    if layout == "image+mask":
-        inputs = [
-            helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, size, size]),
-            helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, size, size]),
-        ]
-        scale = 255.0  # Carve's export returns 0..255
-    else:
-        inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, size, size])]
-        nodes.append(helper.make_node("Split", ["input", "split"], ["image", "mask"], axis=1))
-        scale = 1.0
-    consts = {
-        "one": np.array(1.0, np.float32),
-        "grey": np.array(0.5, np.float32),
-        "scale": np.array(scale, np.float32),
-        "split": np.array([3, 1], np.int64),
-    }
-    inits = [onnx.numpy_helper.from_array(v, k) for k, v in consts.items()]
-    nodes += [
-        helper.make_node("Sub", ["one", "mask"], ["keep"]),
-        helper.make_node("Mul", ["image", "keep"], ["kept"]),
-        helper.make_node("Mul", ["mask", "grey"], ["painted"]),
-        helper.make_node("Add", ["kept", "painted"], ["sum"]),
-        helper.make_node("Mul", ["sum", "scale"], ["output"]),
-    ]
-    output = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, size, size])
-    graph = helper.make_graph(nodes, "tiny_lama", inputs, [output], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
 
 
 @pytest.mark.parametrize("layout", ["image+mask", "rgbm"])

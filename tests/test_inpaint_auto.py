@@ -14,7 +14,8 @@ from staging.engine import StagingEngine
 from staging.inpaint import AUTO, best_available, create_inpainter
 from staging.models import ModelStore, get_spec
 from staging.runtime import Runtime
-from tests.test_inpaint import _textured_room, _tiny_lama
+from tests.helpers.images import textured_room as _textured_room
+from tests.helpers.models import tiny_lama as _tiny_lama
 
 STACK = ("torch", "diffusers", "transformers")
 

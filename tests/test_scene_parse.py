@@ -22,7 +22,7 @@ from staging.errors import ModelNotAvailableError, StagingError, UnknownNameErro
 from staging.io import save_image, save_mask
 from staging.segment import parse as parse_module
 from staging.segment.parse import SceneParse, SceneParser, create_parser, synonyms
-from tests.test_copy_paste import catalog_of_rooms, product_shot, room
+from tests.helpers.rooms import catalog_of_rooms, product_shot, room
 
 NAMES = ("wall", "floor;flooring", "chair", "bed ", "rug;carpet;carpeting", "background")
 WALL, FLOOR, CHAIR, BED, RUG, BACKGROUND = range(6)

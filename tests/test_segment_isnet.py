@@ -11,7 +11,6 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from test_segment_onnx import make_u2net_like, square_image
 
 from staging.errors import StagingError
 from staging.evaluate.metrics import segmentation_metrics
@@ -28,6 +27,8 @@ from staging.segment.isnet import (
     upsample_crop,
     with_margin,
 )
+from tests.helpers.images import square_image
+from tests.helpers.models import make_u2net_like
 
 SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
 OFFICIAL = SHARED_MODELS.parent / "data" / "u2net-official"

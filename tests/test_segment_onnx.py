@@ -22,50 +22,8 @@ from staging.segment import create_segmenter
 from staging.segment.u2net import IMAGENET_MEAN, IMAGENET_STD, U2NetSegmenter
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper  # noqa: E402
-
-GAIN = 12.0
-
-
-def make_u2net_like(path: Path, size: int | None = 320) -> Path:
-    """Save a U^2-Net-shaped brightness detector; ``size=None`` makes H, W dynamic."""
-    h = w = size if size is not None else None
-    in_shape = [1, 3, h or "H", w or "W"]
-    out_shape = [1, 1, h or "H", w or "W"]
-    # x_c = (v_c - mean_c) / std_c  =>  sum_c v_c / 3 = sum_c (std_c x_c + mean_c) / 3.
-    weight = (GAIN * IMAGENET_STD / 3).astype(np.float32).reshape(1, 3, 1, 1)
-    bias = np.array([GAIN * (IMAGENET_MEAN.sum() / 3 - 0.5)], dtype=np.float32)
-    nodes = [
-        helper.make_node("Conv", ["input.1", "w", "b"], ["logits"]),
-        helper.make_node("Sigmoid", ["logits"], ["d0"]),
-    ]
-    nodes += [helper.make_node("Identity", ["d0"], [f"d{i}"]) for i in range(1, 7)]
-    graph = helper.make_graph(
-        nodes,
-        "tiny_u2net",
-        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, in_shape)],
-        [helper.make_tensor_value_info(f"d{i}", TensorProto.FLOAT, out_shape) for i in range(7)],
-        initializer=[
-            helper.make_tensor("w", TensorProto.FLOAT, weight.shape, weight.ravel().tolist()),
-            helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias.tolist()),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8  # readable by every onnxruntime we support
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
-
-
-def square_image(h: int, w: int, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """A bright (slightly coloured) rectangle on a dark page, and its true mask."""
-    y0, y1, x0, x1 = box
-    image = np.full((h, w, 3), 20, np.uint8)
-    image[y0:y1, x0:x1] = (240, 230, 220)
-    truth = np.zeros((h, w), bool)
-    truth[y0:y1, x0:x1] = True
-    return image, truth
+from tests.helpers.images import square_image  # noqa: E402
+from tests.helpers.models import make_u2net_like  # noqa: E402
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -20,13 +20,8 @@ from staging import StagingEngine  # noqa: E402
 from staging.service.api import create_service  # noqa: E402
 from staging.service.store import ServiceStore  # noqa: E402
 from staging.service.worker import run_worker  # noqa: E402
-from tests.test_copy_paste import product_shot  # noqa: E402
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG")
-    return buffer.getvalue()
+from tests.helpers.images import png_bytes as _png  # noqa: E402
+from tests.helpers.rooms import product_shot  # noqa: E402
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

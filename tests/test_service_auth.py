@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from staging import StagingEngine  # noqa: E402
 from staging.errors import StagingError  # noqa: E402
 from staging.service.api import api_key_from, create_service  # noqa: E402
-from tests.test_copy_paste import product_shot  # noqa: E402
-from tests.test_service import _png  # noqa: E402
+from tests.helpers.images import png_bytes as _png  # noqa: E402
+from tests.helpers.rooms import product_shot  # noqa: E402
 
 KEY = "k3y-0f-the-serv1ce"
 

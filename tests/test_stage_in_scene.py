@@ -17,7 +17,7 @@ from staging.compose.fit import adjust
 from staging.compose.scene import pick_object
 from staging.errors import StagingError
 from staging.io import load_image, save_image, save_mask
-from tests.test_copy_paste import RED, catalog_of_rooms, demo_index, product_shot, room  # noqa: F401 - fixture
+from tests.helpers.rooms import RED, catalog_of_rooms, demo_index, product_shot, room  # noqa: F401 - fixture
 
 
 def _red(image: np.ndarray) -> np.ndarray:

@@ -104,7 +104,7 @@ def test_dataset_writes_every_part_of_a_record_and_resumes_without_duplicates(tm
 
 def test_engine_dataset_skips_unstaged_shots_and_takes_captions_from_a_column(tmp_path):
     from staging import StagingEngine
-    from tests.test_copy_paste import product_shot
+    from tests.helpers.rooms import product_shot
 
     folder = tmp_path / "catalog"
     shot, _ = product_shot()
@@ -200,7 +200,7 @@ def test_cli_dataset_then_train_inpaint(tmp_path):
     from typer.testing import CliRunner
 
     from staging.cli import app
-    from tests.test_copy_paste import product_shot
+    from tests.helpers.rooms import product_shot
 
     for i, (h, w) in enumerate([(120, 60), (60, 120), (90, 90)]):
         save_image(tmp_path / "catalog" / f"shot{i}.png", product_shot(h, w)[0])

@@ -1,0 +1,1 @@
+"""Builders the test modules share (rooms, products, catalogs, tiny models)."""
