@@ -32,6 +32,7 @@ REQUIRED = MODE == "required" or (MODE != "skip" and os.environ.get("CI", "").lo
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 APP_START_TIMEOUT = 90
 STEP_TIMEOUT = 90_000  # ms, per UI step (first copy-paste also builds the demo index)
+SERVER_ROOT = ""  # the app's cache, models and state folders (set by the app_url fixture)
 
 
 def _feet(details) -> tuple[float, float]:
@@ -65,6 +66,65 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Every response body the page receives (fetch, and the queue's server-sent events), kept for
+# the scan below.
+RECORD_RESPONSES = """
+window.__bodies = [];
+const fetched = window.fetch;
+window.fetch = async (...args) => {
+  const response = await fetched(...args);
+  const entry = { text: "" };  // read as it streams: the queue's stream may stay open
+  window.__bodies.push(entry);
+  const copy = response.clone();
+  if (copy.body) {
+    const reader = copy.body.getReader();
+    const decoder = new TextDecoder();
+    (async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        entry.text += decoder.decode(value, { stream: true });
+      }
+    })().catch(() => {});
+  }
+  return response;
+};
+const Events = window.EventSource;
+window.EventSource = function (url, options) {
+  const source = new Events(url, options);
+  const entry = { text: "" };
+  window.__bodies.push(entry);
+  source.addEventListener("message", (e) => { entry.text += e.data + "\\n"; });
+  return source;
+};
+window.EventSource.prototype = Events.prototype;
+"""
+
+
+def _recorded(context):
+    context.add_init_script(RECORD_RESPONSES)
+    return context
+
+
+def _assert_no_server_paths(page, app_url: str) -> None:
+    """No response of the session names a folder of the server: the project, the app's cache,
+    models and state folders, the results folder, the home folder; and no stack trace. The
+    one server path allowed is Gradio's own upload cache, which its file protocol sends as
+    the ``path`` of every file it serves (``GRADIO_TEMP_DIR``, default ``/tmp/gradio``)."""
+    bodies = page.evaluate("() => window.__bodies.map((entry) => entry.text)")
+    bodies.append(httpx.get(app_url, timeout=10).text)  # the page, with its config
+    bodies.append(httpx.get(app_url + "config", timeout=10).text)
+    text = "\n".join(bodies)
+    forbidden = {str(ROOT), str(Path.home()), SERVER_ROOT, "staging-app-", "Traceback"}
+    found = {word for word in forbidden if word and word in text}
+    assert "process_completed" in text  # the queue's results were recorded, not only acks
+    assert not found, (found, _context(text, found))
+
+
+def _context(text: str, words: set[str]) -> list[str]:
+    return [text[max(0, text.index(w) - 120) : text.index(w) + 120] for w in words]
+
+
 @pytest.fixture(scope="module")
 def browser():
     if MODE == "skip":
@@ -85,7 +145,9 @@ def browser():
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """``python app.py`` (the README's command) on a free port, with empty caches."""
+    global SERVER_ROOT
     root = tmp_path_factory.mktemp("e2e")
+    SERVER_ROOT = str(root)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STAGING_")}
     env.update(
@@ -131,7 +193,9 @@ def app_url(tmp_path_factory):
 def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url, tmp_path):
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context = _recorded(
+        browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    )
     page = context.new_page()
     page.set_default_timeout(STEP_TIMEOUT)
     expect.set_options(timeout=STEP_TIMEOUT)
@@ -149,10 +213,12 @@ def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url,
     assert "Traceback" not in toast.inner_text()
     toast.locator("button").first.click()  # close it
 
-    # Upload an example: the mask appears by itself.
-    page.get_by_role("tab", name="Product").click()
+    # Upload an example (Studio tab): the mask appears by itself (Mask tab).
+    page.get_by_role("tab", name="Studio").click()
     example = ROOT / "examples" / "products" / "lamp.png"
     page.locator("#product-image input[type=file]").set_input_files(str(example))
+    expect(page.locator("#status-line")).to_contain_text("segment")
+    page.get_by_role("tab", name="Mask").click()
     mask = page.locator("#mask-image img")
     expect(mask).to_be_visible()
     page.wait_for_function(
@@ -182,6 +248,8 @@ def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url,
     expect(page.locator("#status-line")).to_contain_text("copy-paste")
 
     # Adjust it by hand: pick the result, then a click in the picture moves the product there.
+    # The placement's JSON is behind the Advanced switch.
+    page.locator("#advanced input").check()
     page.locator("#copy-paste-gallery img").first.click()
     view = page.locator("#adjust-view img")
     expect(view).to_be_visible()
@@ -234,7 +302,7 @@ def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url,
     # temporary path); nothing of the previous product stays on screen (it used to keep its
     # mask and brush canvas), and the status line says what happened instead of keeping the
     # last success under an "Error" badge.
-    page.get_by_role("tab", name="Product").click()
+    page.get_by_role("tab", name="Studio").click()
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
     page.locator("#product-image input[type=file]").set_input_files(str(empty))
@@ -245,6 +313,7 @@ def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url,
     assert page.locator(".toast-body").count() == 1, page.locator(".toast-body").all_inner_texts()
     expect(page.locator("#status-line")).to_contain_text("could not be read")
     expect(page.locator("#mask-image img")).to_have_count(0)
+    _assert_no_server_paths(page, app_url)
     context.close()
 
 
@@ -255,7 +324,7 @@ def test_a_designer_uploads_rooms_and_a_csv_and_stages_into_them(browser, app_ur
     from test_catalog_uploads import _rooms
 
     files = [str(p) for p in _rooms(tmp_path / "rooms")]
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = _recorded(browser.new_context(viewport={"width": 1280, "height": 900}))
     page = context.new_page()
     page.set_default_timeout(STEP_TIMEOUT)
     expect.set_options(timeout=STEP_TIMEOUT)
@@ -263,7 +332,7 @@ def test_a_designer_uploads_rooms_and_a_csv_and_stages_into_them(browser, app_ur
     page.locator("#product-image input[type=file]").set_input_files(
         str(ROOT / "examples" / "products" / "lamp.png")
     )
-    expect(page.locator("#mask-image img")).to_be_visible()
+    expect(page.locator("#status-line")).to_contain_text("segment")
     page.get_by_role("tab", name="Catalog").click()
     page.locator("#catalog-upload input[type=file]").set_input_files(files)
     page.wait_for_timeout(1000)  # the files reach the server
@@ -272,11 +341,57 @@ def test_a_designer_uploads_rooms_and_a_csv_and_stages_into_them(browser, app_ur
     expect(stats).to_contain_text("3 staged")
     assert page.locator("#index-dir input").input_value().startswith("uploads-")
     assert "/tmp" not in stats.inner_text() and str(ROOT) not in stats.inner_text()
+    page.get_by_role("tab", name="Studio").click()
+    page.locator("#product-kind input, #product-kind textarea").first.fill("Chair")
     page.get_by_role("tab", name="Copy-paste").click()
-    page.locator("#copy-paste-kind input, #copy-paste-kind textarea").first.fill("Chair")
     page.locator("#copy-paste-button").click()
     expect(page.locator("#copy-paste-gallery img").first).to_be_visible()
     captions = page.locator("#copy-paste-sources").inner_text()
     assert any(f"room{n}" in captions for n in range(3)), captions
+    expect(page.locator("#copy-paste-why")).to_contain_text("Product as given: Chair.")
     assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+    _assert_no_server_paths(page, app_url)
+    context.close()
+
+
+def test_one_screen_shows_every_mode_and_acts_on_the_pick(browser, app_url, tmp_path):
+    """The Studio tab: one upload, one click, every mode's candidates in one labelled grid;
+    the picked one is explained, made a favourite, exported and animated in place."""
+    from playwright.sync_api import expect
+
+    context = _recorded(browser.new_context(viewport={"width": 1280, "height": 900}))
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT)
+    expect.set_options(timeout=STEP_TIMEOUT)
+    page.goto(app_url)
+    page.locator("#product-image input[type=file]").set_input_files(
+        str(ROOT / "examples" / "products" / "chair.png")
+    )
+    expect(page.locator("#status-line")).to_contain_text("segment")
+    page.locator("#studio-button").click()
+    grid = page.locator("#studio-grid")
+    expect(grid.locator("img")).to_have_count(5)  # copy-paste x 3, vanilla, prompt
+    captions = grid.inner_text()
+    for mode in ("#1 Copy-paste", "#3 Copy-paste", "#4 Vanilla", "#5 Prompt"):
+        assert mode in captions, captions
+    grid.locator("img").first.click()
+    why = page.locator("#studio-why")
+    expect(why).to_contain_text("Scene: ")
+    expect(why).to_contain_text("Models: mask given")
+    page.locator("#studio-favourite").click()
+    expect(page.locator("#studio-favourites")).to_contain_text("1 favourite(s): #1 Copy-paste")
+    page.locator("#studio-export").click()
+    expect(page.locator("#studio-files")).to_contain_text("-copy-paste-")
+    page.get_by_role("tab", name="Parallax").click()  # the clip's settings live there
+    seconds = page.locator("#parallax-seconds input[type=number]")
+    seconds.fill("1")
+    seconds.press("Enter")
+    page.get_by_role("tab", name="Studio").click()
+    page.locator("#studio-animate").click()
+    expect(page.locator("#studio-video video")).to_have_count(1)
+    expect(page.locator("#studio-clip")).to_contain_text("frames")
+    page.locator("#studio-adjust").click()  # opens the Copy-paste tab's Adjust panel
+    expect(page.locator("#adjust-view img")).to_be_visible()
+    assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+    _assert_no_server_paths(page, app_url)
     context.close()
