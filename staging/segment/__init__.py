@@ -24,7 +24,7 @@ from staging.runtime import Runtime
 from staging.segment.base import Segmentation, Segmenter
 
 # Pretrained backends in the order ``auto`` prefers them when their weights are present: by
-# quality measured on held-out real objects (IS-Net 0.95 IoU, U^2-Net-p 0.80; BENCHMARKS.md).
+# quality measured on held-out real objects (IoU per backend in BENCHMARKS.md).
 PRETRAINED_PREFERENCE = (
     "isnet-general-fp16",
     "isnet-general-use",

@@ -27,7 +27,7 @@ The features go through a small logistic model whose weights were fitted offline
 weight (``border_fit``, ``border_resid``, ``bg_noise``, ``border_edges``); the others are
 still reported in :attr:`SceneVerdict.features` (except ``border_lines``, the one costly
 feature, which is skipped while its weight is zero). Everything runs on a copy whose long
-side is ``_WORK_SIZE`` px, so the cost is ~constant: about 5 ms at 512x512 on one CPU core.
+side is ``_WORK_SIZE`` px, so the cost is about constant, whatever the photo's size.
 
 Known failure modes: a product that fills the whole frame (its own pattern is the border)
 reads as staged; a very bare, white, minimalist room reads as un-staged.
@@ -163,7 +163,7 @@ def _fit_border_surface(lab_border: np.ndarray, basis: np.ndarray) -> tuple[np.n
 def staged_features(image: np.ndarray, *, all_features: bool = False) -> dict[str, float]:
     """The hand-built features of :func:`classify_staged` (names in :data:`FEATURE_NAMES`).
 
-    The Hough-line feature is the only costly one (1-5 ms); it is computed only when the model
+    The Hough-line feature is the only costly one; it is computed only when the model
     uses it (non-zero weight) or when ``all_features`` is set (the fitting script does).
     """
     rgb = _working_copy(image)

@@ -11,9 +11,9 @@ from staging.segment.backdrop.ops import _dilate, _dot, _erode, _normconv, _resi
 
 # The working-resolution mask is off by up to ~1.5 working px (3 px at 512) where an outline
 # is faint, so the projection band reaches that far; a narrower band left the staircase of
-# the upsampled mask in place (train IoU -0.0015). The projection is trusted from a
-# foreground/background contrast of ~5 levels on: even a white face on an off-white backdrop
-# differs by that much, and the projection places its edge better than the upsampled mask.
+# the upsampled mask in place. The projection is trusted from a foreground/background
+# contrast of ~5 levels on: even a white face on an off-white backdrop differs by that much,
+# and the projection places its edge better than the upsampled mask.
 ALPHA_BAND = 3  # px at 512 (scaled with the image) either side of the binary boundary
 ALPHA_TRUST_MIN = 5.0  # |F - B| (levels) below which the projection is not trusted at all
 
@@ -40,18 +40,14 @@ def _guided_decision(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     only moves that contour: where the filtered and the projection alpha fall on different
     sides of 0.5 the filtered value is taken, everywhere else the projection alpha (the
     better matte: replacing it in the whole band gives the same IoU but a higher MAE) stays.
-    Measured on the dev sets: IoU +0.0045 / +0.0055 / +0.002 (tuning / val / procedural),
-    boundary F +0.009 / +0.010 / +0.001, MAE -0.0003; about 2.5 ms at 512x512.
 
-    Session 6 re-tuned radius and epsilon on the improved masks, on the dev sets *and* the
-    995 real photos on white. A wider, less regularised fit (radius 4, epsilon 5e-5: it
-    learns the colour-to-alpha map from more confident pixels on both sides and follows
-    fainter edges) added +0.0019 / +0.0025 / +0.0006 IoU, real photos -0.0002 with boundary
-    F +0.0003. Going further pays on the composites (radius 8, epsilon 1e-5: +0.005 /
-    +0.006) but cuts the white highlights out of chrome tubes and taps in real photos (real
-    IoU -0.0025, seven more shots under 0.8), because a highlight on chrome is the
-    backdrop's colour; even with the decision held within :data:`GUIDE_REACH` px of the
-    uncertain pixels, -0.0009. The coefficients are solved in float64.
+    Radius and epsilon were chosen on the dev sets *and* real photos on white. A wide, weakly
+    regularised fit (radius 4, epsilon 5e-5) learns the colour-to-alpha map from more
+    confident pixels on both sides and follows fainter edges. Going further pays on the
+    composites but cuts the white highlights out of chrome tubes and taps in real photos,
+    because a highlight on chrome is the backdrop's colour, even with the decision held
+    within :data:`GUIDE_REACH` px of the uncertain pixels. The coefficients are solved in
+    float64. (The measurements behind these choices are in BENCHMARKS.md.)
     """
     unsure = ((alpha > GUIDE_UNSURE) & (alpha < 1.0 - GUIDE_UNSURE)).view(np.uint8)
     bx, by, bw, bh = cv2.boundingRect(unsure)

@@ -167,7 +167,6 @@ def _neutral_parts(small: np.ndarray, poly: np.ndarray, inner: np.ndarray) -> np
     and the correction then follows it and it vanishes into the background. The two
     differ in kind: a spotlight or shadow scales the backdrop (the mean offset is along
     ``B``, e.g. +3/+3/+3), a product has its own colour (-4/0/+3 on a pinkish backdrop).
-    Measured: +0.005 IoU on val (clock, cabinet), +0.0015 on the tuning set, no image worse.
     """
     n, lab = cv2.connectedComponents(inner.astype(np.uint8), connectivity=4)
     if n <= 1:

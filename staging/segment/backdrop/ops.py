@@ -25,13 +25,10 @@ def _neutral_limit(
     depth. Per-pixel and marker tests need ~3 levels (or 1.5 sigma) of slack for the noise.
     The mean over a region is steadier: where :func:`_fill_enclosed` decides whether an
     enclosed region is a hole under a shadow and :func:`_model_shadows` whether a region
-    is explained as shadow, 1 level (or 1 sigma) tells a faintly tinted white or grey face
-    from a shadow: IoU +0.0019 / +0.0039 / 0.000 on the tuning / val / procedural dev sets,
-    +0.0003 on the 995 real photos; and where :func:`_peel_penumbrae` takes a region for a
-    penumbra (a cream lamp shade, a glass grinder's body): +0.0013 / +0.0001 / 0.000, real
-    photos +0.0006 with no shot worse and five better (one by 0.34). The region tests of
-    :func:`_edge_enclosed`, the contact shadows and the carving measured no better at 1
-    level, and the per-pixel neutrality of the peel worse.
+    is explained as shadow, and where :func:`_peel_penumbrae` takes a region for a penumbra
+    (a cream lamp shade, a glass grinder's body), 1 level (or 1 sigma) tells a faintly
+    tinted white or grey face from a shadow. The region tests of :func:`_edge_enclosed`
+    measured no better at 1 level, and the per-pixel neutrality of the peel worse.
     """
     return ref_chroma + max(tol[0], tol[1] * sigma) + NEUTRAL_DEEP * 255.0 * depth
 

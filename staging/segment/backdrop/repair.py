@@ -132,13 +132,10 @@ def _peel_penumbrae(
     product's centre (on the floor), and is light where it meets the backdrop: its
     darkening along that rim is below its mean (at most :data:`PEEL_SOFT` of it: 0.8; the
     watershed often cuts a shadow half-way down its penumbra, so its rim need not be
-    faint -- 0.5 before: IoU +0.0014 / +0.0020 / +0.0010 on the tuning / val / procedural
-    sets, the raw real-photo set -0.0003, where a few chrome and white parts on clipped
-    white now peel; a sliver with no pixels away from the product is judged on all its
-    pixels, so grain next to an outline is not read as smooth). A grey product reached through a
-    gap in its outline starts at full depth there (or is most of the mask) and stays.
-    Measured: +0.002 IoU on the tuning set and on val, no image worse on val or the
-    procedural set (the largest gain: a pot's shadow, +0.19).
+    faint, though a few chrome and white parts on clipped white then peel; a sliver with
+    no pixels away from the product is judged on all its pixels, so grain next to an
+    outline is not read as smooth). A grey product reached through a gap in its outline
+    starts at full depth there (or is most of the mask) and stays.
 
     "Smooth" has two readings. The small-blur high-pass of :func:`_highpass` also responds
     to the curvature of a thin, deep contact shadow's steep penumbra (a 5 px band under a
@@ -146,10 +143,8 @@ def _peel_penumbrae(
     high-pass is that high but its 3x3 median residual (:func:`_median_residual`, which
     passes ramps) stays near the backdrop's: a steep ramp, not grain -- or when its median
     residual is well below the open backdrop's, whatever its high-pass (a broad soft shadow
-    under a horse, +0.23 on that shot; +0.001 / +0.0003 / 0 IoU overall). This runs after
+    under a horse). This runs after
     :func:`_base_shadows`, which takes a contact shadow's dark core along with its rim.
-    Measured: +0.002 IoU on the tuning set, +0.0025 on val, +0.0015 on the procedural set,
-    no val or procedural image worse (tuning set: four images -0.004 to -0.010).
     """
     product = mask >= 0.5
     outside = ~product

@@ -283,9 +283,8 @@ def _model_shadows(
     "Predicts" has two readings: pixel by pixel within :data:`SM_TOL`, or -- for a deep
     shadow the blurred, shifted silhouette fits only roughly (a rim a pixel out: errors
     of 0.04-0.08 where the shadow is 0.2-0.35 deep) -- its mean depth within
-    :data:`SM_MATCH` of it. A grey face the model does not cast is far off in the mean.
-    Measured: +0.0005 IoU on the tuning set, +0.0008 on val (the drop shadow seen through
-    a bench's and a wash-stand's side openings), procedural and raw sets unchanged.
+    :data:`SM_MATCH` of it. A grey face the model does not cast is far off in the mean
+    (what this recovers: a drop shadow seen through a bench's side openings).
 
     Returns the new mask, the removed pixels and the model.
     """
