@@ -47,6 +47,7 @@ import platformdirs
 
 from staging import StagingEngine, StagingError, captions
 from staging.animate import MOTIONS
+from staging.errors import without_paths
 from staging.io import load_image, save_image, save_mask
 from staging.models import get_spec
 from staging.segment import BACKENDS, RECOMMENDED
@@ -90,7 +91,8 @@ def readable_errors(fn):
 
     Library errors (:class:`StagingError`, which includes unreadable images and missing
     models) are already written for people. Anything else is a bug: its message is shown
-    and the traceback goes to the server log.
+    and the traceback goes to the server log. Paths in a message are cut to their file names
+    (:func:`staging.errors.without_paths`): a browser never learns the server's folders.
     """
 
     @functools.wraps(fn)
@@ -100,14 +102,17 @@ def readable_errors(fn):
         except gr.Error:
             raise
         except StagingError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise gr.Error(without_paths(str(exc)), print_exception=False) from None
         except (ValueError, OSError) as exc:
-            raise gr.Error(f"That did not work: {exc}", print_exception=False) from None
+            message = without_paths(f"That did not work: {exc}")
+            raise gr.Error(message, print_exception=False) from None
         except Exception as exc:
             log.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(
-                f"Unexpected error ({type(exc).__name__}: {exc}). The details are in the "
-                "server log.",
+                without_paths(
+                    f"Unexpected error ({type(exc).__name__}: {exc}). The details are in the "
+                    "server log."
+                ),
                 print_exception=False,
             ) from None
 

@@ -7,6 +7,8 @@ bug.
 
 from __future__ import annotations
 
+import re
+
 
 class StagingError(Exception):
     """Base class: the message is written for the person using the tool."""
@@ -28,3 +30,14 @@ class UnknownNameError(StagingError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+# An absolute POSIX path of two or more parts (not the path of a URL: no ``:`` or word before).
+_SERVER_PATH = re.compile(r"(?<![\w:/.~-])(?:/[\w.~+@-]+)+/([\w.~+@-]+)")
+
+
+def without_paths(message: str) -> str:
+    """``message`` with every absolute path replaced by its last part (``/srv/shop/a.png`` →
+    ``a.png``): what a browser or API client is told names files, never the server's folders.
+    The CLI and the logs keep full paths; the app and the service send messages through this."""
+    return _SERVER_PATH.sub(r"\1", message)

@@ -355,6 +355,27 @@ def test_a_copy_paste_result_is_adjusted_by_clicks_size_and_shadows(studio, tmp_
     assert "outside the folders this server shares" in _readable(info)
 
 
+def test_error_messages_name_files_never_the_servers_folders(studio):
+    """Every handler's error reaches the browser with paths cut to file names."""
+    from staging import StagingError
+
+    def failing(error):
+        @studio.readable_errors
+        def handler():
+            raise error
+
+        with pytest.raises(gr.Error) as info:
+            handler()
+        return _readable(info)
+
+    folder = str(studio.CACHE / "indexes" / "shop")
+    assert "No index in catalog.sqlite." in failing(
+        StagingError(f"No index in {folder}/catalog.sqlite.")
+    )
+    assert folder not in failing(OSError(f"[Errno 13] Permission denied: '{folder}/x.png'"))
+    assert folder not in failing(RuntimeError(f"bug near {folder}/y.npz"))
+
+
 # ------------------------------------------------------------------------------ Studio
 
 

@@ -17,6 +17,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from staging import StagingEngine  # noqa: E402
+from staging.errors import without_paths  # noqa: E402
 from staging.service.api import create_service  # noqa: E402
 from staging.service.store import ServiceStore  # noqa: E402
 from staging.service.worker import run_worker  # noqa: E402
@@ -291,6 +292,23 @@ def test_bad_input_is_a_readable_4xx(service, call, status, text):
     assert response.status_code == status, response.text
     assert text in response.json()["error"]
     assert not (root.parent / "escape.png").exists()
+
+
+def test_answers_name_files_never_the_servers_folders(service):
+    """A failed job's error (the worker's exception text) and error answers cut paths to
+    their file names: a client never learns where the service keeps its files."""
+    _, client, root, database = service
+    miss = client.get("/v1/creative/lamp-1")
+    store = ServiceStore(root, database)
+    job = store.claim()
+    store.fail(job, f"Cannot read '{root}/products/lamp-1.png': truncated", max_attempts=1)
+    answer = client.get(f"/v1/jobs/{miss.headers['x-job']}").json()
+    assert answer["status"] == "failed"
+    assert answer["error"] == "Cannot read 'lamp-1.png': truncated"
+    assert str(root) not in client.get("/v1/creative/nope").text
+    assert without_paths("see /srv/a/b.png, http://x/y/z.png and 1/2") == (
+        "see b.png, http://x/y/z.png and 1/2"
+    )
 
 
 def test_cli_worker_once(tmp_path, service):

@@ -35,7 +35,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from staging.compose.placement import get_placement, place_product
-from staging.errors import StagingError
+from staging.errors import StagingError, without_paths
 from staging.io import load_image
 from staging.service.storage import Storage
 from staging.service.store import ServiceStore
@@ -107,7 +107,8 @@ class Feedback(BaseModel):
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    """Every error answer: the message with paths cut to file names (no server folders)."""
+    return JSONResponse({"error": without_paths(message)}, status_code=status, headers=headers)
 
 
 def check_api_key(key: str, source: str = "api_key") -> str:
@@ -332,7 +333,10 @@ def create_service(
         found = store.job(job_id)
         if found is None:
             raise HTTPException(404, f"No job {job_id}.")
-        return found.as_dict()
+        answer = found.as_dict()
+        if answer.get("error"):  # the worker's exception text, e.g. naming a stored file
+            answer["error"] = without_paths(answer["error"])
+        return answer
 
     @app.post("/v1/feedback", dependencies=writes)
     def feedback(event: Feedback) -> dict[str, Any]:
