@@ -1757,6 +1757,18 @@ CSS = """
 """
 
 
+def warm_up() -> None:
+    """At start, in the background: compile the matting kernels (once per install, about a
+    minute), then index the demo catalog (which opens the segmentation model), so that a
+    user's first photo and first grid wait for neither. A failure here is only logged: the
+    same step runs again, with its readable error, when the user needs it."""
+    prepare_matting()
+    try:
+        demo_index()
+    except Exception:  # noqa: BLE001 - a warm-up must never stop the app
+        log.exception("warming up the demo index")
+
+
 def launch_options(host: str = "127.0.0.1", port: int = 7860) -> dict[str, Any]:
     """Keyword arguments of ``demo.launch``: upload size limit, readable errors, cache access."""
     return {
@@ -1784,8 +1796,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     log.setLevel(logging.INFO)
-    # Compiled once per install (~1 min here): while the page loads, not on the first photo.
-    threading.Thread(target=prepare_matting, name="prepare-matting", daemon=True).start()
+    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
     create_app().launch(**launch_options(args.host, args.port))
 
 

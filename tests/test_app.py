@@ -688,14 +688,20 @@ def test_readable_uploads_explain_what_gradio_cannot_decode(tmp_path):
 
 
 def test_the_app_compiles_the_matting_kernels_while_it_starts(studio, monkeypatch):
-    """pymatting compiles at first import (~1 min after an install): ``main`` starts that in a
-    background thread before serving, so a user's first photo does not wait for it."""
+    """pymatting compiles at first import (~1 min after an install) and the demo catalog is
+    indexed on first use: ``main`` starts both in a background thread before serving, so a
+    user's first photo and first grid wait for neither."""
     started = []
     monkeypatch.setattr(studio.threading, "Thread", lambda target, **kw: _Started(target, started))
     monkeypatch.setattr(studio, "create_app", lambda: _NoLaunch())
     monkeypatch.setattr(sys, "argv", ["app.py"])
     studio.main()
-    assert started == [studio.prepare_matting]
+    assert started == [studio.warm_up]
+    calls = []
+    monkeypatch.setattr(studio, "prepare_matting", lambda: calls.append("matting"))
+    monkeypatch.setattr(studio, "demo_index", lambda: calls.append("demo") or 1 / 0)
+    studio.warm_up()  # a failing warm-up is logged, never raised
+    assert calls == ["matting", "demo"]
 
 
 class _Started:
