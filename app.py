@@ -671,7 +671,9 @@ def stage_all(
     )
     steps, status = _step(steps, "studio", made)
     notes = _why([], found.skipped) or "Pick a result to see where it came from and why."
-    return gallery, notes, results, steps, status, picks
+    details = [dict(p["details"], label=p["label"], why=captions.explain(item))
+               for p, item in zip(picks, found.results, strict=True)]  # fmt: skip
+    return gallery, notes, details, results, steps, status, picks
 
 
 def pick_candidate(picks: list | None, evt: gr.SelectData):
@@ -1703,7 +1705,7 @@ def build_ui() -> gr.Blocks:
         studio_button.click(
             stage_all,
             [image, alpha, studio_k, product_kind, product_size, index_dir, results, steps],
-            [studio_grid, studio_why, results, steps, status, picks],
+            [studio_grid, studio_why, studio_details, results, steps, status, picks],
             api_name="stage_all",
             concurrency_id=HEAVY,
             concurrency_limit=HEAVY_LIMIT,

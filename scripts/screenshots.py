@@ -1,4 +1,4 @@
-"""Take the README's screenshots of the app's tabs with a real browser (headless Chromium).
+"""Take the README's screenshots of the app with a real browser (headless Chromium).
 
     python scripts/screenshots.py [--out assets/screenshots] [--product examples/products/plant.png]
 
@@ -100,12 +100,24 @@ def take(url: str, out: Path, product: Path) -> None:
         tab = lambda name: page.get_by_role("tab", name=name).click()  # noqa: E731
 
         page.locator("#product-image input[type=file]").set_input_files(str(product))
-        expect(page.locator("#cutout-image img")).to_be_visible()
-        save(page, out / "product.png")
+        expect(page.locator("#status-line")).to_contain_text("segment")
+        page.locator("#studio-button").click()  # every mode, one grid
+        expect(page.locator("#studio-grid img")).to_have_count(5)
+        page.locator("#studio-grid img").first.click()
+        expect(page.locator("#studio-why")).to_contain_text("Scene: ")
+        page.keyboard.press("Escape")  # the grid back from its preview
+        save(page, out / "studio.png", anchor="#studio-grid")
 
-        tab("Catalog")
-        page.locator("#index-button").click()
-        expect(page.locator("#catalog-stats")).to_contain_text("images")
+        tab("Mask")
+        expect(page.locator("#cutout-image img")).to_be_visible()
+        save(page, out / "mask.png")
+
+        tab("Catalog")  # a designer's own rooms, uploaded from the browser
+        rooms = sorted((ROOT / "examples" / "catalog").glob("room-0[1-6]-*.jpg"))
+        page.locator("#catalog-upload input[type=file]").set_input_files([str(r) for r in rooms])
+        page.wait_for_timeout(1000)
+        page.locator("#upload-button").click()
+        expect(page.locator("#catalog-stats")).to_contain_text("staged")
         save(page, out / "catalog.png")
 
         tab("Copy-paste")

@@ -382,7 +382,7 @@ def test_error_messages_name_files_never_the_servers_folders(studio):
 def test_the_studio_grid_shows_every_mode_labelled_and_explains_a_pick(studio):
     from types import SimpleNamespace as Click
 
-    gallery, notes, results, steps, status, picks = studio.stage_all(
+    gallery, notes, every, results, steps, status, picks = studio.stage_all(
         LAMP, None, 2, "Floor lamp", "", "", [], {}
     )
     labels = [caption for _, caption in gallery]
@@ -390,6 +390,7 @@ def test_the_studio_grid_shows_every_mode_labelled_and_explains_a_pick(studio):
         "#1 Copy-paste", "#2 Copy-paste", "#3 Vanilla", "#4 Prompt",
     ]  # fmt: skip
     assert [r["label"] for r in results] == labels == [p["label"] for p in picks]
+    assert [d["label"] for d in every] == labels and "Scene: " in every[0]["why"]
     assert "studio" in status and "copy-paste ×2" in status
     picked, why, details, adjust = studio.pick_candidate(picks, Click(index=0))
     assert picked == labels[0] and "Scene: " in why and "Product as given: Floor lamp." in why
