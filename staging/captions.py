@@ -79,10 +79,14 @@ def _named(value: Any) -> Any:
 
 
 def _scene_words(source: dict[str, Any]) -> str:
-    title = source.get("title") or "A catalog scene"
-    bits = [source.get("category"), source.get("room"), _file(source.get("path"))]
-    known = ", ".join(str(b) for b in bits if b)
-    return f"Scene: {title} ({source.get('id')}{', ' + known if known else ''})."
+    """The scene by its title, else its file (an uploaded room has no title), with its
+    category, room type, catalog id and file where they say more than the name."""
+    file, title, id = _file(source.get("path")), source.get("title"), source.get("id")
+    name = title or file or id or "a catalog scene"
+    same = {name, Path(file).stem if file else None}
+    bits = [source.get("category"), source.get("room"), id, file]
+    known = ", ".join(str(b) for b in dict.fromkeys(bits) if b and b not in same)
+    return f"Scene: {name}" + (f" ({known})." if known else ".")
 
 
 def _fit_words(item: Staged) -> str:

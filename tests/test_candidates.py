@@ -80,7 +80,7 @@ def test_captions_say_scene_fit_product_and_models(rooms_index):
     pasted, vanilla, prompt = found.results
     assert label(pasted).startswith("Copy-paste · ") and "fit " in label(pasted)
     words = explain(pasted)
-    assert f"({pasted.source['id']}" in words and "Stands where the" in words
+    assert f"Scene: {pasted.source['id']}.png." in words and "Stands where the" in words
     assert "Product kind unknown" in words  # bare photo, no typed catalog shots
     assert f"mask {pasted.source['segment_backend']}" in words
     backdrop = "backdrop only (no diffusion model)"
