@@ -321,7 +321,8 @@ def test_a_designer_uploads_rooms_and_a_csv_and_stages_into_them(browser, app_ur
     """From the browser only: three room photos and a CSV uploaded, indexed into this
     session's index, and the product staged into them; no server path on screen."""
     from playwright.sync_api import expect
-    from test_catalog_uploads import _rooms
+
+    from tests.helpers.rooms import upload_rooms as _rooms
 
     files = [str(p) for p in _rooms(tmp_path / "rooms")]
     context = _recorded(browser.new_context(viewport={"width": 1280, "height": 900}))
