@@ -50,7 +50,7 @@ def product_words(product: dict[str, Any]) -> str:
     """What copy-paste took the product for: given, read from the catalog, or unknown."""
     kind, size = product.get("product_type"), product.get("product_size")
     if not kind and not size:
-        return "Product kind unknown: type one in Product kind to place it at its real size."
+        return "Product kind unknown: give one (Product kind, --type) to place it at its real size."
     said = " ".join(str(v) for v in (kind, size) if v)
     if product.get("inferred_from") == "catalog":
         sure = _percent(product.get("confidence"))

@@ -102,3 +102,25 @@ def test_public_details_name_files_and_never_locate_them(rooms_index):
     assert "path" not in details["source"]
     text = json.dumps(details)
     assert str(rooms_index.parent) not in text and os.sep + "tmp" not in text
+
+
+def test_cli_stage_all_writes_every_mode_with_its_words(rooms_index, tmp_path):
+    from typer.testing import CliRunner
+
+    from staging.cli import app
+
+    product, _ = product_shot()
+    photo = save_image(tmp_path / "stool.png", product)
+    out = tmp_path / "out"
+    done = CliRunner().invoke(
+        app, ["stage", "all", str(photo), "-i", str(rooms_index), "-o", str(out), "-k", "2"]
+    )
+    assert done.exit_code == 0, done.output
+    summary = json.loads((out / "stool.all.json").read_text())
+    assert [item["file"] for item in summary] == [
+        "stool.copy-paste1.png", "stool.copy-paste2.png", "stool.vanilla1.png", "stool.prompt1.png",
+    ]  # fmt: skip
+    assert all((out / item["file"]).is_file() for item in summary)
+    assert summary[0]["label"].startswith("Copy-paste · ") and "Scene: " in summary[0]["why"]
+    alone = CliRunner().invoke(app, ["stage", "all", str(photo), "-o", str(tmp_path / "o2")])
+    assert alone.exit_code == 0 and "copy-paste made nothing: no catalog index" in alone.output

@@ -241,7 +241,10 @@ def _stage_generated(mode: str, inputs: list[Path], out: Path, fmt: str, generat
 
 
 def _write_generated(mode: str, files: list[Path], out: Path, fmt: str, run) -> None:
-    """Run ``run(path)`` per product, write ``<name>.<mode><N>.<fmt>`` and a JSON summary."""
+    """Run ``run(path)`` per product, write ``<name>.<mode><N>.<fmt>`` (each result under its
+    own mode, numbered per mode) and a JSON summary ``<name>.<mode>.json`` with each result's
+    label and words (:mod:`staging.captions`)."""
+    from staging.captions import explain, label
     from staging.io import list_images
 
     files = expand_inputs(files, list_images)
@@ -258,8 +261,10 @@ def _write_generated(mode: str, files: list[Path], out: Path, fmt: str, run) -> 
             failures.append(f"{path}: {exc}")
             continue
         summary = []
-        for number, staged in enumerate(results, start=1):
-            target = staged.save(out / f"{path.stem}.{mode}{number}.{fmt.lstrip('.')}")
+        numbers: dict[str, int] = {}
+        for staged in results:
+            number = numbers[staged.mode] = numbers.get(staged.mode, 0) + 1
+            target = staged.save(out / f"{path.stem}.{staged.mode}{number}.{fmt.lstrip('.')}")
             info = staged.describe()
             hint = info["source"].pop("hint", None)
             if hint and not hint_shown:
@@ -267,7 +272,9 @@ def _write_generated(mode: str, files: list[Path], out: Path, fmt: str, run) -> 
                 hint_shown = True
             if warning := info["source"].get("warning"):
                 typer.echo(f"{target.name}: {warning}", err=True)
-            summary.append({"file": target.name, **info})
+            summary.append(
+                {"file": target.name, "label": label(staged), "why": explain(staged), **info}
+            )
             written += 1
         (out / f"{path.stem}.{mode}.json").write_text(json.dumps(summary, indent=2, default=str))
     typer.echo(f"{written} staged images from {len(files) - len(failures)} products in {out}")
@@ -321,3 +328,39 @@ def stage_vanilla_command(
     generation = _generation(placement, fill, align, margin, seed, num_images, backend, mask,
                              steps, cache)  # fmt: skip
     _stage_generated("vanilla", inputs, out, fmt, generation, category=category)
+
+
+@stage_app.command("all")
+def stage_all_command(
+    inputs: list[Path] = INPUTS,
+    index: Path = typer.Option(None, "--index", "-i", help="Catalog index folder (copy-paste)."),
+    out: Path = OUT_FOLDER,
+    k: int = typer.Option(3, "-k", help="Copy-paste candidates per product."),
+    product_type: str = typer.Option(None, "--type", help="The product's kind (Chair)."),
+    size: str = PRODUCT_SIZE,
+    placement: list[str] = PLACEMENT,
+    seed: int = SEED,
+    backend: str = typer.Option(None, help=_GEN_BACKEND_HELP),
+    mask: Path = ONE_MASK,
+    fmt: str = FORMAT,
+) -> None:
+    """Every mode for each product, as the app's Studio grid: copy-paste (k scenes of
+    --index), vanilla, and prompt with the theme the category's bandit suggests.
+
+    Writes <name>.<mode><N>.<format> per result and <name>.all.json with each result's
+    label, its words (where it came from, why, what the product was taken for, which models
+    ran) and provenance. A mode that cannot run (no --index) is said, the others still run.
+    """
+    engine = make_engine()
+    _check_one_input(mask, inputs)
+
+    def run(path: Path) -> list:
+        found = engine.stage_candidates(
+            path, k=k, index=index, mask=mask, product_type=product_type, product_size=size,
+            placement=split_placements(placement), seed=seed, backend=backend,
+        )  # fmt: skip
+        for mode, why in found.skipped.items():
+            typer.echo(f"{path.name}: {mode} made nothing: {why}", err=True)
+        return found.results
+
+    _write_generated("all", inputs, out, fmt, run)
