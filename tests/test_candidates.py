@@ -124,3 +124,23 @@ def test_cli_stage_all_writes_every_mode_with_its_words(rooms_index, tmp_path):
     assert summary[0]["label"].startswith("Copy-paste · ") and "Scene: " in summary[0]["why"]
     alone = CliRunner().invoke(app, ["stage", "all", str(photo), "-o", str(tmp_path / "o2")])
     assert alone.exit_code == 0 and "copy-paste made nothing: no catalog index" in alone.output
+
+
+def test_bench_studio_times_the_mask_and_the_grid_per_photo(rooms_index, tmp_path):
+    from typer.testing import CliRunner
+
+    from staging.cli import app
+
+    product, _ = product_shot()
+    photo = save_image(tmp_path / "stool.png", product)
+    done = CliRunner().invoke(
+        app, ["bench", "studio", str(photo), "-i", str(rooms_index), "-k", "1", "--json"]
+    )
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    (row,) = report["rows"]
+    assert row["results"] == {"copy-paste": 1, "vanilla": 1, "prompt": 1}
+    assert row["total_seconds"] == pytest.approx(
+        row["mask_seconds"] + row["grid_seconds"], abs=0.02
+    )
+    assert report["median_total_seconds"] == row["total_seconds"]

@@ -20,7 +20,13 @@ from staging.cli.base import (
     print_report,
     split_placements,
 )
-from staging.cli.tables import bandit_table, parallax_table, print_table, retrieval_table
+from staging.cli.tables import (
+    bandit_table,
+    parallax_table,
+    print_table,
+    retrieval_table,
+    studio_table,
+)
 
 
 @bench_app.command("segment")
@@ -128,6 +134,21 @@ def bench_serve_command(
     with tempfile.TemporaryDirectory(prefix="staging-bench-serve-") as root:
         report = bench_serve(make_engine(), files, Path(root), sizes, clients, rate, seconds)
     print_report(report, as_json)
+
+
+@bench_app.command("studio")
+def bench_studio_command(
+    photos: list[Path] = typer.Argument(..., help="Product photos, timed one after another."),
+    index: Path = typer.Option(..., "--index", "-i", help="Catalog index folder (copy-paste)."),
+    k: int = typer.Option(3, "-k", help="Copy-paste candidates."),
+    as_json: bool = AS_JSON,
+) -> None:
+    """From a photo to the Studio grid: the mask, then every mode (copy-paste x k, vanilla,
+    prompt), seconds per photo with the model and the index opened first, as the app does."""
+    from staging.evaluate.bench_studio import bench_studio
+
+    report = bench_studio(make_engine(), [str(p) for p in photos], index, k=k)
+    print_table(report, as_json, studio_table)
 
 
 @bench_app.command("parallax")

@@ -79,3 +79,19 @@ def bandit_table(report: dict) -> list[str]:
         "last 10% of rounds that chose the truly best theme"
     )
     return lines
+
+
+def studio_table(report: dict) -> list[str]:
+    """``bench studio``: one row per photo, then the median and the slowest."""
+    lines = [f"{'photo':32} {'mask s':>7} {'grid s':>7} {'total s':>8}  results"]
+    for r in report["rows"]:
+        made = ", ".join(f"{mode} {n}" for mode, n in r["results"].items())
+        lines.append(
+            f"{r['photo'][:32]:32} {r['mask_seconds']:7.2f} {r['grid_seconds']:7.2f} "
+            f"{r['total_seconds']:8.2f}  {made}"
+        )
+    lines.append(
+        f"median {report['median_total_seconds']} s, slowest {report['max_total_seconds']} s "
+        f"from photo to grid (k={report['k']}, {report['photos']} photos)"
+    )
+    return lines
