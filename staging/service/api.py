@@ -34,13 +34,13 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from staging.access import PRODUCT_ID, in_inbox
 from staging.compose.placement import get_placement, place_product
 from staging.errors import StagingError, without_paths
 from staging.io import load_image
 from staging.service.storage import Storage
 from staging.service.store import ServiceStore
 
-ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_UPLOAD = 20 * 2**20
 MEMORY = 256 * 2**20  # bytes of recent answers and cut-outs kept ready
 BACKDROP = (245, 245, 245)  # the fallback's plain studio grey
@@ -247,7 +247,7 @@ def create_service(
         path: str | None = Form(None),
     ) -> dict[str, Any]:
         """Register a product: an image upload, or a ``path`` inside ``<root>/inbox``."""
-        if not ID.match(id):
+        if not PRODUCT_ID.match(id):
             raise HTTPException(422, "id: letters, digits, '.', '_' or '-', at most 100.")
         if (image is None) == (path is None):
             raise HTTPException(422, "Send either an image upload or a path, not both.")
@@ -261,8 +261,8 @@ def create_service(
             except StagingError as exc:
                 raise HTTPException(422, f"{name}: {exc}") from None
         else:
-            source = (inbox / path).resolve()
-            if not source.is_relative_to(inbox.resolve()):
+            source = in_inbox(inbox, path)
+            if source is None:
                 raise HTTPException(422, f"path {path!r} is outside the service's inbox.")
             rgb = load_image(source)
         await run_in_threadpool(register, id, category, rgb)  # seconds: off the event loop
