@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import staging.engine as engine_module
+import staging.segment.choose as choose_module
 from staging import Segmentation, Settings, StagingEngine
 from staging.errors import ImageLoadError, ModelNotAvailableError, UnknownNameError
 from staging.segment import BACKENDS
@@ -104,12 +105,12 @@ def test_without_weights_a_scene_fails_naming_the_pull_and_a_shot_uses_catalog(
 ):
     engine = StagingEngine(device="cpu")
     scene = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
-    monkeypatch.setattr(engine_module, "classify_staged", lambda img: _Verdict(True))
+    monkeypatch.setattr(choose_module, "classify_staged", lambda img: _Verdict(True))
     with pytest.raises(ModelNotAvailableError) as info:
         engine.segment(scene)
     assert "staging models pull isnet-general-fp16" in str(info.value)
     assert "88 MB" in str(info.value)
-    monkeypatch.setattr(engine_module, "classify_staged", lambda img: _Verdict(False))
+    monkeypatch.setattr(choose_module, "classify_staged", lambda img: _Verdict(False))
     assert engine.segment(studio_shot[0]).backend == "catalog"
     assert "staging models pull isnet-general-fp16" in engine.segmentation_status()
 

@@ -110,6 +110,41 @@ class CopyPastePipeline:
         options: CopyPasteOptions,
         progress: Progress | None = None,
     ) -> list[Staged]:
+        """Stage the product photo ``rgb`` into the ``options.k`` catalog scenes it fits best.
+
+        Args:
+            rgb: the un-staged product photo.
+            mask: the product mask to use (bool, float alpha or a mask file), e.g. one
+                corrected by hand; None: the product's segmentation.
+            options: (:class:`~staging.options.CopyPasteOptions`)
+
+                * ``k``: how many candidates (one per scene);
+                * ``category``: only retrieve scenes of this category;
+                * ``shadow``, ``harmonize``: see :func:`staging.compose.copy_paste.paste_product`;
+                * ``inpaint_backend``: the fill of removed objects; default ``auto``, the best
+                  on disk (:meth:`~staging.StagingEngine.resolve_inpaint_backend`);
+                * ``segment_backend``: the product's segmenter (None: the default);
+                * ``max_side``: scenes larger than this are worked on (and returned) at this
+                  size;
+                * ``inpaint_side``: the hole is filled at this long side and scaled back up,
+                  with the scene's own texture copied back in;
+                * ``product_type``: the product's kind (``Chair``, ``Chest of 3 drawers``): its
+                  typical real width when ``product_size`` is not given, and the category
+                  part of the fit;
+                * ``product_size``: the catalog's size text (``80x78 cm``, width first). With
+                  neither given (a bare photo), both are read from the catalog's nearest
+                  product shots (:mod:`staging.catalog.infer`).
+            progress: called as ``progress(fraction, message)``.
+
+        Returns:
+            :class:`~staging.result.Staged` results, best fit first; ``source`` holds the
+            catalog ``id``, ``path``, ``category``, ``title``, retrieval ``score`` and the
+            product's real ``width_cm`` and where it came from, ``product`` (its
+            ``product_type`` and ``product_size``, ``inferred_from`` ``given`` or ``catalog``,
+            then with a ``confidence`` and the voting ``neighbours``), and a ``warning`` when
+            the product photo had to be enlarged; ``scores`` the ``fit`` and its parts
+            (``fit_similarity``, ``fit_coverage``, ``fit_scale``, ``fit_category``).
+        """
         from staging.compose.scale import SizePriors
 
         report = progress or no_progress

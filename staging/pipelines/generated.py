@@ -65,6 +65,44 @@ class GeneratedPipeline:
         options: GenerationOptions,
         progress: Progress | None = None,
     ) -> list[Staged]:
+        """Generate ``mode``'s backgrounds around the product photo ``rgb``.
+
+        Taboola's steps: (1) the product mask (``options.mask`` or its segmentation); (2) the
+        product positioned and scaled for each placement (``fill``, ``align``, ``margin``);
+        (3) Canny edges plus the mask contour; (4) the background generated (ControlNet
+        backends condition on the edges); (5) the original product cut back on top,
+        feathered by about a pixel.
+
+        Args:
+            mode: ``prompt`` or ``vanilla`` (what the results say they are).
+            rgb: the product photo.
+            choice: the prompt, chosen by the caller
+                (:func:`staging.generate.pipeline.choose_prompt`): for ``prompt`` the prompt
+                as given, else from a theme (a theme name or index of the category in the
+                prompt library, an interest such as ``beach``, or free scene text; default
+                the first theme) and the category ("Three-seat sofa" works), personalised
+                with an AdBooster interest distribution when one is given; for ``vanilla``
+                ``"a photo of a <category>"`` or, without a category, nothing.
+            options: (:class:`~staging.options.GenerationOptions`)
+
+                * ``placement``: a placement name (``square``, ``story``, ``leaderboard``...),
+                  ``"WxH"``, a ratio (``"4:5"``), a ``(w, h)`` pair, or a list of them;
+                  default ``square`` (1080x1080);
+                * ``seed``, ``num_images``: seeds ``seed .. seed + num_images - 1``;
+                * ``backend``: ``studio``, ``sd``, ``sd2``, ``sdxl``, ``controlnet`` or
+                  None/``auto`` (``pix2pix``, the AdKDD paper's baseline, is reserved until
+                  trained weights exist and raises an error that says so);
+                * ``steps``, ``guidance``: diffusion settings (None: the backend's defaults);
+                * ``cache``: a :class:`~staging.generate.cache.GenerationCache`, a folder,
+                  True (the default folder) or None (no cache);
+                * ``mask``, ``segment_backend``: the product's mask, or its segmenter.
+            progress: ``progress(fraction, message)``.
+
+        Returns:
+            One :class:`~staging.result.Staged` per placement and seed (placements outer),
+            ``mode`` as given; ``source`` names the backend, model, prompt, seed, placement,
+            bucket and whether the generation came from the cache.
+        """
         from staging.generate.pipeline import stage
 
         say = progress or no_progress

@@ -54,6 +54,41 @@ class InScenePipeline:
         scene_mask: Any,
         options: InSceneOptions,
     ) -> Staged:
+        """Stage the product photo ``rgb`` into ``scene``, the way ``options`` say.
+
+        Any room photo works as ``scene``: a copy-paste result's ``source["path"]`` (with its
+        ``source["mask"]`` as ``scene_mask``) or one of the user's own. Without the hand-set
+        options the result is what copy-paste made of that scene. The product's cut-out, the
+        scene's analysis and its clean plate are cached, so a call that only moves, resizes
+        or re-shadows the product just pastes again (``staging bench restage``).
+
+        Args:
+            rgb: the product photo; ``mask``: its mask, as in copy-paste.
+            scene: the room photo.
+            scene_mask: the scene's objects (a mask file or array); default: the segmenter's.
+            options: (:class:`~staging.options.InSceneOptions`) ``shadow``, ``harmonize``,
+                ``product_type``, ``product_size``, ``inpaint_backend``, ``segment_backend``,
+                ``max_side`` and ``inpaint_side`` as in copy-paste
+                (:meth:`CopyPastePipeline.__call__`), and
+
+                * ``object_at``: ``(x, y)`` in the scene (at ``max_side``): the object there
+                  (or the nearest one) is the one replaced; default: the largest;
+                * ``box``: ``(x0, y0, x1, y1)`` in the scene's own pixels, as a catalog row
+                  gives it (a copy-paste result's ``source["box"]``): the object mostly
+                  inside it is the one replaced;
+                * ``remove``: inpaint that object away (True) or keep it and stand the product
+                  in front (False); default: what the fit chose (replace when the product
+                  covers most of it at its real size);
+                * ``position``: ``(x, y)``: where the product's feet go (the middle of its
+                  bottom edge); default: the fit's placement;
+                * ``scale``: the product's size, as a multiple of the fit's;
+                * ``object_size``: the real size of the scene's object (``160x200 cm``, width
+                  first): it calibrates the camera height, so the product gets the size the
+                  room implies (see :mod:`staging.compose.scale`);
+                * ``object_type``: the scene object's kind (a copy-paste result's
+                  ``source["object_type"]``): only one of the product's kind is replaced by
+                  default; default the scene parser's name for it, if any.
+        """
         from staging.compose.copy_paste import paste_product
         from staging.compose.fit import adjust, place_product
         from staging.compose.scale import SizePriors, width_from_size

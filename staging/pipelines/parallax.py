@@ -50,6 +50,30 @@ class ParallaxPipeline:
         options: ParallaxOptions,
         progress: Progress | None = None,
     ) -> ParallaxClip:
+        """Write a parallax video of the product in ``rgb`` to ``out``.
+
+        The product layer comes from ``mask`` (bool HxW, a float alpha, or a mask file), or
+        from its segmentation when none is given; the background behind it is inpainted once
+        and reused by every frame. The format follows the extension: ``.mp4`` (H.264,
+        yuv420p, faststart), ``.webm`` (VP9) or ``.gif``.
+
+        Args:
+            options: (:class:`~staging.options.ParallaxOptions`)
+
+                * ``seconds``, ``fps``: clip length (``round(seconds * fps)`` frames);
+                * ``motion``: ``pan``, ``zoom`` or ``orbit``;
+                * ``strength``: product shift amplitude, share of the output's short side
+                  (None: :data:`staging.animate.DEFAULT_STRENGTH`, 0.04);
+                * ``size``: ``"WxH"``, ``1:1``, ``4:5``, ``9:16``, ``16:9`` or None (the
+                  photo's aspect, long side at most 1080);
+                * ``loop``: one full period (seamless loop) or one sweep;
+                * ``fit``: ``cover`` (crop around the product), ``pad`` (blurred background),
+                  ``auto``;
+                * ``inpaint_backend``: default ``auto``
+                  (:meth:`~staging.StagingEngine.resolve_inpaint_backend`);
+                * ``segment_backend``: the product's segmenter, when no mask is given.
+            progress: called as ``progress(fraction, message)`` while rendering.
+        """
         from staging.animate import DEFAULT_STRENGTH
         from staging.animate import parallax as render_parallax
         from staging.io import load_mask

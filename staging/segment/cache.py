@@ -19,7 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from staging.io import atomic_write
+from staging.io import at_most, atomic_write
+from staging.segment.base import Segmentation, Segmenter, to_photo_size
 
 
 def image_key(image: np.ndarray) -> str:
@@ -39,6 +40,31 @@ class MaskCache:
     def _path(self, model: str, key: str, kind: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model)  # "file:x.onnx", "rembg:foo"
         return self.folder / safe / f"{key}.{kind}.png"
+
+    def segment(self, segmenter: Segmenter, rgb: np.ndarray, threshold: float) -> Segmentation:
+        """``segmenter``'s segmentation of ``rgb`` through the cache. A big photo is segmented
+        at the backend's bounded size (none for a fixed-input net), under its own entry, and
+        the maps are brought back to the photo's size."""
+        working = rgb if segmenter.max_side is None else at_most(rgb, segmenter.max_side)
+        key = image_key(rgb)
+        model = f"{segmenter.name}@{segmenter.cache_tag}"
+        if working is not rgb:  # maps of a shrunk copy: their own cache entry
+            model += f"@{segmenter.max_side}"
+        cached = self.get(model, key)
+        if cached is None:
+            prob = np.clip(segmenter.predict(working).astype(np.float32, copy=False), 0.0, 1.0)
+            background = segmenter.background(working)
+            self.put(model, key, prob, background)
+        else:
+            prob, background = cached
+        prob, background = to_photo_size(prob, background, rgb.shape[:2])
+        return Segmentation(
+            image=rgb,
+            prob=prob,
+            backend=segmenter.name,
+            threshold=threshold,
+            background_estimate=background,
+        )
 
     def get(self, model: str, key: str) -> tuple[np.ndarray, np.ndarray | None] | None:
         """(prob float32 HxW, background float32 HxWx3 or None), or None on a miss."""

@@ -26,12 +26,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from staging.errors import StagingError
 from staging.io import at_most, save_image
 from staging.train.masks import free_form_mask
+
+if TYPE_CHECKING:
+    from staging.models import ModelStore
 
 METADATA = "metadata.jsonl"
 
@@ -161,3 +165,66 @@ def _write_record(record, out, load, segment, caption, holes, max_side) -> dict[
     text = caption(rgb) if caption is not None else record.text
     return {"id": record.id, **names, "holes": hole_names, "text": text,
             "source": str(record.image), "width": rgb.shape[1], "height": rgb.shape[0]}  # fmt: skip
+
+
+def catalog_dataset(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    load: Callable[[Path], np.ndarray],
+    is_staged: Callable[[np.ndarray], Any],
+    segment: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    store: ModelStore,
+    device: str,
+    holes: int = 4,
+    max_side: int = 1024,
+    caption_column: str | None = None,
+    staged_only: bool = True,
+    captions: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> DatasetReport:
+    """Training records from a catalog (a folder, or a CSV with an ``image`` column) for
+    ``staging train``, written by :func:`build_dataset`.
+
+    ``load(path)`` reads an image, ``is_staged(rgb)`` says whether it is a staged scene and
+    ``segment(rgb)`` gives its product's ``(mask, alpha)`` (the default segmenter, cached as
+    every mask is). Captions (``captions``): ``blip`` from the BLIP model in ``store``
+    (``staging models pull blip-captioning``; run on ``device``), ``catalog`` from
+    ``caption_column`` of the CSV, else its ``type`` or ``category``; ``auto`` is BLIP when it
+    is on disk, else the catalog's. With ``staged_only``, images of a product on a plain
+    background are listed as failed, not trained on. ``progress(done, total)``.
+    """
+    if captions not in ("auto", "blip", "catalog"):
+        raise StagingError(f"captions must be auto, blip or catalog, not {captions!r}.")
+    from staging.batch_unit import read_products
+    from staging.catalog.csv import read_csv
+
+    products = read_products(source)
+    texts = {p.id: p.type or p.category or "" for p in products}
+    if caption_column:
+        rows = read_csv(source).rows
+        if rows and caption_column not in rows[0]:
+            raise StagingError(f"'{source}' has no column {caption_column!r}.")
+        column = [(r.get(caption_column) or "").strip() for r in rows]
+        texts = {p.id: text for p, text in zip(products, column, strict=True)}
+
+    def staged(path: Path) -> np.ndarray:
+        rgb = load(path)
+        if staged_only and not is_staged(rgb):
+            raise StagingError("not a staged image (a product on a plain background)")
+        return rgb
+
+    done = 0
+
+    def step(_: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, len(products))
+
+    records = [Record(p.id, p.image, texts[p.id]) for p in products]
+    caption = None
+    if captions == "blip" or (captions == "auto" and store.find("blip-captioning")):
+        from staging.train.caption import BlipCaptioner
+
+        caption = BlipCaptioner(store.path("blip-captioning"), device)
+    return build_dataset(records, out, staged, segment, caption, holes, max_side, step)
