@@ -27,6 +27,8 @@ SAMPLE_EVERY = typer.Option(200, help="Write a sample sheet every N steps.")
 DEVICE = typer.Option(None, help="cpu, cuda, cuda:1 (default: the engine's).")
 RUN_SEED = typer.Option(0, help="Seeds the weights and the examples (to compare runs).")
 FRESH = typer.Option(False, help="Start over instead of resuming.")
+MODEL_OUT = typer.Option(..., "--out", "-o", help="Model folder (resumed if present).")
+STEPS = typer.Option(10_000, help="Train until this step.")
 
 
 @app.command("dataset")
@@ -73,12 +75,12 @@ def dataset_command(
 @train_app.command("inpaint")
 def train_inpaint_command(
     data: Path = DATA,
-    out: Path = typer.Option(..., "--out", "-o", help="Model folder (resumed if present)."),
+    out: Path = MODEL_OUT,
     size: int = typer.Option(256, help="Training crops are size x size."),
     width: int = typer.Option(64, help="Channels of the first layer (the paper: 64)."),
     blocks: int = typer.Option(8, help="Residual blocks per generator (the paper: 8)."),
     batch: int = typer.Option(8, help="Images per step."),
-    steps: int = typer.Option(10_000, help="Train until this step."),
+    steps: int = STEPS,
     minutes: float = MINUTES,
     wbl: str = typer.Option(
         "0.9,0.1", help="Weighted boundary loss: lambda_boundary,lambda_non_boundary, or off."
@@ -104,22 +106,22 @@ def train_inpaint_command(
             weights = ()
         if len(weights) != 2:
             raise typer.BadParameter("give two numbers, e.g. 0.9,0.1, or off", param_hint="--wbl")
-    options = InpaintTraining(
-        size=size, width=width, blocks=blocks, batch=batch, steps=steps, minutes=minutes,
-        lr=lr, wbl=weights, validation=validation, sample_every=sample_every,
-        save_every=sample_every, device=device or make_engine().device, seed=seed,
+    options = _gan_options(
+        InpaintTraining, sample_every, device, size=size, width=width, blocks=blocks,
+        batch=batch, steps=steps, minutes=minutes, lr=lr, wbl=weights, validation=validation,
+        seed=seed,
     )  # fmt: skip
-    _train(train_inpaint, data, out, options, progress=not as_json, fresh=fresh, as_json=as_json)
+    _train(train_inpaint, data, out, options, fresh=fresh, as_json=as_json)
 
 
 @train_app.command("pix2pix")
 def train_pix2pix_command(
     data: Path = DATA,
-    out: Path = typer.Option(..., "--out", "-o", help="Model folder (resumed if present)."),
+    out: Path = MODEL_OUT,
     size: int = typer.Option(256, help="Training crops are size x size (a multiple of 256)."),
     width: int = typer.Option(64, help="Channels of the first layer (pix2pix: 64)."),
     batch: int = typer.Option(1, help="Pairs per step (pix2pix: 1)."),
-    steps: int = typer.Option(10_000, help="Train until this step."),
+    steps: int = STEPS,
     minutes: float = MINUTES,
     lr: float = typer.Option(2e-4, help="Learning rate of both networks."),
     validation: int = typer.Option(4, help="Pairs held apart for samples and figures."),
@@ -136,12 +138,11 @@ def train_pix2pix_command(
     if size % 256:
         message = "a multiple of 256 (the U-Net halves it 8 times)"
         raise typer.BadParameter(message, param_hint="--size")
-    options = Pix2PixTraining(
-        size=size, width=width, batch=batch, steps=steps, minutes=minutes, lr=lr,
-        validation=validation, sample_every=sample_every, save_every=sample_every,
-        device=device or make_engine().device, seed=seed,
+    options = _gan_options(
+        Pix2PixTraining, sample_every, device, size=size, width=width, batch=batch,
+        steps=steps, minutes=minutes, lr=lr, validation=validation, seed=seed,
     )  # fmt: skip
-    _train(train_pix2pix, data, out, options, progress=not as_json, fresh=fresh, as_json=as_json)
+    _train(train_pix2pix, data, out, options, fresh=fresh, as_json=as_json)
 
 
 @train_app.command("sd-outpaint")
@@ -168,15 +169,27 @@ def train_sd_outpaint_command(
         model=model, size=size, rank=rank, batch=batch, steps=steps, minutes=minutes, lr=lr,
         save_every=save_every, seed=seed,
     )  # fmt: skip
-    _train(train_sd_outpaint, data, out, make_engine().runtime, options, progress=not as_json,
-           fresh=fresh, as_json=as_json)  # fmt: skip
+    _train(train_sd_outpaint, data, out, make_engine().runtime, options, fresh=fresh,
+           as_json=as_json)  # fmt: skip
 
 
-def _train(trainer: Callable[..., dict], *args: Any, as_json: bool, **options: Any) -> None:
-    """Run one of the trainers and print its summary (without the per-step history); a
-    missing dataset or a clashing checkpoint is one readable error."""
+def _gan_options(
+    options_type: Callable[..., Any], sample_every: int, device: str | None, **fields: Any
+) -> Any:
+    """The options of an EdgeConnect or pix2pix run: a checkpoint with every sample sheet, on
+    ``device``, else the engine's."""
+    return options_type(
+        sample_every=sample_every, save_every=sample_every,
+        device=device or make_engine().device, **fields,
+    )  # fmt: skip
+
+
+def _train(trainer: Callable[..., dict], *args: Any, fresh: bool, as_json: bool) -> None:
+    """Run one of the trainers and print its summary (without the per-step history); the
+    progress bar is off when the summary is JSON. A missing dataset or a clashing checkpoint
+    is one readable error."""
     try:
-        summary = trainer(*args, **options)
+        summary = trainer(*args, progress=not as_json, fresh=fresh)
     except (FileNotFoundError, ValueError) as exc:
         raise StagingError(str(exc)) from exc
     summary.pop("history")
