@@ -1,8 +1,11 @@
-"""What the trainers share: the held-apart split, crops, tensors, checkpoints."""
+"""What the trainers share: the held-apart split, crops, tensors, checkpoints, the GAN loss and
+the run's budget, progress bar and summary."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -54,17 +57,24 @@ def tensor(arrays: list[np.ndarray], device):
 
 def save_checkpoint(path: Path, step: int, options, nets: dict, optimisers: dict, scaler) -> None:
     """Everything needed to resume, written whole (beside, then renamed over)."""
-    import torch
-
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(
+    save_whole(
         {"step": step, "options": asdict(options),
          "nets": {k: v.state_dict() for k, v in nets.items()},
          "optimisers": {k: v.state_dict() for k, v in optimisers.items()},
          "scaler": scaler.state_dict()},
-        temporary,
+        path,
     )  # fmt: skip
-    temporary.replace(path)
+
+
+def save_whole(state: dict, path: Path) -> None:
+    """``torch.save`` of ``state`` through a temporary sibling renamed over ``path``, so a run
+    killed while saving keeps its previous checkpoint."""
+    import torch
+
+    from staging.io import atomic_path
+
+    with atomic_path(path, fsync=False) as temporary:
+        torch.save(state, temporary)
 
 
 def load_checkpoint(
@@ -85,3 +95,35 @@ def load_checkpoint(
         optimisers[name].load_state_dict(state["optimisers"][name])
     scaler.load_state_dict(state["scaler"])
     return int(state["step"])
+
+
+def adversarial(logits, real: bool):
+    """The GAN loss of discriminator ``logits`` against all-real or all-fake targets, in fp32
+    whatever precision autocast computed the logits in."""
+    import torch
+    from torch.nn import functional as F  # noqa: N812 - PyTorch's own convention
+
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    return F.binary_cross_entropy_with_logits(logits.float(), target)
+
+
+def step_bar(name: str, options, step: int, progress: bool):
+    """The progress bar of ``staging train NAME``: ``options.steps`` steps, resumed at
+    ``step``; hidden unless ``progress``."""
+    from tqdm import tqdm
+
+    return tqdm(total=options.steps, initial=step, desc=f"train {name}", unit="step",
+                disable=not progress)  # fmt: skip
+
+
+def out_of_time(options, started: float) -> bool:
+    """Whether a run begun at ``started`` (:func:`time.monotonic`) has spent its budget of
+    ``options.minutes`` (None: no budget, the run goes on to ``options.steps``)."""
+    return options.minutes is not None and time.monotonic() - started > 60 * options.minutes
+
+
+def finish(out: Path, summary: dict[str, Any], history: Any) -> dict[str, Any]:
+    """Write a run's ``summary`` to ``out/training.json`` and return it with this run's
+    per-step ``history`` (kept out of the file: it is only this run's, not the model's)."""
+    (out / "training.json").write_text(json.dumps(summary, indent=2))
+    return summary | {"history": history}

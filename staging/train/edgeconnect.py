@@ -30,7 +30,6 @@ moment resumes from the last checkpoint; ``samples/`` gets a sheet of validation
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,11 +48,15 @@ from staging.inpaint.edgeconnect import (
     to_gray,
 )
 from staging.train.common import (
+    adversarial,
     crop,
+    finish,
     held_apart,
     load_checkpoint,
+    out_of_time,
     read_rgb,
     save_checkpoint,
+    step_bar,
     tensor,
 )
 from staging.train.dataset import read_metadata
@@ -125,7 +128,6 @@ def train_inpaint(
     the ``history`` of this run's L1 and edge losses per step)."""
     import torch
     from torch.nn import functional as F  # noqa: N812 - PyTorch's own convention
-    from tqdm import tqdm
 
     options = options or InpaintTraining()
     out = Path(out)
@@ -160,17 +162,12 @@ def train_inpaint(
         save_model(out, nets, config | {"steps": step})
         save_checkpoint(checkpoint, step, options, nets, optimisers, scaler)
 
-    def adversarial(logits, real: bool):
-        target = torch.ones_like(logits) if real else torch.zeros_like(logits)
-        return F.binary_cross_entropy_with_logits(logits.float(), target)
-
     losses: dict[str, float] = {}
     history: dict[str, list[float]] = {"l1": [], "edge": []}  # this run's steps
     started = time.monotonic()
-    bar = tqdm(total=options.steps, initial=step, desc="train inpaint", unit="step",
-               disable=not progress)  # fmt: skip
+    bar = step_bar("inpaint", options, step, progress)
     while step < options.steps:
-        if options.minutes is not None and time.monotonic() - started > 60 * options.minutes:
+        if out_of_time(options, started):
             break
         picks = rng.integers(len(train), size=options.batch)
         batch = _batch([sample(train[i], options.size, options.sigma, rng) for i in picks],
@@ -233,8 +230,7 @@ def train_inpaint(
     _sample_sheet(nets, held_examples, device, out / "samples" / f"step-{step:07d}.png")
     summary = {"steps": step, "seconds": round(time.monotonic() - started, 1), "losses": losses,
                "validation": validate(nets, held_examples, device, options.wbl or WBL)}  # fmt: skip
-    (out / "training.json").write_text(json.dumps(summary, indent=2))
-    return summary | {"history": history}
+    return finish(out, summary, history)
 
 
 def _fill(nets, examples: list[dict], device) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,6 @@ the target, Adam at 2e-4 with β = (0.5, 0.999): pix2pix's defaults. fp16 autoca
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +22,15 @@ import numpy as np
 
 from staging.generate.pix2pix import build_discriminator, build_generator, save_model
 from staging.train.common import (
+    adversarial,
     crop,
+    finish,
     held_apart,
     load_checkpoint,
+    out_of_time,
     read_rgb,
     save_checkpoint,
+    step_bar,
     tensor,
 )
 from staging.train.dataset import read_metadata
@@ -65,7 +68,6 @@ def train_pix2pix(
     returns the summary (steps, seconds, last losses, held-apart L1, this run's ``history``)."""
     import torch
     from torch.nn import functional as F  # noqa: N812 - PyTorch's own convention
-    from tqdm import tqdm
 
     options = options or Pix2PixTraining()
     out = Path(out)
@@ -94,18 +96,13 @@ def train_pix2pix(
         save_model(out, nets["generator"], config | {"steps": step})
         save_checkpoint(checkpoint, step, options, nets, optimisers, scaler)
 
-    def adversarial(logits, real: bool):
-        target = torch.ones_like(logits) if real else torch.zeros_like(logits)
-        return F.binary_cross_entropy_with_logits(logits.float(), target)
-
     losses: dict[str, float] = {}
     history: dict[str, list[float]] = {"l1": []}
     started = time.monotonic()
-    bar = tqdm(total=options.steps, initial=step, desc="train pix2pix", unit="step",
-               disable=not progress)  # fmt: skip
+    bar = step_bar("pix2pix", options, step, progress)
     generator, discriminator = nets["generator"], nets["discriminator"]
     while step < options.steps:
-        if options.minutes is not None and time.monotonic() - started > 60 * options.minutes:
+        if out_of_time(options, started):
             break
         picks = rng.integers(len(train), size=options.batch)
         pairs = [_pair(train[i], options.size, rng) for i in picks]
@@ -147,8 +144,7 @@ def train_pix2pix(
                                                                         strict=True)]))  # fmt: skip
     summary = {"steps": step, "seconds": round(time.monotonic() - started, 1), "losses": losses,
                "validation": {"l1": round(held_l1 * 127.5, 3)}}  # fmt: skip
-    (out / "training.json").write_text(json.dumps(summary, indent=2))
-    return summary | {"history": history}
+    return finish(out, summary, history)
 
 
 def _sample_sheet(generator, pairs, device, path: Path) -> list[np.ndarray]:

@@ -18,7 +18,6 @@ and, for resuming, ``checkpoint.pt`` (adapters, optimiser, step). Meant for a GP
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,7 +26,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from staging.train.common import crop, held_apart, read_rgb, tensor
+from staging.train.common import (
+    crop,
+    finish,
+    held_apart,
+    out_of_time,
+    read_rgb,
+    save_whole,
+    step_bar,
+    tensor,
+)
 from staging.train.dataset import read_metadata
 
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # the attention projections, as diffusers does
@@ -70,7 +78,6 @@ def train_sd_outpaint(
     dataset ``data`` into ``out``; returns the summary and this run's loss ``history``."""
     import torch
     from torch.nn import functional as F  # noqa: N812 - PyTorch's own convention
-    from tqdm import tqdm
 
     from staging.diffusion import load_pipeline, require_diffusers
     from staging.errors import StagingError
@@ -132,19 +139,16 @@ def train_sd_outpaint(
         diffusers.StableDiffusionInpaintPipeline.save_lora_weights(
             str(out), unet_lora_layers=layers, safe_serialization=True
         )
-        temporary = out / ".checkpoint.pt.tmp"
-        torch.save({"step": step, "model": options.model, "rank": options.rank,
+        save_whole({"step": step, "model": options.model, "rank": options.rank,
                     "seed": options.seed, "lora": layers, "optimiser": optimiser.state_dict()},
-                   temporary)  # fmt: skip
-        temporary.replace(checkpoint)
+                   checkpoint)  # fmt: skip
 
     history: list[float] = []
     started = time.monotonic()
-    bar = tqdm(total=options.steps, initial=step, desc="train sd-outpaint", unit="step",
-               disable=not progress)  # fmt: skip
+    bar = step_bar("sd-outpaint", options, step, progress)
     unet.train()
     while step < options.steps:
-        if options.minutes is not None and time.monotonic() - started > 60 * options.minutes:
+        if out_of_time(options, started):
             break
         picks = rng.integers(len(train), size=options.batch)
         examples = [_example(train[i], options.size, options.grow, rng) for i in picks]
@@ -181,5 +185,4 @@ def train_sd_outpaint(
     summary = {"steps": step, "seconds": round(time.monotonic() - started, 1),
                "loss": history[-1] if history else None, "model": options.model,
                "rank": options.rank, "records": len(train)}  # fmt: skip
-    (out / "training.json").write_text(json.dumps(summary, indent=2))
-    return summary | {"history": history}
+    return finish(out, summary, history)
