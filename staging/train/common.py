@@ -77,13 +77,32 @@ def save_whole(state: dict, path: Path) -> None:
         torch.save(state, temporary)
 
 
-def load_checkpoint(
-    path: Path, options, nets: dict, optimisers: dict, scaler, device, same: tuple[str, ...]
-) -> int:
-    """Resume from ``path``: load the networks, optimisers and scaler, return the step. The
-    options named in ``same`` (the networks' shape, the seed) must match the checkpoint's: a
-    run resumed under another seed would be neither run."""
+def gan_start(data: str | Path, options) -> tuple[Any, bool, list[dict], list[dict]]:
+    """What a GAN run begins with: ``(device, fp16 autocast or not, train, held)``, the records
+    of the dataset ``data`` split by :func:`held_apart`; torch is seeded with
+    ``options.seed`` here, before the networks are built, so their first weights follow it."""
     import torch
+
+    from staging.train.dataset import read_metadata
+
+    device = torch.device(options.device)
+    train, held = held_apart(read_metadata(data), options.validation)
+    torch.manual_seed(options.seed)
+    return device, device.type == "cuda", train, held
+
+
+def load_checkpoint(
+    path: Path, options, nets: dict, optimisers: dict, scaler, device, same: tuple[str, ...],
+    fresh: bool = False,
+) -> int:  # fmt: skip
+    """Resume from ``path``: load the networks, optimisers and scaler, return the step (0, and
+    nothing loaded, when there is no checkpoint or the run is ``fresh``). The options named in
+    ``same`` (the networks' shape, the seed) must match the checkpoint's: a run resumed under
+    another seed would be neither run."""
+    import torch
+
+    if fresh or not path.is_file():
+        return 0
 
     state = torch.load(path, map_location=device, weights_only=False)
     trained: dict[str, Any] = state["options"]

@@ -51,7 +51,7 @@ from staging.train.common import (
     adversarial,
     crop,
     finish,
-    held_apart,
+    gan_start,
     load_checkpoint,
     out_of_time,
     read_rgb,
@@ -59,7 +59,6 @@ from staging.train.common import (
     step_bar,
     tensor,
 )
-from staging.train.dataset import read_metadata
 from staging.train.masks import WBL, boundary_weights, free_form_mask
 
 
@@ -131,10 +130,7 @@ def train_inpaint(
 
     options = options or InpaintTraining()
     out = Path(out)
-    device = torch.device(options.device)
-    amp = device.type == "cuda"
-    train, held = held_apart(read_metadata(data), options.validation)
-    torch.manual_seed(options.seed)
+    device, amp, train, held = gan_start(data, options)
     nets = {k: v.to(device) for k, v in build_networks(options.width, options.blocks).items()}
     betas = (0.0, 0.9)
     optimisers = {
@@ -146,10 +142,8 @@ def train_inpaint(
     }  # fmt: skip
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     checkpoint = out / "checkpoint.pt"
-    step = 0
-    if checkpoint.is_file() and not fresh:
-        step = load_checkpoint(checkpoint, options, nets, optimisers, scaler, device,
-                               ("width", "blocks", "seed"))  # fmt: skip
+    step = load_checkpoint(checkpoint, options, nets, optimisers, scaler, device,
+                           ("width", "blocks", "seed"), fresh)  # fmt: skip
     rng = np.random.default_rng([options.seed, step])  # a resumed run draws new examples
     config = {
         "size": options.size, "width": options.width, "blocks": options.blocks,

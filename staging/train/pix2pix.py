@@ -25,7 +25,7 @@ from staging.train.common import (
     adversarial,
     crop,
     finish,
-    held_apart,
+    gan_start,
     load_checkpoint,
     out_of_time,
     read_rgb,
@@ -33,7 +33,6 @@ from staging.train.common import (
     step_bar,
     tensor,
 )
-from staging.train.dataset import read_metadata
 
 
 @dataclass
@@ -71,21 +70,16 @@ def train_pix2pix(
 
     options = options or Pix2PixTraining()
     out = Path(out)
-    device = torch.device(options.device)
-    amp = device.type == "cuda"
-    train, held = held_apart(read_metadata(data), options.validation)
-    torch.manual_seed(options.seed)
+    device, amp, train, held = gan_start(data, options)
     nets = {"generator": build_generator(options.width).to(device),
             "discriminator": build_discriminator(options.width).to(device)}  # fmt: skip
     optimisers = {k: torch.optim.Adam(v.parameters(), lr=options.lr, betas=(0.5, 0.999))
                   for k, v in nets.items()}  # fmt: skip
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     checkpoint = out / "checkpoint.pt"
-    step = 0
-    if checkpoint.is_file() and not fresh:
-        step = load_checkpoint(
-            checkpoint, options, nets, optimisers, scaler, device, ("width", "seed")
-        )
+    step = load_checkpoint(
+        checkpoint, options, nets, optimisers, scaler, device, ("width", "seed"), fresh
+    )
     rng = np.random.default_rng([options.seed, step])
     config = {"size": options.size, "width": options.width,
               "dataset": str(Path(data).resolve()), "records": len(train),
