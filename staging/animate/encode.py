@@ -35,43 +35,42 @@ MP4_CRF = 20
 WEBM_CRF = 32
 
 
+_CODECS = {
+    ".mp4": ("libx264", "yuv420p"),
+    ".webm": ("libvpx-vp9", "yuv420p"),
+    ".gif": ("gif", "pal8"),
+}
+"""Each format's encoder and output pixel format."""
+
+
 def _ffmpeg_options(suffix: str, fps: float) -> dict:
-    if suffix == ".mp4":
-        return {
-            "codec": "libx264",
-            "pix_fmt_out": "yuv420p",
-            "output_params": [
-                "-preset", MP4_PRESET,
-                "-crf", str(MP4_CRF),
-                "-profile:v", "high",
-                "-g", str(max(1, round(2 * fps))),
-                "-movflags", "+faststart",
-            ],
-        }  # fmt: skip
-    if suffix == ".webm":
-        return {
-            "codec": "libvpx-vp9",
-            "pix_fmt_out": "yuv420p",
-            "output_params": [
-                "-crf", str(WEBM_CRF),
-                "-b:v", "0",
-                "-deadline", "realtime",
-                "-cpu-used", "8",
-                "-row-mt", "1",
-            ],
-        }  # fmt: skip
-    if suffix == ".gif":
-        return {
-            "codec": "gif",
-            "pix_fmt_out": "pal8",
-            "output_params": [
-                "-vf", "split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=bayer",
-                "-loop", "0",
-            ],
-        }  # fmt: skip
-    raise StagingError(
-        f"Unsupported video format {suffix or '(none)'!r}: use {', '.join(VIDEO_FORMATS)}."
-    )
+    """The ``imageio_ffmpeg.write_frames`` options of a format (see the module doc)."""
+    if suffix not in _CODECS:
+        raise StagingError(
+            f"Unsupported video format {suffix or '(none)'!r}: use {', '.join(VIDEO_FORMATS)}."
+        )
+    params = {
+        ".mp4": [
+            "-preset", MP4_PRESET,
+            "-crf", str(MP4_CRF),
+            "-profile:v", "high",
+            "-g", str(max(1, round(2 * fps))),
+            "-movflags", "+faststart",
+        ],
+        ".webm": [
+            "-crf", str(WEBM_CRF),
+            "-b:v", "0",
+            "-deadline", "realtime",
+            "-cpu-used", "8",
+            "-row-mt", "1",
+        ],
+        ".gif": [
+            "-vf", "split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=bayer",
+            "-loop", "0",
+        ],
+    }  # fmt: skip
+    codec, pixels = _CODECS[suffix]
+    return {"codec": codec, "pix_fmt_out": pixels, "output_params": params[suffix]}
 
 
 def ffmpeg_exe() -> str:
