@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import cv2
 import numpy as np
 
-from staging.embed.base import WHITE, Embedder, _check_masks, l2_normalize, product_crop
+from staging.embed.base import WHITE, Embedder, product_crop
 from staging.errors import StagingError
 
 
@@ -130,12 +130,9 @@ class TorchImageEmbedder(Embedder):
     def forward(self, batch):
         return self.module(batch)
 
-    def embed_batch(
-        self,
-        images: Sequence[np.ndarray],
-        masks: Sequence[np.ndarray | None] | None = None,
-    ) -> np.ndarray:
-        masks = _check_masks(images, masks)
+    def _embed_many(self, images: Sequence[np.ndarray], masks: list) -> np.ndarray:
+        """The crops in batches of :attr:`batch_size` through :meth:`forward`, in inference
+        mode."""
         out = np.zeros((len(images), self.dim), dtype=np.float32)
         torch = self.torch
         with torch.inference_mode():
@@ -145,4 +142,4 @@ class TorchImageEmbedder(Embedder):
                 batch = self.preprocess(crops).to(device=self.device, dtype=self.dtype)
                 feats = self.forward(batch)
                 out[start:stop] = feats.float().cpu().numpy().reshape(stop - start, -1)
-        return l2_normalize(out)
+        return out

@@ -120,7 +120,8 @@ def product_crop(
 
 class Embedder(ABC):  # noqa: B024 - subclasses implement either hook
     """An image embedder. Subclasses set :attr:`name` and :attr:`dim` and implement
-    :meth:`_embed_one` (or override :meth:`embed_batch` for batched inference)."""
+    :meth:`_embed_one`, or :meth:`_embed_many` for batched inference (or override
+    :meth:`embed_batch` when the vectors are made another way)."""
 
     name: str = "?"
     dim: int = 0
@@ -141,8 +142,13 @@ class Embedder(ABC):  # noqa: B024 - subclasses implement either hook
         masks = _check_masks(images, masks)
         if not len(images):
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = np.stack([self._embed_one(img, m) for img, m in zip(images, masks, strict=True)])
-        return l2_normalize(out)
+        return l2_normalize(self._embed_many(images, masks))
+
+    def _embed_many(self, images: Sequence[np.ndarray], masks: list) -> np.ndarray:
+        """``(N, dim)`` vectors of ``images`` (at least one) and their checked ``masks``;
+        :meth:`embed_batch` normalises them. One at a time through :meth:`_embed_one`, unless
+        a subclass batches."""
+        return np.stack([self._embed_one(img, m) for img, m in zip(images, masks, strict=True)])
 
     def _embed_one(self, image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} must implement _embed_one or embed_batch")
