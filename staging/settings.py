@@ -14,10 +14,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _TRUE = {"1", "true", "yes", "on"}
 
+APP_NAME = "product-staging-studio"
+"""The name of the per-user cache and data folders (platformdirs)."""
+
 
 def default_models_dir() -> Path:
     """Per-user cache folder for downloaded weights (``~/.cache/product-staging-studio/models``)."""
-    return Path(platformdirs.user_cache_dir("product-staging-studio")) / "models"
+    return Path(platformdirs.user_cache_dir(APP_NAME)) / "models"
 
 
 def hf_offline_env() -> bool:
@@ -63,7 +66,7 @@ class Settings(BaseSettings):
         ),
     )
     cache_dir: Path = Field(
-        default_factory=lambda: Path(platformdirs.user_cache_dir("product-staging-studio")),
+        default_factory=lambda: Path(platformdirs.user_cache_dir(APP_NAME)),
         description=(
             "Folder for recomputable results: masks by image content and model (masks/), so no "
             "image is segmented twice by the index, copy-paste, parallax or the app."
@@ -95,7 +98,7 @@ class Settings(BaseSettings):
         ),
     )
     state_dir: Path = Field(
-        default_factory=lambda: Path(platformdirs.user_data_dir("product-staging-studio")),
+        default_factory=lambda: Path(platformdirs.user_data_dir(APP_NAME)),
         description=(
             "Folder for what the app learns and the user edits: the prompt bandits' state "
             "(bandits/<category>.json) and an optional own prompts.yaml. Default: a per-user "
