@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -27,17 +28,16 @@ LAMP = str(Path(app.EXAMPLES[0]).with_name("lamp.png"))
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    """The app module with its own engine (no user models or state) and cache folders."""
+    """The app (a Studio) with its own engine (no user models or state) and cache folders."""
     root = tmp_path_factory.mktemp("app")
-    with pytest.MonkeyPatch.context() as mp:
-        models = root / "models"
-        models.mkdir()
-        mp.setattr(app, "engine", StagingEngine(models_dir=str(models), state_dir=root / "state"))
-        mp.setattr(app, "CACHE", root / "cache")
-        mp.setattr(app, "DEMO_INDEX", root / "cache" / "demo-index")
-        mp.setattr(app, "RESULTS", root / "results")
-        mp.setattr(app, "_demo_checked", False)
-        yield app
+    models = root / "models"
+    models.mkdir()
+    return app.Studio(
+        engine=StagingEngine(models_dir=str(models), state_dir=root / "state"),
+        cache=root / "cache",
+        demo_index=root / "cache" / "demo-index",
+        results=root / "results",
+    )
 
 
 def _readable(info: pytest.ExceptionInfo) -> str:
@@ -207,19 +207,19 @@ def test_edits_keep_soft_edges_elsewhere_and_remove_wins():
 
 def test_index_the_demo_catalog_then_update_it(studio, tmp_path):
     stats, entries, listed, steps, status = studio.index_catalog(
-        str(studio.DEMO_CATALOG), "", "mine", LAMP, {}
+        str(app.DEMO_CATALOG), "", "mine", LAMP, {}
     )
     assert listed["value"] == "mine" and "mine" in listed["choices"]  # named and listed
-    assert (studio.CACHE / "indexes" / "mine" / "catalog.sqlite").is_file()
+    assert (studio.cache / "indexes" / "mine" / "catalog.sqlite").is_file()
     assert "**19 images**" in stats and "16 staged" in stats and "19 added" in stats
     assert len(entries) == 8 and "·" in entries[0][1]
     assert "handcrafted" in status
-    again = studio.index_catalog(str(studio.DEMO_CATALOG), "", "mine", None, {})[0]
+    again = studio.index_catalog(str(app.DEMO_CATALOG), "", "mine", None, {})[0]
     assert "19 unchanged" in again
     shown = studio.show_catalog("mine", None)
     assert "**19 images**" in shown[0] and shown[2]["value"] == "mine"
     # A server folder inside the shared roots still works, as before.
-    out = studio.CACHE / "indexes" / "mine"
+    out = studio.cache / "indexes" / "mine"
     assert "**19 images**" in studio.show_catalog(str(out), None)[0]
 
 
@@ -229,18 +229,18 @@ def test_the_demo_index_is_read_only(studio, tmp_path):
     and the demo index refuses any folder but the demo catalog."""
     shown = studio.show_catalog("", None)
     assert shown[2]["value"] == "demo"  # a name, not a path
-    before = studio.engine.index(studio.DEMO_INDEX).stats()["items"]
-    other = studio.CACHE / "my-photos"
+    before = studio.engine.index(studio.demo_index_dir).stats()["items"]
+    other = studio.cache / "my-photos"
     other.mkdir(parents=True, exist_ok=True)
     Image.open(CHAIR).save(other / "chair.png")
     with pytest.raises(gr.Error) as info:
         studio.index_catalog(str(other), "", shown[2]["value"], None, {})
     assert "read-only" in _readable(info)
-    assert studio.engine.index(studio.DEMO_INDEX).stats()["items"] == before
+    assert studio.engine.index(studio.demo_index_dir).stats()["items"] == before
     # Left empty, another folder gets an index of its own, listed by name.
     _, _, listed, _, _ = studio.index_catalog(str(other), "", "", None, {})
     assert listed["value"].startswith("my-photos-") and listed["value"] in listed["choices"]
-    assert studio.index_path(listed["value"]).parent == studio.CACHE / "indexes"
+    assert studio.index_path(listed["value"]).parent == studio.cache / "indexes"
 
 
 @pytest.mark.parametrize("folder", ["", "/no/such/folder"])
@@ -252,7 +252,7 @@ def test_index_errors_are_readable(studio, folder):
 
 def test_show_a_missing_index_is_readable(studio, tmp_path):
     with pytest.raises(gr.Error) as info:
-        studio.show_catalog(str(studio.CACHE / "nothing"), None)
+        studio.show_catalog(str(studio.cache / "nothing"), None)
     assert "staging index" in _readable(info)
 
 
@@ -261,19 +261,19 @@ def _escapes(studio, tmp_path) -> list[str]:
     private = tmp_path / "private"
     private.mkdir(exist_ok=True)
     Image.new("RGB", (40, 40), "red").save(private / "secret.png")
-    studio.CACHE.mkdir(parents=True, exist_ok=True)
-    link = studio.CACHE / "innocent-link"
+    studio.cache.mkdir(parents=True, exist_ok=True)
+    link = studio.cache / "innocent-link"
     if not link.exists():
         link.symlink_to(private, target_is_directory=True)
     return [
         str(private),  # an absolute path
-        str(studio.CACHE / ".." / ".." / private.relative_to(tmp_path.parent.parent)),  # ..
+        str(studio.cache / ".." / ".." / private.relative_to(tmp_path.parent.parent)),  # ..
         str(link),  # a symlink out of a shared folder
     ]
 
 
 def test_server_paths_outside_the_shared_folders_are_refused(studio, tmp_path):
-    demo = str(studio.DEMO_CATALOG)
+    demo = str(app.DEMO_CATALOG)
     for path in _escapes(studio, tmp_path):
         for handler, args in (
             (studio.index_catalog, (path, "", "", None, {})),  # the catalog folder
@@ -294,7 +294,7 @@ def test_catalog_roots_are_configurable(studio, tmp_path, monkeypatch):
     monkeypatch.setenv("STAGING_CATALOG_ROOTS", str(allowed))
     assert studio.confined(str(allowed / "a" / ".." / "b"), "x") == (allowed / "b").resolve()
     with pytest.raises(gr.Error):
-        studio.confined(str(studio.DEMO_CATALOG), "x")  # no longer shared
+        studio.confined(str(app.DEMO_CATALOG), "x")  # no longer shared
 
 
 # ------------------------------------------------------------------------------ staging modes
@@ -306,7 +306,7 @@ def test_copy_paste_uses_the_demo_index_and_names_each_scene(studio):
     )
     assert [Path(s["scene"]).name for s in scenes] == [d["source"]["file"] for d in details]
     assert all("/" not in d["source"]["file"] for d in details)  # named, never located
-    assert studio.DEMO_INDEX.joinpath("catalog.sqlite").is_file()  # built on first use
+    assert studio.demo_index_dir.joinpath("catalog.sqlite").is_file()  # built on first use
     assert len(gallery) == len(sources) == len(details) == len(results) == 2
     assert all(Path(path).is_file() for path, _ in gallery)
     assert details[0]["source"]["id"] in sources[0][1]
@@ -337,11 +337,11 @@ def test_a_copy_paste_result_is_adjusted_by_clicks_size_and_shadows(studio, tmp_
     first, info, staged = studio.restage(LAMP, None, adjusting, old_object, scale)
     assert info["source"]["feet"] == staged.source["feet"] and Path(first).is_file()
     x, y = staged.source["feet"]
-    moved = studio.click_scene(adjusting, studio.CLICK_MOVES, Click(index=[x - 20, y + 10]))
+    moved = studio.click_scene(adjusting, app.CLICK_MOVES, Click(index=[x - 20, y + 10]))
     second, info, smaller = studio.restage(LAMP, None, moved, "kept", 0.7, False)
     assert info["source"]["feet"] == [x - 20, y + 10] and info["source"]["placement"] == "insert"
     assert smaller.mask.sum() < 0.6 * staged.mask.sum() and second != first  # a new file
-    picked = studio.click_scene(moved, studio.CLICK_PICKS, Click(index=[5, 5]))
+    picked = studio.click_scene(moved, app.CLICK_PICKS, Click(index=[5, 5]))
     assert picked["object_at"] == [5, 5] and picked["position"] is None
     kept = studio.keep_adjusted(smaller, results, LAMP)
     assert len(kept) == len(results) + 1 and " Adjusted Copy-paste · " in kept[-1]["label"]
@@ -368,7 +368,7 @@ def test_error_messages_name_files_never_the_servers_folders(studio):
             handler()
         return _readable(info)
 
-    folder = str(studio.CACHE / "indexes" / "shop")
+    folder = str(studio.cache / "indexes" / "shop")
     assert "No index in catalog.sqlite." in failing(
         StagingError(f"No index in {folder}/catalog.sqlite.")
     )
@@ -535,7 +535,7 @@ def test_compare_view_lists_results_as_favourites_and_parallax_sources(studio):
     gallery, favourites, sources = studio.compare_view(results)
     assert len(gallery) == 2
     assert favourites.choices[0][0] == results[0]["label"]
-    assert [c[0] for c in sources.choices] == [studio.PRODUCT_PHOTO] + [r["label"] for r in results]
+    assert [c[0] for c in sources.choices] == [app.PRODUCT_PHOTO] + [r["label"] for r in results]
 
 
 # ------------------------------------------------------------------------------ Parallax tab
@@ -543,7 +543,7 @@ def test_compare_view_lists_results_as_favourites_and_parallax_sources(studio):
 
 def test_parallax_of_the_photo_and_of_a_staged_result(studio):
     video, button, info, steps, status = studio.render_parallax(
-        LAMP, None, studio.PRODUCT_PHOTO, "zoom", 1.0, "128x128", [], {}
+        LAMP, None, app.PRODUCT_PHOTO, "zoom", 1.0, "128x128", [], {}
     )
     assert Path(video).read_bytes()[4:8] == b"ftyp"
     assert Path(button.value["path"]).name == Path(video).name == "lamp-parallax-zoom.mp4"
@@ -577,7 +577,7 @@ def test_the_app_and_the_cli_render_parallax_with_the_same_defaults(studio):
 
 def test_parallax_errors_are_readable(studio):
     with pytest.raises(gr.Error) as info:
-        studio.render_parallax(LAMP, None, studio.PRODUCT_PHOTO, "spin", 1.0, "photo")
+        studio.render_parallax(LAMP, None, app.PRODUCT_PHOTO, "spin", 1.0, "photo")
     assert "spin" in _readable(info)
     with pytest.raises(gr.Error):
         studio.render_parallax(None)
@@ -612,7 +612,7 @@ def server(studio):
     demo.close()
 
 
-def test_api_from_gradio_client(server, tmp_path):
+def test_api_from_gradio_client(server, studio, tmp_path):
     from gradio_client import Client, handle_file
 
     client = Client(server, verbose=False)
@@ -632,7 +632,7 @@ def test_api_from_gradio_client(server, tmp_path):
     assert Path(video).read_bytes()[4:8] == b"ftyp"
     theme, prompt, about = client.predict("chair", "", "", api_name="/suggest_prompt")
     assert theme and prompt
-    for path in _escapes(app, tmp_path):  # the same refusal through the API
+    for path in _escapes(studio, tmp_path):  # the same refusal through the API
         with pytest.raises(Exception) as refused:
             client.predict(path, "", "", None, api_name="/index_catalog")
         assert "outside the folders this server shares" in str(refused.value)
@@ -693,7 +693,7 @@ def test_the_app_compiles_the_matting_kernels_while_it_starts(studio, monkeypatc
     indexed on first use: ``main`` starts both in a background thread before serving, so a
     user's first photo and first grid wait for neither."""
     started = []
-    monkeypatch.setattr(studio.threading, "Thread", lambda target, **kw: _Started(target, started))
+    monkeypatch.setattr(threading, "Thread", lambda target, **kw: _Started(target, started))
     monkeypatch.setattr(studio, "create_app", lambda: _NoLaunch())
     monkeypatch.setattr(sys, "argv", ["app.py"])
     studio.main()
@@ -727,7 +727,7 @@ def test_rooms_uploaded_from_the_browser_are_staged_into_at_once_then_deleted(st
     request = type("Request", (), {"session_hash": "abcdef1234567890"})()
     text, gallery, listed, steps, status = studio.upload_catalog(files, "", {}, request)
     assert listed["value"] == "uploads-abcdef12" and "uploads-abcdef12" in listed["choices"]
-    assert "3 staged" in text and str(tmp_path) not in text and str(studio.CACHE) not in text
+    assert "3 staged" in text and str(tmp_path) not in text and str(studio.cache) not in text
     assert sorted(caption for _, caption in gallery) == ["room0", "room1", "room2"]
     _, _, details, *_ = studio.copy_paste(
         LAMP, None, 3, True, False, listed["value"], [], {}, "Chair"
