@@ -9,9 +9,9 @@ methods keep their keyword arguments and build these objects from them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 SCENE_SIDE = 1024  # copy-paste works on (and returns) scenes at most this long
 INPAINT_SIDE = 384  # a scene's hole is filled at this long side and scaled back up
 Progress = Callable[[float, str], None]
+Opts = TypeVar("Opts", bound="_Options")
 
 
 def no_progress(fraction: float, message: str) -> None:
@@ -31,6 +32,12 @@ def no_progress(fraction: float, message: str) -> None:
 
 
 class _Options:
+    @classmethod
+    def of(cls: type[Opts], values: Mapping[str, Any]) -> Opts:
+        """The options under their names in ``values`` (the ``locals()`` of the engine method
+        they mirror: its keyword arguments of the same names), by name, not by position."""
+        return cls(**{f.name: values[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
     def as_dict(self) -> dict[str, Any]:
         """The options as keyword arguments (of the engine method they mirror)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
@@ -39,7 +46,8 @@ class _Options:
 @dataclass(frozen=True)
 class CopyPasteOptions(_Options):
     """How :meth:`~staging.StagingEngine.stage_copy_paste` stages a product into catalog
-    scenes (the arguments are documented there)."""
+    scenes (each field is documented at
+    :class:`~staging.pipelines.copy_paste.CopyPastePipeline`)."""
 
     k: int = 3
     category: str | None = None
@@ -59,7 +67,8 @@ class CopyPasteOptions(_Options):
 
 @dataclass(frozen=True)
 class InSceneOptions(_Options):
-    """What the user set by hand (see :meth:`~staging.StagingEngine.stage_in_scene`)."""
+    """What the user set by hand in :meth:`~staging.StagingEngine.stage_in_scene` (each field
+    is documented at :class:`~staging.pipelines.in_scene.InScenePipeline`)."""
 
     object_at: tuple[float, float] | None = None
     box: tuple[int, int, int, int] | None = None
@@ -81,7 +90,8 @@ class InSceneOptions(_Options):
 @dataclass(frozen=True)
 class GenerationOptions(_Options):
     """How :meth:`~staging.StagingEngine.stage_vanilla` and ``stage_prompt`` generate
-    backgrounds around a product (the arguments are documented at ``stage_prompt``)."""
+    backgrounds around a product (each field is documented at
+    :class:`~staging.pipelines.generated.GeneratedPipeline`)."""
 
     placement: Any = None
     fill: float = 0.6
@@ -108,7 +118,8 @@ class GenerationOptions(_Options):
 
 @dataclass(frozen=True)
 class ParallaxOptions(_Options):
-    """How :meth:`~staging.StagingEngine.parallax` animates a photo (documented there)."""
+    """How :meth:`~staging.StagingEngine.parallax` animates a photo (each field is documented
+    at :class:`~staging.pipelines.parallax.ParallaxPipeline`)."""
 
     seconds: float = 3.0
     fps: float = 30.0

@@ -1,16 +1,22 @@
-"""Devices and ONNX Runtime sessions, shared by every backend.
+"""Devices, ONNX Runtime sessions and the model cache, shared by every backend.
 
 Why here: device choice (cuda -> mps -> cpu) and session options are decided once per engine,
-not in each backend, so every model of an engine runs on the same device.
+not in each backend, so every model of an engine runs on the same device; and each model is
+loaded once per engine (:class:`ModelCache`), however many threads ask for it.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from staging.errors import StagingError
 from staging.models import ModelStore
+
+T = TypeVar("T")
 
 
 def resolve_device(requested: str = "auto") -> str:
@@ -76,3 +82,38 @@ class Runtime:
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             what = "(in memory)" if isinstance(path, bytes) else path
             raise StagingError(f"Could not load the ONNX model {what}: {exc}") from exc
+
+
+class ModelCache:
+    """Loaded models by ``(kind, name)``, each built once and shared by every thread: a caller
+    asking for one that is being built waits for it instead of building it again (one lock
+    per key, so loading one model does not hold up the others)."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple[str, str], threading.Lock] = {}
+
+    def get(self, kind: str, name: str, factory: Callable[[], T]) -> T:
+        """Build ``factory()`` once per (kind, name); concurrent callers wait for the first."""
+        key = (kind, name)
+        with self._lock:
+            if key in self._models:
+                return self._models[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            if key not in self._models:  # another thread may have finished while we waited
+                model = factory()
+                with self._lock:
+                    self._models[key] = model
+            return self._models[key]
+
+    def pop(self, kind: str, name: str) -> Any:
+        """Drop one model and hand it back (None if it was not loaded)."""
+        with self._lock:
+            return self._models.pop((kind, name), None)
+
+    def names(self) -> list[str]:
+        """The loaded models, as ``kind:name``, in the order they were loaded."""
+        with self._lock:
+            return [f"{kind}:{name}" for kind, name in self._models]

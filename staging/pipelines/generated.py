@@ -25,11 +25,55 @@ from staging.result import Staged
 from staging.segment.base import Segmentation
 
 if TYPE_CHECKING:
+    from staging.compose.placement import Placement
     from staging.generate.base import Generator
     from staging.generate.cache import GenerationCache
     from staging.generate.pipeline import PromptChoice
+    from staging.generate.prompts import PromptLibrary
 
 BACKDROP_ONLY = "backdrop only (no diffusion model)"
+STUDIO_GREY = (245, 245, 245)  # the plain backdrop of :func:`on_backdrop`
+
+
+def on_backdrop(
+    foreground: np.ndarray,
+    alpha: np.ndarray,
+    placement: Placement,
+    background: tuple[int, int, int] = STUDIO_GREY,
+) -> np.ndarray:
+    """The product's cut-out (its colours and alpha) on a plain backdrop at ``placement``'s
+    size, laid out as a generated creative is (:func:`staging.compose.placement.place_on_canvas`):
+    what a creative service answers at once, with no model, while the generated creative is
+    queued."""
+    from staging.compose.placement import place_on_canvas
+
+    return place_on_canvas(foreground, alpha, placement, background=background).image
+
+
+def choose(
+    mode: str,
+    library: PromptLibrary,
+    prompt: str | None,
+    theme: str | int | None,
+    category: str | None,
+    negative_prompt: str | None = None,
+    interests: Any = None,
+) -> PromptChoice:
+    """The prompt of a ``prompt`` or ``vanilla`` staging
+    (:func:`staging.generate.pipeline.choose_prompt`): ``prompt`` as it is, else for
+    ``prompt`` a theme of ``category`` in ``library`` (or an interest, or free scene text)
+    personalised with the AdBooster ``interests``; for ``vanilla`` ``"a photo of a
+    <category>"`` (themes, interests and negative prompts are not used)."""
+    from staging.generate.pipeline import choose_prompt
+
+    if mode == "vanilla":
+        return choose_prompt("vanilla", prompt, None, category, library=library)
+    from staging.generate.personalize import personalize
+
+    extra = personalize(interests, library.interests).fragment if interests else None
+    return choose_prompt(
+        "prompt", prompt, theme, category, negative_prompt, library=library, extra=extra
+    )
 
 
 class GeneratedPipeline:

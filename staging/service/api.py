@@ -35,15 +35,15 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from staging.access import PRODUCT_ID, in_inbox
-from staging.compose.placement import get_placement, place_product
+from staging.compose.placement import get_placement
 from staging.errors import StagingError, without_paths
 from staging.io import load_image
+from staging.pipelines.generated import on_backdrop
 from staging.service.storage import Storage
 from staging.service.store import ServiceStore
 
 MAX_UPLOAD = 20 * 2**20
 MEMORY = 256 * 2**20  # bytes of recent answers and cut-outs kept ready
-BACKDROP = (245, 245, 245)  # the fallback's plain studio grey
 CACHED = {"X-Creative": "cached"}
 API_KEY_ENV = "STAGING_API_KEY"  # the key itself; STAGING_API_KEY_FILE names a file holding it
 KEY = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII, no spaces: it travels in a header
@@ -325,8 +325,8 @@ def create_service(
         foreground, alpha = recent.get(
             key, lambda: cut_out(engine.segment(images.source(product["image"])))
         )
-        placed = place_product(foreground, alpha, target, background=BACKDROP)
-        return cv2.imencode(".png", cv2.cvtColor(placed.image, cv2.COLOR_RGB2BGR))[1].tobytes()
+        placed = on_backdrop(foreground, alpha, target)
+        return cv2.imencode(".png", cv2.cvtColor(placed, cv2.COLOR_RGB2BGR))[1].tobytes()
 
     @app.get("/v1/jobs/{job_id}")
     def job(job_id: int) -> dict[str, Any]:
