@@ -153,7 +153,7 @@ class AppContext:
         return index, report
 
     def demo_index(self, progress=None) -> Path:
-        """The demo catalog's index, built in the cache folder on first use (a few seconds)."""
+        """The demo catalog's index, built in the cache folder on first use, once per app."""
         with self._demo_lock:
             if not self._demo_checked:
                 if progress is not None:

@@ -72,9 +72,9 @@ class Studio(
         }
 
     def warm_up(self) -> None:
-        """At start, in the background: compile the matting kernels (once per install, about
-        a minute), then index the demo catalog (which opens the segmentation model), so that a
-        user's first photo and first grid wait for neither. A failure here is only logged: the
+        """At start, in the background: compile the matting kernels (once per install), then
+        index the demo catalog (which opens the segmentation model), so that a user's first
+        photo and first grid wait for neither. A failure here is only logged: the
         same step runs again, with its readable error, when the user needs it."""
         self.prepare_matting()
         try:
