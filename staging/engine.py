@@ -313,11 +313,9 @@ class StagingEngine:
 
     def _index_tools(self, embedder: str | None) -> IndexTools:
         """What an index update is handed: this engine's embedder, segmenter and loader."""
-        s = self.settings
-        notice = self.segmenters.index_notice()
-        embedding = self.embedder(embedder)
-        return IndexTools(embedding, self._segment_for_index, self.load_image, s.max_pixels,
-                          s.threads, notice)  # fmt: skip
+        s, notice = self.settings, self.segmenters.index_notice()
+        return IndexTools(self.embedder(embedder), self._segment_for_index, self.load_image,
+                          s.max_pixels, s.threads, notice)  # fmt: skip
 
     def _segment_for_index(self, rgb: np.ndarray, staged: bool) -> tuple[str, np.ndarray]:
         """Like ``auto``, reusing the staged verdict the index already has."""

@@ -50,9 +50,11 @@ def update_index(
     options: dict[str, Any],
 ) -> UpdateReport:
     """Update ``catalog`` from the images in ``folder`` (and ``csv``) with ``tools(embedder
-    name)``: the given ``embedder`` must be the index's own, default the index's (or the
-    default one for a new index). ``analyse(catalog)`` then analyses its staged scenes for
-    copy-paste, when given. ``options``: those of :meth:`CatalogIndex.update`."""
+    name)``: the staged test, the product mask and the embedding of each image. The given
+    ``embedder`` must be the index's own; default the index's (or
+    :data:`staging.embed.DEFAULT` for a new index). ``analyse(catalog)`` then analyses its
+    staged scenes for copy-paste, when given. ``options``: those of
+    :meth:`CatalogIndex.update` (``category_column``, ``batch_size``, ``workers``)."""
     catalog.check_embedder(embedder)
     chosen = tools(embedder or catalog.embedder_name)
     report = catalog.update(chosen, folder, csv=csv, progress=progress, **options)
@@ -99,10 +101,11 @@ def delete_index(index: str | os.PathLike, forget: Callable[[str], CatalogIndex 
 def analyse_scenes(
     items: Sequence[Hit], analyse: Callable[[Hit], tuple[Any, Any]], progress: bool
 ) -> int:
-    """Analyse every staged scene ``items`` holds with ``analyse(hit) -> (analysis,
-    problem)`` (:meth:`SceneStore.of_hit`), which keeps the analyses on disk, so a query ranks
-    its candidates without decoding them. A scene gone since is said, not fatal. Returns how
-    many scenes have an analysis."""
+    """Analyse every staged scene ``items`` holds (its object, floor line, shadow and light;
+    :mod:`staging.compose.scene`) with ``analyse(hit) -> (analysis, problem)``
+    (:meth:`SceneStore.of_hit`), which keeps the analyses on disk, so a query ranks its
+    candidates without decoding them. An index update does it; a scene analysed before costs
+    a hash, and one gone since is said, not fatal. Returns how many scenes have an analysis."""
     from tqdm import tqdm
 
     done = 0

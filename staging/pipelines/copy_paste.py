@@ -73,6 +73,7 @@ class Candidate:
     shown: SceneObject | None
 
 
+@dataclass(eq=False)
 class CopyPastePipeline:
     """Copy-paste staging, one step per method (see the module doc).
 
@@ -87,21 +88,12 @@ class CopyPastePipeline:
             that says why an index has none).
     """
 
-    def __init__(
-        self,
-        cut_out: Cutouts,
-        query: Query,
-        scenes: SceneStore,
-        catalog_scenes: Callable[[], CatalogScenes],
-        resolve_inpaint: Callable[[str | None], str],
-        can_segment_scenes: Callable[[], bool],
-    ):
-        self.cut_out = cut_out
-        self.query = query
-        self.scenes = scenes
-        self.catalog_scenes = catalog_scenes
-        self.resolve_inpaint = resolve_inpaint
-        self.can_segment_scenes = can_segment_scenes
+    cut_out: Cutouts
+    query: Query
+    scenes: SceneStore
+    catalog_scenes: Callable[[], CatalogScenes]
+    resolve_inpaint: Callable[[str | None], str]
+    can_segment_scenes: Callable[[], bool]
 
     def __call__(
         self,

@@ -16,6 +16,7 @@ engine.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,6 +77,7 @@ def choose(
     )
 
 
+@dataclass(eq=False)
 class GeneratedPipeline:
     """Generated-background staging (see the module doc).
 
@@ -87,19 +89,11 @@ class GeneratedPipeline:
         hint: which diffusion model to pull, when none is on disk (else None).
     """
 
-    def __init__(
-        self,
-        resolve: Callable[[str | None], str],
-        generator: Callable[[str], Generator],
-        layer: Callable[[np.ndarray, Any, str | None], Segmentation],
-        generation_cache: Callable[[Any], GenerationCache],
-        hint: Callable[[], str | None],
-    ):
-        self.resolve = resolve
-        self.generator = generator
-        self.layer = layer
-        self.generation_cache = generation_cache
-        self.hint = hint
+    resolve: Callable[[str | None], str]
+    generator: Callable[[str], Generator]
+    layer: Callable[[np.ndarray, Any, str | None], Segmentation]
+    generation_cache: Callable[[Any], GenerationCache]
+    hint: Callable[[], str | None]
 
     def __call__(
         self,

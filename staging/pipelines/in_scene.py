@@ -17,6 +17,8 @@ Without the hand-set values the result is what copy-paste made of that scene.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from staging.pipelines.scenes import SceneStore
 from staging.result import Staged
 
 
+@dataclass(eq=False)
 class InScenePipeline:
     """Stage a product into one given scene (see the module doc).
 
@@ -41,10 +44,9 @@ class InScenePipeline:
         resolve_inpaint: the inpainting backend a name means (``auto`` resolved).
     """
 
-    def __init__(self, cut_out: Cutouts, scenes: SceneStore, resolve_inpaint: Any):
-        self.cut_out = cut_out
-        self.scenes = scenes
-        self.resolve_inpaint = resolve_inpaint
+    cut_out: Cutouts
+    scenes: SceneStore
+    resolve_inpaint: Callable[[str | None], str]
 
     def __call__(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from staging.inpaint.base import Inpainter
 
 
+@dataclass(eq=False)
 class ParallaxPipeline:
     """Parallax staging (see the module doc).
 
@@ -32,15 +34,9 @@ class ParallaxPipeline:
         max_pixels: the pixel limit for a mask file.
     """
 
-    def __init__(
-        self,
-        segment: Callable[[np.ndarray, str | None], np.ndarray],
-        inpainter: Callable[[str | None], Inpainter],
-        max_pixels: int | None,
-    ):
-        self.segment = segment
-        self.inpainter = inpainter
-        self.max_pixels = max_pixels
+    segment: Callable[[np.ndarray, str | None], np.ndarray]
+    inpainter: Callable[[str | None], Inpainter]
+    max_pixels: int | None
 
     def __call__(
         self,

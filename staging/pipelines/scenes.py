@@ -15,7 +15,7 @@ image, which scene parser to use and how to load it. It never imports the engine
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -69,6 +69,7 @@ class Analysed(NamedTuple):
     problem: str | None = None
 
 
+@dataclass(eq=False)
 class SceneStore:
     """Scene images, analyses, parses and clean plates, cached by the scene's content.
 
@@ -84,29 +85,18 @@ class SceneStore:
         disk: the on-disk analysis cache.
     """
 
-    def __init__(
-        self,
-        load_image: Callable[[ImageSource], np.ndarray],
-        segment: Callable[[np.ndarray], np.ndarray],
-        parser_name: Callable[[], str | None],
-        load_parser: Callable[[str], SceneParser | None],
-        parser_config: Callable[[str], Path | None],
-        parser_failed: Callable[[str, str, Exception], None],
-        inpainter: Callable[[str], Inpainter],
-        disk: SceneCache,
-    ):
-        self.load_image = load_image
-        self.segment = segment
-        self.parser_name = parser_name
-        self.load_parser = load_parser
-        self.parser_config = parser_config
-        self.parser_failed = parser_failed
-        self.inpainter = inpainter
-        self.disk = disk
-        self.images = MemoryCache(96 * MB)
-        self.analyses = MemoryCache(256 * MB)
-        self.parses = MemoryCache(64 * MB)
-        self.plates = MemoryCache(96 * MB)
+    load_image: Callable[[ImageSource], np.ndarray]
+    segment: Callable[[np.ndarray], np.ndarray]
+    parser_name: Callable[[], str | None]
+    load_parser: Callable[[str], SceneParser | None]
+    parser_config: Callable[[str], Path | None]
+    parser_failed: Callable[[str, str, Exception], None]
+    inpainter: Callable[[str], Inpainter]
+    disk: SceneCache
+    images: MemoryCache = field(default_factory=lambda: MemoryCache(96 * MB), init=False)
+    analyses: MemoryCache = field(default_factory=lambda: MemoryCache(256 * MB), init=False)
+    parses: MemoryCache = field(default_factory=lambda: MemoryCache(64 * MB), init=False)
+    plates: MemoryCache = field(default_factory=lambda: MemoryCache(96 * MB), init=False)
 
     def key(
         self,
