@@ -154,16 +154,22 @@ def stats_markdown(stats: dict, report=None) -> str:
 def build(studio, ui) -> None:
     """The Catalog tab's components, added to ``ui``."""
     with tab("Catalog", "catalog", INTRO):
-        gr.Markdown(studio.engine.scene_parser_status(), elem_id="scene-parser-status")
+        gr.Markdown(
+            "**Bring your own rooms.** Upload room photos — many files or a zip, and "
+            "optionally a CSV (`image,mask,type,size,...`) — to index them into an index of "
+            "this session (or the name you type). Copy-paste and the Studio use it at once. Up "
+            "to 500 images of 25 MB each; files that cannot be used are listed."
+        )
         with gr.Row():
-            ui.folder = gr.Textbox(
-                label="Catalog folder on the server (operators)",
-                placeholder="a folder inside STAGING_CATALOG_ROOTS",
-                scale=3,
+            ui.uploads = gr.File(
+                file_count="multiple", file_types=["image", ".zip", ".csv"],
+                type="filepath", label="Room photos, a zip, a CSV", scale=3,
+                elem_id="catalog-upload",
+            )  # fmt: skip
+            ui.upload_name = gr.Textbox(
+                label="Index name (blank: this session's)", scale=1, elem_id="upload-name"
             )
-            ui.csv = gr.Textbox(
-                label="CSV (optional: id,image,category,title,...)", value="", scale=2
-            )
+        ui.upload_button = gr.Button("Upload and index", variant="primary", elem_id="upload-button")
         ui.index_dir = gr.Dropdown(
             studio.index_choices(),
             value=DEMO,
@@ -173,33 +179,24 @@ def build(studio, ui) -> None:
             elem_id="index-dir",
         )
         with gr.Row():
-            ui.index_button = gr.Button("Index folder", variant="primary", elem_id="index-button")
             ui.show_button = gr.Button("Show index", elem_id="show-index-button")
-        with gr.Accordion("Bring your own rooms (upload)", open=True):
-            gr.Markdown(
-                "Upload room photos — many files or a zip, and optionally a CSV "
-                "(`image,mask,type,size,...`) — to index them into an index of this "
-                "session (or the name you type). Copy-paste uses it at once. Up to 500 "
-                "images of 25 MB each; files that cannot be used are listed."
-            )
-            with gr.Row():
-                ui.uploads = gr.File(
-                    file_count="multiple", file_types=["image", ".zip", ".csv"],
-                    type="filepath", label="Room photos, a zip, a CSV", scale=3,
-                    elem_id="catalog-upload",
-                )  # fmt: skip
-                ui.upload_name = gr.Textbox(
-                    label="Index name (blank: this session's)", scale=1, elem_id="upload-name"
-                )
-            with gr.Row():
-                ui.upload_button = gr.Button(
-                    "Upload and index", variant="primary", elem_id="upload-button"
-                )
-                ui.delete_button = gr.Button("Delete this index", elem_id="delete-index-button")
+            ui.delete_button = gr.Button("Delete this index", elem_id="delete-index-button")
         ui.catalog_stats = gr.Markdown(label="Index", elem_id="catalog-stats")
         ui.catalog_gallery = gr.Gallery(
             label="Catalog items nearest to the product", columns=4, height=300
         )
+        with gr.Accordion("Index a folder on the server (operators)", open=False):
+            gr.Markdown(studio.engine.scene_parser_status(), elem_id="scene-parser-status")
+            with gr.Row():
+                ui.folder = gr.Textbox(
+                    label="Catalog folder on the server",
+                    placeholder="a folder inside STAGING_CATALOG_ROOTS",
+                    scale=3,
+                )
+                ui.csv = gr.Textbox(
+                    label="CSV (optional: id,image,category,title,...)", value="", scale=2
+                )
+            ui.index_button = gr.Button("Index folder", elem_id="index-button")
 
 
 def wire(studio, ui) -> None:
