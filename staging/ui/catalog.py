@@ -163,7 +163,7 @@ def build(studio, ui) -> None:
         with gr.Row():
             ui.uploads = gr.File(
                 file_count="multiple", file_types=["image", ".zip", ".csv"],
-                type="filepath", label="Room photos, a zip, a CSV", scale=3,
+                type="filepath", label="Room photos, a zip, a CSV", scale=3, height=170,
                 elem_id="catalog-upload",
             )  # fmt: skip
             ui.upload_name = gr.Textbox(
