@@ -13,6 +13,9 @@ the hole bit-exact.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from staging.inpaint.base import Inpainter, context_window, resize_to
@@ -21,28 +24,18 @@ DEFAULT_PROMPT = "empty room interior, floor and wall, photorealistic, high qual
 DEFAULT_NEGATIVE = "furniture, object, person, text, watermark, blurry, distorted"
 
 
+@dataclass(eq=False, repr=False)
 class StableDiffusionInpainter(Inpainter):
     name = "sd"
 
-    def __init__(
-        self,
-        pipeline,
-        device: str = "cpu",
-        prompt: str = DEFAULT_PROMPT,
-        negative_prompt: str = DEFAULT_NEGATIVE,
-        steps: int = 25,
-        guidance: float = 7.5,
-        seed: int = 0,
-        size: int = 512,
-    ):
-        self.pipeline = pipeline
-        self.device = device
-        self.prompt = prompt
-        self.negative_prompt = negative_prompt
-        self.steps = steps
-        self.guidance = guidance
-        self.seed = seed
-        self.size = size
+    pipeline: Any
+    device: str = "cpu"
+    prompt: str = DEFAULT_PROMPT
+    negative_prompt: str = DEFAULT_NEGATIVE
+    steps: int = 25
+    guidance: float = 7.5
+    seed: int = 0
+    size: int = 512
 
     @classmethod
     def from_store(

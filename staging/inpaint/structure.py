@@ -38,6 +38,8 @@ score below Telea on these holes (texture in the wrong place costs more than blu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -96,6 +98,7 @@ def solve_laplace(
     return out
 
 
+@dataclass(eq=False, repr=False)
 class StructureInpainter(Inpainter):
     """Structure-tensor-guided, horizontally biased diffusion (see the module docstring).
 
@@ -114,27 +117,20 @@ class StructureInpainter(Inpainter):
 
     name = "structure"
 
-    def __init__(
-        self,
-        vertical: float = 0.05,
-        power: float = 32.0,
-        sigma: float = 1.0,
-        floor: float = 0.001,
-        margin: int = 12,
-        gain: float = 4.0,
-        passes: int = 1,
-    ):
-        if not 0.0 < vertical <= 1.0 or floor <= 0.0 or sigma <= 0.0 or gain <= 0.0:
+    vertical: float = 0.05
+    power: float = 32.0
+    sigma: float = 1.0
+    floor: float = 0.001
+    margin: int = 12
+    gain: float = 4.0
+    passes: int = 1
+
+    def __post_init__(self) -> None:
+        v, floor, sigma, gain = self.vertical, self.floor, self.sigma, self.gain
+        if not 0.0 < v <= 1.0 or floor <= 0.0 or sigma <= 0.0 or gain <= 0.0:
             raise ValueError("need 0 < vertical <= 1, floor > 0, sigma > 0 and gain > 0")
-        if passes < 0:
+        if self.passes < 0:
             raise ValueError("passes must be >= 0")
-        self.vertical = vertical
-        self.power = power
-        self.sigma = sigma
-        self.floor = floor
-        self.margin = margin
-        self.gain = gain
-        self.passes = passes
 
     def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         y0, y1, x0, x1 = hole_bbox(hole, self.margin)
