@@ -24,7 +24,6 @@ import numpy as np
 from staging.catalog import CatalogIndex, IndexTools, tasks
 from staging.compose.scene import SceneCache
 from staging.embed.base import Embedder
-from staging.errors import StagingError
 from staging.io import ImageSource, at_most, load_image, load_mask
 from staging.models import ModelStore
 from staging.options import (
@@ -521,44 +520,20 @@ class StagingEngine:
         suggests. The prompt's category is ``category``, else the kind copy-paste took the
         product for. A mode that cannot run (no index, a catalog without staged scenes) is
         listed in ``skipped`` with the reason instead of failing the others; when none runs,
-        the first reason is raised. Each mode is its own call (:meth:`stage_copy_paste`,
-        :meth:`stage_vanilla`, :meth:`stage_prompt`); the product is segmented once (cached).
+        the first reason is raised (:mod:`staging.pipelines.candidates`). Each mode is its
+        own engine call; the product is segmented once (cached).
         """
-        say = progress or (lambda fraction, message: None)
-        rgb = self.load_image(product_image)
-        found = Candidates()
+        from staging.pipelines.candidates import CandidatesPipeline
 
-        def run(mode: str, start: float, end: float, call: Callable[..., list[Staged]]) -> None:
-            def part(fraction: float, message: str) -> None:
-                say(start + (end - start) * fraction, f"{mode}: {message}")
-
-            try:
-                found.results.extend(call(progress=part))
-            except StagingError as exc:
-                found.skipped[mode] = str(exc)
-
-        if index is None:
-            found.skipped["copy-paste"] = "no catalog index given"
-        else:
-            run("copy-paste", 0.0, 0.7, lambda progress: self.stage_copy_paste(
-                rgb, k=k, index=index, mask=mask, product_type=product_type,
-                product_size=product_size, progress=progress,
-            ))  # fmt: skip
-        if category is None:
-            inferred = next((s.source.get("product") for s in found.results), None) or {}
-            category = inferred.get("product_type") or product_type
-        generation = dict(placement=placement, seed=seed, backend=backend, mask=mask)
-        run("vanilla", 0.7, 0.85, lambda progress: self.stage_vanilla(
-            rgb, category=category, progress=progress, **generation
-        ))  # fmt: skip
-        theme = self.suggest_prompt(category).theme
-        run("prompt", 0.85, 1.0, lambda progress: self.stage_prompt(
-            rgb, theme=theme, category=category, progress=progress, **generation
-        ))  # fmt: skip
-        if not found.results:
-            raise StagingError(next(iter(found.skipped.values())))
-        say(1.0, "done")
-        return found
+        pipeline = CandidatesPipeline(
+            self.stage_copy_paste, self.stage_vanilla, self.stage_prompt,
+            lambda category: self.suggest_prompt(category).theme,
+        )  # fmt: skip
+        return pipeline(
+            self.load_image(product_image), k=k, index=index, mask=mask,
+            product_type=product_type, product_size=product_size, category=category,
+            placement=placement, seed=seed, backend=backend, progress=progress,
+        )  # fmt: skip
 
     # -- parallax animation ---------------------------------------------------------------------
     def parallax(
