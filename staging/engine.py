@@ -158,7 +158,7 @@ class StagingEngine:
 
     def auto_segment_backend(self, staged: bool) -> str:
         """``auto`` for a staged scene or a plain shot: the best pretrained model on disk
-        (fetched first on a fresh machine), else ``catalog`` for a shot, while a scene raises
+        (fetched first on a fresh machine), else ``backdrop`` for a shot, while a scene raises
         an error naming the model to pull (:meth:`~staging.segment.choose.SegmenterChoice.auto`)."""
         return self.segmenters.auto(staged)
 

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
         description=(
             "When no pretrained segmentation model is on disk, fetch the recommended one "
             "(isnet-general-fp16, 88 MB) on first use, with a progress bar. Never in offline "
-            "mode; set 0 to fall back to the weights-free `catalog` instead."
+            "mode; set 0 to fall back to the weights-free `backdrop` instead."
         ),
     )
     cache_dir: Path = Field(

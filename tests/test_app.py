@@ -56,8 +56,8 @@ def test_segment_handler_on_an_example(studio):
     )
     assert cutout.mode == "RGBA" and mask.mode == "L" and prob.size == cutout.size
     assert alpha.mode == "L"
-    assert steps == {"segment": "`catalog`"}
-    assert "catalog" in status and "cpu" in status
+    assert steps == {"segment": "`backdrop`"}
+    assert "backdrop" in status and "cpu" in status
 
 
 def test_every_shown_image_is_a_new_file_never_rewritten(studio):
@@ -143,7 +143,7 @@ def test_brush_corrections_change_the_mask_every_mode_uses(studio, tmp_path):
     y, x = product_box[0] + 5, (product_box[2] + product_box[3]) // 2
     assert seg.mask[y, x] and not fixed[y, x]
     assert np.asarray(Image.open(cutout))[10, 10, 3] == 255
-    assert "catalog+edit" in status
+    assert "backdrop+edit" in status
     # The corrected alpha (a file) is what the staging modes receive: parallax uses it as is.
     assert (np.asarray(Image.open(alpha)) > 127)[10, 10]
 
@@ -619,7 +619,7 @@ def test_api_from_gradio_client(server, studio, tmp_path):
     prob, mask, cutout, alpha, status = client.predict(
         handle_file(LAMP), "auto", api_name="/segment"
     )
-    assert Image.open(mask).size == Image.open(LAMP).size and "catalog" in status
+    assert Image.open(mask).size == Image.open(LAMP).size and "backdrop" in status
     video, button, info, status = client.predict(
         handle_file(LAMP),
         handle_file(alpha),

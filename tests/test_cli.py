@@ -38,7 +38,7 @@ def test_segment_writes_mask_and_cutout(tmp_path, studio_shot):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "3 of 3 images segmented" in result.output and "catalog" in result.output
+    assert "3 of 3 images segmented" in result.output and "backdrop" in result.output
     mask = load_mask(tmp_path / "out" / "p0.mask.png") > 0.5
     assert (mask & truth).sum() / (mask | truth).sum() > 0.9
     for stem in ("p0", "p1", "p2"):
@@ -106,7 +106,7 @@ def test_eval_segment_json(tmp_path, studio_shot):
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output[result.output.index("{") :])
-    assert report["images"] == 2 and report["backend"] == "catalog"
+    assert report["images"] == 2 and report["backend"] == "backdrop"
     assert report["iou"] > 0.9 and report["mae"] < 0.05
     assert set(report) >= {"fbeta", "boundary_f", "seconds_per_image"}
 

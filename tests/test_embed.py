@@ -156,7 +156,7 @@ def test_evaluate_retrieval_on_a_tiny_csv(tmp_path, handcrafted):
     )
     assert report["queries"] == 6 and report["labels"] == 2  # "wide" has < 3 images
     assert report["P@1"] == 1.0 and report["R@5"] == 1.0
-    assert report["masks"] in {"catalog", "white-threshold"}
+    assert report["masks"] in {"backdrop", "white-threshold"}
     assert report["embedder"] == "handcrafted" and report["images_per_second"] > 0
 
 

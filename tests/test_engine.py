@@ -84,7 +84,7 @@ def test_segment_result_contract(monkeypatch, studio_shot):
 def test_auto_uses_catalog_without_weights(studio_shot):
     engine = StagingEngine(device="cpu")
     assert engine.pretrained_segmenter_name() is None
-    assert engine.resolve_segment_backend(studio_shot[0]) == "catalog"
+    assert engine.resolve_segment_backend(studio_shot[0]) == "backdrop"
 
 
 def test_auto_ranks_the_pretrained_models_on_disk(tmp_path, studio_shot):
@@ -111,7 +111,7 @@ def test_without_weights_a_scene_fails_naming_the_pull_and_a_shot_uses_catalog(
     assert "staging models pull isnet-general-fp16" in str(info.value)
     assert "88 MB" in str(info.value)
     monkeypatch.setattr(choose_module, "classify_staged", lambda img: _Verdict(False))
-    assert engine.segment(studio_shot[0]).backend == "catalog"
+    assert engine.segment(studio_shot[0]).backend == "backdrop"
     assert "staging models pull isnet-general-fp16" in engine.segmentation_status()
 
 
@@ -143,7 +143,7 @@ def test_first_use_pulls_the_recommended_model_unless_offline(monkeypatch, tmp_p
 
     monkeypatch.setenv("STAGING_OFFLINE", "1")
     offline = StagingEngine(device="cpu", models_dir=str(tmp_path / "offline"))
-    assert offline.resolve_segment_backend(studio_shot[0]) == "catalog"
+    assert offline.resolve_segment_backend(studio_shot[0]) == "backdrop"
     assert pulled == ["isnet-general-fp16"]
     assert "offline mode is on" in offline.segmentation_status()
 
@@ -152,8 +152,8 @@ def test_a_failed_first_pull_warns_once_and_falls_back(monkeypatch, tmp_path, st
     tries = _fake_pulls(monkeypatch, failure="no network")
     engine = StagingEngine(device="cpu", models_dir=str(tmp_path))
     with pytest.warns(UserWarning, match="no network"):
-        assert engine.resolve_segment_backend(studio_shot[0]) == "catalog"
-    assert engine.resolve_segment_backend(studio_shot[0]) == "catalog"
+        assert engine.resolve_segment_backend(studio_shot[0]) == "backdrop"
+    assert engine.resolve_segment_backend(studio_shot[0]) == "backdrop"
     assert tries == ["isnet-general-fp16"]  # not again on every image
     assert "fetching it failed" in engine.segmentation_status()
 

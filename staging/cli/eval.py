@@ -46,7 +46,7 @@ def eval_retrieval(
     label: str = typer.Option("type", help="Label column: same label = relevant."),
     min_count: int = typer.Option(10, help="Only labels with at least this many images."),
     embedder: str = typer.Option(None, help="Embedder name (default: handcrafted)."),
-    masks: str = typer.Option("catalog", help="Segmentation backend for product masks."),
+    masks: str = typer.Option("backdrop", help="Segmentation backend for product masks."),
     as_json: bool = AS_JSON,
 ) -> None:
     """Leave-one-out retrieval P@1/3/5 and R@1/3/5 (the paper's Table 1 metrics)."""

@@ -13,7 +13,7 @@ Only labels with at least ``min_count`` images take part (the paper: subcategori
 
 Products are embedded with their mask, as in the paper ("for a given *segmented* product").
 The mask comes from the weights-free ``backdrop`` segmenter (:mod:`staging.segment.backdrop`;
-``catalog``, the default name here, is its alias),
+``catalog`` is its former name and still accepted),
 which is what the pipeline uses on plain-background catalog shots; if it cannot be loaded, a
 simple near-white threshold (private to this module) stands in, and the report says which.
 """
@@ -114,11 +114,11 @@ def _white_threshold_mask(image: np.ndarray) -> np.ndarray:
 
 
 def _mask_function(
-    runtime, backend: str = "catalog"
+    runtime, backend: str = "backdrop"
 ) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     """The product-mask function for the evaluation, and its name for the report.
 
-    ``catalog`` (or ``backdrop``: the same segmenter) falls back to a white threshold if it
+    ``backdrop`` (or its former name ``catalog``) falls back to a white threshold if it
     cannot run, and the report names it as asked; any other backend (e.g.
     ``hybrid``, what ``staging index`` uses for shots when U^2-Net-p is on disk) must run.
     """
@@ -180,7 +180,7 @@ def evaluate_retrieval(
     ks: Sequence[int] = KS,
     batch_size: int = 32,
     progress: bool = True,
-    masks: str = "catalog",
+    masks: str = "backdrop",
 ) -> dict:
     """Embed every kept image of a labelled CSV (with its product mask) and score retrieval.
 
@@ -192,10 +192,10 @@ def evaluate_retrieval(
         root: folder the image paths are relative to (default: the CSV's folder).
         label, min_count: the label column, and the minimum number of images per label.
         embedder: embedder name (engines only).
-        masks: the segmentation backend that makes the product masks (``catalog``).
+        masks: the segmentation backend that makes the product masks (``backdrop``).
 
     Returns a dict with ``P@k``/``R@k``, ``queries``, ``labels``, ``embedder``, ``masks`` (the
-    mask source: ``catalog`` or ``white-threshold``), ``seconds_per_image`` and
+    mask source: ``backdrop`` or ``white-threshold``), ``seconds_per_image`` and
     ``images_per_second`` (embedding only, masks and decoding excluded).
     """
     from tqdm import tqdm

@@ -40,7 +40,7 @@ class Segmenter(ABC):
     def background(self, image: np.ndarray) -> np.ndarray | None:
         """Optional: the backend's estimate of the clean background (float32 HxWx3, 0..255).
 
-        Backends that model the background (``catalog``) return it so the cutout can remove the
+        Backends that model the background (``backdrop``) return it so the cutout can remove the
         background's colour from edge pixels exactly; others return None.
         """
         return None
@@ -121,7 +121,7 @@ def estimate_foreground(
 ) -> np.ndarray:
     """Foreground colours F with ``image = alpha*F + (1-alpha)*B`` at soft edges.
 
-    With a known background B (``catalog`` backend) F is solved per pixel. Otherwise
+    With a known background B (``backdrop`` backend) F is solved per pixel. Otherwise
     pymatting's multi-level foreground estimation (Germer et al. 2020) pulls the colours of
     nearby solid product into the edge, which removes the white or grey halo a plain cutout
     shows on a dark page (and runs faster than our former blur fusion: 1.2 s vs 3.8 s at

@@ -74,7 +74,7 @@ class SegmenterChoice:
                 self.pull_failed = str(exc)
             warnings.warn(
                 f"Could not fetch the segmentation model {RECOMMENDED!r}; plain-backdrop shots "
-                f"use the weights-free 'catalog' matting.\n{exc}",
+                f"use the weights-free 'backdrop' matting.\n{exc}",
                 stacklevel=4,
             )
             return None
@@ -110,7 +110,7 @@ class SegmenterChoice:
 
         The best pretrained model on disk, for every image (ranked by measured quality:
         IS-Net > BiRefNet > U^2-Net > U^2-Net-p); fetched first on a fresh machine. Without
-        one, the weights-free ``catalog`` for plain-backdrop shots; a staged scene raises
+        one, the weights-free ``backdrop`` for plain-backdrop shots; a staged scene raises
         :class:`ModelNotAvailableError` naming the model to pull: a background model cannot
         describe a room, and a silent wrong mask is worse than an error.
         """
@@ -118,11 +118,11 @@ class SegmenterChoice:
         if pretrained is not None:
             return pretrained
         if not staged:
-            return "catalog"
+            return "backdrop"
         spec = get_spec(RECOMMENDED)
         raise ModelNotAvailableError(
             "This image is a staged scene (a product in a room), and segmenting a scene needs "
-            "a pretrained model: the weights-free 'catalog' matting only separates a product "
+            "a pretrained model: the weights-free 'backdrop' matting only separates a product "
             f"from a plain backdrop. Fetch one with:\n    staging models pull {RECOMMENDED}\n"
             f"({spec.size_mb:.0f} MB; `staging models list` shows the others)."
         )
@@ -133,7 +133,7 @@ class SegmenterChoice:
             return None
         return (
             "No pretrained segmentation model on disk: staged scenes without a mask in the "
-            "CSV are skipped, product shots use the weights-free 'catalog' matting. Fetch "
+            "CSV are skipped, product shots use the weights-free 'backdrop' matting. Fetch "
             f"one with `staging models pull {RECOMMENDED}` "
             f"({get_spec(RECOMMENDED).size_mb:.0f} MB)."
         )
@@ -158,7 +158,7 @@ class SegmenterChoice:
             why = "automatic fetching is off (STAGING_AUTO_PULL=0)"
         return (
             f"⚠ No pretrained segmentation model on disk and {why}: plain-backdrop shots use the "
-            "weights-free `catalog` matting (less accurate), staged scenes cannot be segmented. "
+            "weights-free `backdrop` matting (less accurate), staged scenes cannot be segmented. "
             f"Fetch the model with `staging models pull {RECOMMENDED}` ({spec.size_mb:.0f} MB)."
         )
 

@@ -126,7 +126,7 @@ def build(studio, ui) -> None:
                 value="auto",
                 label="Segmentation backend",
                 info="auto: the best pretrained model on disk (IS-Net first); without "
-                "one, the weights-free 'catalog' for plain backdrops only",
+                "one, the weights-free 'backdrop' for plain backdrops only",
                 scale=3,
             )
             ui.run = gr.Button("Segment again", variant="primary", elem_id="segment-button")

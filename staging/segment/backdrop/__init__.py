@@ -123,7 +123,7 @@ class BackdropSegmenter(Segmenter):
     Its results and mask-cache entries keep the label ``catalog`` (the backend's former name),
     so results, reports and caches written before the rename stay as they were."""
 
-    name = "catalog"
+    name = "backdrop"
     cache_tag = "2"  # bumped when the matting's output changes (here: when steps were pruned)
 
     def __init__(self) -> None:
