@@ -24,38 +24,33 @@ is the weighted mean of the blocks' cosines.
 
 The weights were chosen like the handcrafted ones: searched on one half of the IKEA development
 set (split by product-id hash), checked on the other half in both directions, and rounded. On
-both halves the class block adds 2-4 points of P@1 and P@5 over pooled + handcrafted.
+both halves the class block adds to P@1 and P@5 over pooled + handcrafted (measured:
+BENCHMARKS.md, Retrieval quality (paper's Table 1 metrics)).
 
 Why a silhouette block: the network's view of the photo is dominated by what is printed on the
 product (a striped rug and a striped duvet look alike to it), while the handcrafted shape cues
 are low-level (moments, radial profile). Shown the bare silhouette, the same network describes
 the outline semantically (a frame's thin border, a wardrobe's plinth and cornice, a chair's
-legs), which ranks same-type products higher when the print misleads. Measured on the IKEA
-development half (240 queries; "A"/"B" = each id-hash half alone as the gallery), P@1 / P@3 /
-P@5 / R@5 went from 0.896 / 0.835 / 0.791 / 0.963 to 0.900 / 0.844 / 0.802 / 0.963, half A
-0.854 / 0.770 / 0.686 / 0.935 -> 0.854 / 0.791 / 0.699 / 0.935, half B 0.829 / 0.732 / 0.680 /
-0.932 -> 0.838 / 0.758 / 0.697 / 0.940 (no metric lower on any of the three sets). The gain held
-for any silhouette grey (0, 60, 128) and framing (tight, loose, both) tried, at block weights
-0.10-0.175; at 0.20 and above P@1 on half B starts to drop. The three earlier weights keep
-their ratios: rounding them to 0.47 / 0.17 / 0.21 flips one half-B query (P@1 0.829), a tie
-too close to choose weights by. It costs four more network passes
-per product (about 25 ms on 2 CPU cores).
+legs), which ranks same-type products higher when the print misleads. It gained on the whole
+IKEA development half and on each id-hash half alone, with no metric lower on any of them,
+for every silhouette grey and framing tried; its weight sits inside the range where that
+held (a larger one starts to cost P@1 on one half). The three earlier weights keep their
+ratios: rounding them changes a ranking only by a tie too close to choose weights by. It costs
+four more network passes per product (measured: BENCHMARKS.md, Retrieval quality (paper's Table 1
+metrics)).
 
 Tried for the remaining rug errors (low-pile vs flatwoven) and not kept, because no variant
 gained on both halves: fine-scale texture at full resolution inside the eroded mask (uniform LBP
 at radius 1 and 2, LBP variance, difference-of-Gaussian band energies and their sparsity and
 quantiles at sigma 0.6-4.8, fine-band orientation energy) as an extra block at weight
-0.05-0.15 (best: P@1 0.900 on all 240, but half B 0.821-0.829 and half A flat), and MobileNetV2
-on a native-resolution interior patch (160, 224 or 320 px; half B P@1 -1 to -3 points). On the
+0.05-0.15, and MobileNetV2 on a native-resolution interior patch (160, 224 or 320 px). On the
 36 rugs alone none of the texture cues separates the confused pairs more reliably than
 ``fused`` does: those pairs share their print (black with white lines, plain sisal-like
 weaves), not just their type.
 
 Both MobileNetV2 blocks average four views of the product (tight and loose framing, each also
-mirrored; see :mod:`staging.embed.mobilenet_v2`). With those, on the IKEA development half
-``fused`` (without the silhouette block) gave P@1 0.896, P@5 0.792, R@5 0.963 (before: 0.883 /
-0.785 / 0.963). Re-searching the weights with the handcrafted groups as separate blocks did not
-transfer from one half to the other.
+mirrored; see :mod:`staging.embed.mobilenet_v2`). Re-searching the weights with the handcrafted
+groups as separate blocks did not transfer from one half to the other.
 """
 
 from __future__ import annotations

@@ -17,16 +17,14 @@ Test-time augmentation: each product is run in four views whose unit vectors are
 two framings of the crop, tight (margin 0, the product fills the frame) and loose (margin 0.15
 of its longer side), each as is and mirrored left-right. A product's type depends neither on
 which way it faces nor on how tightly the photographer framed it, and the two framings show the
-network the product at two scales. Measured on the IKEA development half (types with >= 10
-images, 240 queries; "A"/"B" = each id-hash half alone as the gallery), ``fused`` P@1 / P@5 /
-R@5 went from 0.883 / 0.785 / 0.963 (one framing, margin 0.05, + mirror) to 0.896 / 0.792 /
-0.963, half A 0.846 / 0.668 / 0.935 -> 0.854 / 0.686 / 0.935, half B 0.821 / 0.675 / 0.932 ->
-0.829 / 0.680 / 0.932 (no metric lower on any of the three sets); ``mobilenet_v2`` alone P@1 on
-the halves 0.756 -> 0.797 and 0.786 -> 0.812. Tried and not kept, as the gain did not hold on
-both halves: a grey, black or ImageNet-mean background instead of white; the original
-background; squashing instead of padding to a square; a 90 % centre crop; pooling only over the
-mask; three or four framings (no better than two, and slower); other softmax temperatures.
-The cost is four network passes per product instead of two (about 6 ms each on 2 CPU cores).
+network the product at two scales. With two framings instead of one, ``fused``'s P@1 and P@5
+rose and no metric fell, on the whole IKEA development half and on each id-hash half alone.
+Tried and not kept, as the gain did not hold on both halves: a grey, black or ImageNet-mean
+background instead of white; the original background; squashing instead of padding to a
+square; a 90 % centre crop; pooling only over the mask; three or four framings (no better
+than two, and slower); other softmax temperatures. The cost is four network passes per
+product instead of two (measured: BENCHMARKS.md, Retrieval quality (paper's Table 1
+metrics)).
 
 The product is embedded with its background removed (:func:`~staging.embed.base.product_crop`):
 cropped to the mask's box, padded square, non-product pixels painted white (catalog shots are

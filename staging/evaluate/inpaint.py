@@ -29,7 +29,8 @@ Metrics, per image then averaged:
   loading is not counted).
 
 A ``reference`` backend (OpenCV Telea by default) runs on the very same holes, because
-absolute figures swing by about 2 dB with the sample of rooms and holes.
+absolute figures swing with the sample of rooms and holes (measured: BENCHMARKS.md, Design
+measurements once kept in docstrings).
 """
 
 from __future__ import annotations

@@ -91,7 +91,8 @@ class Segmentation:
             return np.zeros_like(self.prob)
         radius = max(2, int(round(0.02 * max(self.prob.shape))))
         # Distance to the mask instead of a dilation with a (2r+1)^2 disc: the same pixels, in
-        # time that does not grow with the radius (0.2 s instead of 15 s on a 6000 px photo).
+        # time that does not grow with the radius (measured: BENCHMARKS.md, Big photos in the
+        # Product tab).
         outside = (~self.mask).astype(np.uint8)
         near = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= radius
         return np.where(near & (self.prob >= 0.05), self.prob, 0.0).astype(np.float32)
@@ -124,8 +125,8 @@ def estimate_foreground(
     With a known background B (``backdrop`` backend) F is solved per pixel. Otherwise
     pymatting's multi-level foreground estimation (Germer et al. 2020) pulls the colours of
     nearby solid product into the edge, which removes the white or grey halo a plain cutout
-    shows on a dark page (and runs faster than our former blur fusion: 1.2 s vs 3.8 s at
-    3000x2000).
+    shows on a dark page, and runs faster than a blur fusion of the edge colours (measured:
+    BENCHMARKS.md, Design measurements once kept in docstrings).
 
     The propagation runs at most at ``max_side`` and is enlarged back: only soft edge pixels
     use it (solid ones keep the photo's own pixels), and the colour pulled into an edge from

@@ -225,8 +225,9 @@ def with_margin(image: np.ndarray, margin: int) -> np.ndarray:
     """The photo with its backdrop extended by ``margin`` px on every side.
 
     A product that fills the frame (a pillow, a blind, a panel photographed edge to edge) has
-    no outline for the net to find, and IS-Net then answers "no object" (IoU 0 on such IKEA
-    shots); with more backdrop around it, it is an object on a page again. The border pixels
+    no outline for the net to find, and IS-Net then answers "no object" (measured:
+    BENCHMARKS.md, Segmentation, "real segmentation by default (IS-Net)"); with more backdrop
+    around it, it is an object on a page again. The border pixels
     are repeated outwards, so a vignette or a gradient sweep continues without the step a
     constant colour makes (with a constant margin IS-Net took a vignetted shot's whole frame
     for the object).

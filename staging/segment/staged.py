@@ -65,8 +65,8 @@ FEATURE_NAMES: tuple[str, ...] = (
 # md5(file name) % 5 != 0) of: the IKEA product shots (un-staged), the same shots with their
 # white backdrop recoloured to pastel / grey / studio colour / gradient / vignette backdrops
 # with soft floor shadows (un-staged), the IKEA room scenes plus random crops of them and the
-# clearly scene-like U^2-Net test photos (staged). Validation part: balanced accuracy 0.975 on
-# real images (products vs rooms + photos), 0.98 on the recoloured plain shots.
+# clearly scene-like U^2-Net test photos (staged). Checked on the validation part (measured:
+# BENCHMARKS.md, Staged vs un-staged).
 _FEATURE_MEAN = np.array([0.8854, 0.7025, 0.6897, 0.5771, 0.0293, 1.2603, 1.6383, 0.1008])
 _FEATURE_SCALE = np.array([0.2230, 0.8286, 0.4764, 0.2389, 0.0613, 1.3432, 1.4821, 0.2288])
 _WEIGHTS = np.array([-2.8376, 0.7919, 2.5898, 0.0, 2.0496, 0.0, 0.0, 0.0])

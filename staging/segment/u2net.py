@@ -5,20 +5,11 @@ bilinear resize to SxS *without* antialiasing (skimage ``transform.resize``, ``o
 the image max, ImageNet mean/std, NCHW; take the fused map ``d0``, min-max normalise it and resize
 it back with PIL bilinear.
 
-Why not rembg's pre-processing: rembg resizes with LANCZOS. Measured against the authors'
-published u2netp outputs on their 18 test images (ours >= 0.5 vs theirs > 127):
-
-================================  =========  =========  ==============
-input resize                      mean IoU   min IoU    mean abs diff
-================================  =========  =========  ==============
-cv2 INTER_LINEAR, float32 input   0.9924     0.977      0.0024
-skimage resize (authors' code)    0.9925     0.977      0.0024
-cv2 INTER_AREA                    0.981      0.884      0.0053
-PIL BILINEAR (antialiased)        0.977      0.871      0.0067
-PIL LANCZOS (rembg)               0.979      0.895      0.0056
-================================  =========  =========  ==============
-
-so we use cv2 INTER_LINEAR on float32 (same result as skimage, ~10x faster, no extra dependency).
+Why not rembg's pre-processing: rembg resizes with LANCZOS. Against the authors' published
+u2netp outputs on their 18 test images, an antialiasing resize (LANCZOS, PIL BILINEAR, cv2
+INTER_AREA) departs from them, while a bilinear resize without antialiasing reproduces them
+(measured: BENCHMARKS.md, U²-Net-p reproduces the authors' published outputs), so we use cv2
+INTER_LINEAR on float32 (same result as skimage, faster, no extra dependency).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training the seeds' models on an advertiser's own catalog (issue 18).
+"""Training the seeds' models on an advertiser's own catalog.
 
 * :mod:`.dataset` — ``staging dataset``: training records from staged catalog images (the
   product's mask, the product on white, the staged image, a caption, free-form holes);

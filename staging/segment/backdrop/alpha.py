@@ -117,8 +117,8 @@ def _soft_alpha(
     # local foreground / background colours at working resolution
     # (the background right next to the product, tightly: a shadow deepens towards the
     # product, so a wider or more distant estimate is too light there and pushes the edge
-    # outwards; taken 2 px away with sigma 3 instead, IoU was 0.002 / 0.001 / 0.002 lower on
-    # the tuning / val / procedural dev sets)
+    # outwards; hence just outside the mask, sigma 2 -- measured: BENCHMARKS.md,
+    # Weights-free `catalog` matting, "the dev ground truth changed")
     inner_w = _erode(hard_w, 1)
     outer_w = ~hard_w
     F_w, _ = _normconv(work, inner_w.astype(np.float32) + 0.05 * hard_w, 3.0)

@@ -130,13 +130,10 @@ def _clipped_white(image: np.ndarray) -> bool:
     255 wherever it shows, and fitting a smooth surface to it only lets a white product's
     shaded body, which matches within the fit's tolerance, drag the surface down -- the
     body then reads as backdrop and the clipped white around it as product (a halo).
-    Measured on 995 real IKEA product photos on white, against alpha cut from them
-    (``scripts/make_dev_segmentation_set.py``'s extraction): mean IoU 0.962 -> 0.968, shots
-    under 0.5 from 12 to 6 (a lamp shade 0.12 -> 0.98, a bell jar 0.23 -> 0.99, a white
-    bowl 0.27 -> 0.99), 24 shots better and 12 worse by more than 0.01 (white strips and
-    glass that now match the white exactly). On the composited dev sets +0.001 on the
-    tuning set, 0.000 on val and -0.018 on the procedural set, where two synthetic white
-    mugs at 249-254 on 255 are lost.
+    Not fitting a clipped white backdrop brings back lamp shades, bell jars and white bowls
+    on real IKEA product photos on white; white strips and glass that match the white
+    exactly, and synthetic white mugs barely darker than it, are lost (measured:
+    BENCHMARKS.md, Weights-free `catalog` matting, "real photos on clipped white").
     """
     if image.ndim != 3 or min(image.shape[:2]) < 8:
         return False

@@ -49,10 +49,12 @@ def _fill_outlined(
     :func:`_model_shadows` predicts from the silhouette) does not account for its darkening,
     whereas the shadow in an opening between legs is walled in too but predicted.
     What a filled region spills beyond the convex hull of the product and its walls stays
-    out (a white bowl's drop-shadow halo: +0.0017 IoU on val, +0.0019 procedural, tuning
-    and raw sets unchanged, no shot worse).
-    ``keep``: pixels already judged shadow, never filled. Measured on the dev sets: +0.007
-    IoU on the held-out val set (white bowls, cabinet doors), neutral on the tuning set.
+    out: it keeps a white bowl's drop-shadow halo, joined to its body through the outline's
+    gap, out of the mask (measured: BENCHMARKS.md, Weights-free `catalog` matting, "An
+    outlined body stays within its outline").
+    ``keep``: pixels already judged shadow, never filled. On the dev sets: a gain on the
+    held-out val set (white bowls, cabinet doors), neutral on the tuning set (measured:
+    BENCHMARKS.md, Design measurements once kept in docstrings).
     """
     product = mask >= 0.5
     diff = work - B
@@ -237,13 +239,11 @@ def _fill_lidded(
       :data:`SHADOW_DEPTH_MIN` that the shadow model (``pred``) accounts for;
     * it was not already judged a shadow seen through an opening (``keep``).
 
-    Measured with ``staging eval segment --backend catalog`` on the dev sets: +0.009 IoU on
-    val (a wine glass 0.30 -> 0.92, an armchair's and a table's shaded faces), +0.004 on the
-    tuning set (white lamp shades and bowls), +0.012 on the procedural set (a white vase);
-    one tuning image worse (-0.03), none on the other sets. The thresholds were set on the
-    tuning set's regions; at a 1 px lid tolerance the val gain held for a lid share of
-    0.65-0.75, a minimum size of 3-8 % and a residual of 1.5-2.5 levels (2 px: +0.003 on
-    the tuning set, val unchanged).
+    On the dev sets it recovers a wine glass's bowl, an armchair's and a table's shaded
+    faces, white lamp shades, bowls and a vase. The thresholds were set on the tuning set's
+    regions and the val gain held over a range around each of them (measured with
+    ``staging eval segment``: BENCHMARKS.md, Weights-free `catalog` matting, "concavities
+    under a sharp lid").
     """
     product = mask >= 0.5
     n, labels, stats, _ = cv2.connectedComponentsWithStats(product.astype(np.uint8), connectivity=8)
