@@ -106,6 +106,28 @@ def _recorded(context):
     return context
 
 
+def _session(browser, app_url: str, **options):
+    """A recorded browser context on the app, and its page, with the tests' step timeout."""
+    from playwright.sync_api import expect
+
+    context = _recorded(browser.new_context(viewport={"width": 1280, "height": 900}, **options))
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT)
+    expect.set_options(timeout=STEP_TIMEOUT)
+    page.goto(app_url)
+    return context, page
+
+
+def _load_product(page, name: str) -> None:
+    """Upload an example product in the Studio tab and wait for its mask."""
+    from playwright.sync_api import expect
+
+    page.locator("#product-image input[type=file]").set_input_files(
+        str(ROOT / "examples" / "products" / name)
+    )
+    expect(page.locator("#status-line")).to_contain_text("segment")
+
+
 def _assert_no_server_paths(page, app_url: str) -> None:
     """No response of the session names a folder of the server: the project, the app's cache,
     models and state folders, the results folder, the home folder; and no stack trace. The
@@ -193,13 +215,7 @@ def app_url(tmp_path_factory):
 def test_upload_segment_copy_paste_and_download_a_parallax_mp4(browser, app_url, tmp_path):
     from playwright.sync_api import expect
 
-    context = _recorded(
-        browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    )
-    page = context.new_page()
-    page.set_default_timeout(STEP_TIMEOUT)
-    expect.set_options(timeout=STEP_TIMEOUT)
-    page.goto(app_url)
+    context, page = _session(browser, app_url, accept_downloads=True)
 
     # No pretrained segmenter on disk: the banner says what that means, the fetch is offered.
     expect(page.locator("#segmentation-banner")).to_contain_text("staging models pull")
@@ -325,15 +341,8 @@ def test_a_designer_uploads_rooms_and_a_csv_and_stages_into_them(browser, app_ur
     from tests.helpers.rooms import upload_rooms as _rooms
 
     files = [str(p) for p in _rooms(tmp_path / "rooms")]
-    context = _recorded(browser.new_context(viewport={"width": 1280, "height": 900}))
-    page = context.new_page()
-    page.set_default_timeout(STEP_TIMEOUT)
-    expect.set_options(timeout=STEP_TIMEOUT)
-    page.goto(app_url)
-    page.locator("#product-image input[type=file]").set_input_files(
-        str(ROOT / "examples" / "products" / "lamp.png")
-    )
-    expect(page.locator("#status-line")).to_contain_text("segment")
+    context, page = _session(browser, app_url)
+    _load_product(page, "lamp.png")
     page.get_by_role("tab", name="Catalog").click()
     page.locator("#catalog-upload input[type=file]").set_input_files(files)
     page.wait_for_timeout(1000)  # the files reach the server
@@ -360,15 +369,8 @@ def test_one_screen_shows_every_mode_and_acts_on_the_pick(browser, app_url, tmp_
     the picked one is explained, made a favourite, exported and animated in place."""
     from playwright.sync_api import expect
 
-    context = _recorded(browser.new_context(viewport={"width": 1280, "height": 900}))
-    page = context.new_page()
-    page.set_default_timeout(STEP_TIMEOUT)
-    expect.set_options(timeout=STEP_TIMEOUT)
-    page.goto(app_url)
-    page.locator("#product-image input[type=file]").set_input_files(
-        str(ROOT / "examples" / "products" / "chair.png")
-    )
-    expect(page.locator("#status-line")).to_contain_text("segment")
+    context, page = _session(browser, app_url)
+    _load_product(page, "chair.png")
     page.locator("#studio-button").click()
     grid = page.locator("#studio-grid")
     expect(grid.locator("img")).to_have_count(5)  # copy-paste x 3, vanilla, prompt
