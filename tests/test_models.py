@@ -86,7 +86,7 @@ def test_pull_downloads_and_verifies(tmp_path, local_model):
     assert path == tmp_path / "models" / "tiny.onnx"
     assert path.read_bytes() == payload
     assert store.status(spec.name, verify=True).checksum_ok is True
-    assert not list((tmp_path / "models").glob("*.part"))
+    assert not list((tmp_path / "models").glob(".*.tmp"))  # no partial download left
 
 
 def test_pull_rejects_bad_checksum_and_leaves_nothing(tmp_path, local_model):

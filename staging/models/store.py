@@ -11,13 +11,13 @@ at ``<dir>/<name>/``.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
 
 from staging.errors import ModelNotAvailableError
+from staging.io.atomic import atomic_path
 from staging.models.registry import ModelSpec, get_spec
 from staging.models.sources import HfRepo, Source, SourceError
 
@@ -161,18 +161,12 @@ class ModelStore:
         )
 
     def _pull_file(self, spec: ModelSpec, source: Source, target: Path, progress: bool) -> None:
-        # Written next to the target and renamed once verified: a killed or corrupt download
-        # never leaves a file that a later run would mistake for the model.
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
-            part = Path(tmp.name)
-        try:
+        # Written next to the target and renamed once verified (staging.io.atomic_path): a
+        # killed or corrupt download never leaves a file a later run would take for the model.
+        with atomic_path(target, fsync=False) as part:
             source.fetch(part, spec.name, progress)
             expected = spec.checksums.get(spec.files[0])
             if expected and not checksum_matches(part, expected):
                 raise SourceError(
                     f"checksum mismatch (expected {expected}); the file was discarded"
                 )
-            part.chmod(0o644)  # NamedTemporaryFile makes it private; a model is not a secret
-            part.replace(target)
-        finally:
-            part.unlink(missing_ok=True)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import io
 import posixpath
-import secrets
 from pathlib import Path
 
 import numpy as np
 
 from staging.errors import StagingError
-from staging.io import to_pil
+from staging.io import atomic_write, to_pil
 
 
 class Storage:
@@ -45,13 +44,11 @@ class Storage:
 
     def write(self, name: str, data: bytes) -> str:
         """Store ``data`` as ``name``, whole or not at all, and return ``name``. A local file
-        is written beside and renamed over; an object store's PUT is atomic already."""
+        is written beside and renamed over (:func:`staging.io.atomic_write`); an object
+        store's PUT is atomic already."""
         path = self._path(name)
         if self.local:
-            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-            temporary = f"{path}.{secrets.token_hex(4)}.tmp"
-            self.fs.pipe_file(temporary, data)
-            self.fs.mv(temporary, path)
+            atomic_write(path, lambda fh: fh.write(data), fsync=False)
         else:
             self.fs.pipe_file(path, data)
         return name
