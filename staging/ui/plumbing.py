@@ -110,7 +110,7 @@ def readable_uploads(component: gr.Image) -> gr.Image:
 def need_image(image: Any) -> None:
     """A readable error when a step needs the product photo and there is none."""
     if image is None:
-        raise gr.Error("Upload a product photo first (or pick an example in the Product tab).")
+        raise gr.Error("Upload a product photo first (or pick an example in the Studio tab).")
 
 
 def progress_callback(progress: gr.Progress):
