@@ -45,22 +45,20 @@ class StudioHandlers:
         )
         results, gallery = self._keep(results, found.results, image)
         new = results[len(results) - len(found.results) :]
-        picks = [
-            {
-                "label": kept["label"],
-                "why": f"**{kept['label']}.** {captions.explain(item)}",
-                "details": captions.public_details(item),
+        picks, details = [], []
+        for kept, item in zip(new, found.results, strict=True):
+            words, public = captions.explain(item), captions.public_details(item)
+            picks.append({
+                "label": kept["label"], "why": f"**{kept['label']}.** {words}",
+                "details": public,
                 "scene": scene_info(item) if item.mode == "copy-paste" else None,
-            }
-            for kept, item in zip(new, found.results, strict=True)
-        ]
+            })  # fmt: skip
+            details.append(dict(public, label=kept["label"], why=words))
         made = ", ".join(
             f"{mode} ×{sum(r.mode == mode for r in found.results)}" for mode in found.modes
         )
         steps, status = self._step(steps, "studio", made)
         notes = why([], found.skipped) or "Pick a result to see where it came from and why."
-        details = [dict(p["details"], label=p["label"], why=captions.explain(item))
-                   for p, item in zip(picks, found.results, strict=True)]  # fmt: skip
         return gallery, notes, details, results, steps, status, picks
 
     def pick_candidate(self, picks: list | None, evt: gr.SelectData):
