@@ -10,13 +10,13 @@ library) call that also works from Python and the CLI:
   :mod:`staging.segment.edit` (``staging segment``);
 * Catalog — ``engine.update_index(out, folder, csv=...)`` (``staging index FOLDER --out DIR``),
   ``engine.index_uploads`` and ``engine.delete_index`` for rooms uploaded from the browser;
-* Copy-paste — ``engine.stage_copy_paste(image, k, index, mask=...)``
+* Copy-paste — ``engine.stage_copy_paste(image, index=..., k=..., mask=...)``
   (``staging stage copy-paste``), and ``engine.stage_in_scene`` to adjust a result;
 * Vanilla and Prompt — ``engine.stage_vanilla(...)``, ``engine.stage_prompt(...)`` and the
   bandit's ``engine.suggest_prompt(category, context, interests)``
   (``staging stage vanilla|prompt``);
 * Compare — ``Staged.save(path)`` as PNG, JPEG or WebP (``--format``);
-* Parallax — ``engine.parallax(image, out, mask, seconds, motion, size)``
+* Parallax — ``engine.parallax(image, out, mask, seconds=..., motion=..., size=...)``
   (``staging parallax``).
 
 The tabs live in :mod:`staging.ui`, one module each. User errors become readable messages

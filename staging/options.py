@@ -3,14 +3,16 @@
 Each staging mode takes a dozen settings. Written once here as frozen dataclasses, they are
 checked in one place and passed as one value, instead of copied into every signature that
 forwards them (the engine's methods, the pipelines, batch and the service). The engine's
-methods keep their keyword arguments and build these objects from them.
+methods take one of these as ``options=`` and any of its fields as keywords, which override
+it, as transformers' ``generate(generation_config=None, **kwargs)`` does:
+``engine.stage_copy_paste(photo, index=ix, k=5, shadow=False)``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -33,14 +35,19 @@ def no_progress(fraction: float, message: str) -> None:
 
 class _Options:
     @classmethod
-    def of(cls: type[Opts], values: Mapping[str, Any]) -> Opts:
-        """The options under their names in ``values`` (the ``locals()`` of the engine method
-        they mirror: its keyword arguments of the same names), by name, not by position."""
-        return cls(**{f.name: values[f.name] for f in fields(cls)})  # type: ignore[arg-type]
-
-    def as_dict(self) -> dict[str, Any]:
-        """The options as keyword arguments (of the engine method they mirror)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+    def build(cls: type[Opts], options: Opts | None, overrides: Mapping[str, Any]) -> Opts:
+        """``options`` (None: the defaults) with the fields named in ``overrides`` replaced;
+        a name that is not a field is a TypeError, as Python's own for a keyword argument."""
+        if options is not None and not isinstance(options, cls):
+            raise TypeError(f"options must be a {cls.__name__}, got {type(options).__name__}.")
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        unknown = [name for name in overrides if name not in names]
+        if unknown:
+            raise TypeError(
+                f"unexpected keyword argument {unknown[0]!r}; the options of {cls.__name__} "
+                f"are: {', '.join(names)}."
+            )
+        return replace(options if options is not None else cls(), **overrides)
 
 
 @dataclass(frozen=True)

@@ -284,9 +284,9 @@ def test_the_app_and_the_cli_render_parallax_with_the_same_defaults(studio):
 
     from staging.cli import parallax_command
 
-    engine_defaults = {
-        name: p.default for name, p in inspect.signature(StagingEngine.parallax).parameters.items()
-    }
+    from staging.options import ParallaxOptions
+
+    engine_defaults = ParallaxOptions().__dict__  # engine.parallax's defaults: its options
     options = inspect.signature(parallax_command).parameters.items()
     cli = {name: p.default.default for name, p in options if hasattr(p.default, "default")}
     for name in ("seconds", "fps", "motion", "fit", "loop"):

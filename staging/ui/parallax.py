@@ -1,6 +1,6 @@
 """The Parallax tab: the product photo or a staged result as a looping MP4.
 
-``engine.parallax(image, out, mask, seconds, motion, size)`` renders it (``staging parallax``);
+``engine.parallax(image, out, mask, seconds=..., motion=..., size=...)`` renders it (``staging parallax``);
 the tab's length and motion defaults are the engine's.
 """
 
