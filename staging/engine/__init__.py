@@ -331,8 +331,9 @@ class StagingEngine(CatalogMethods, PromptMethods):
             lambda category: self.suggest_prompt(category).theme,
         )  # fmt: skip
         return pipeline(
-            self.load_image(product_image), k, index, mask, product_type, product_size, category,
-            placement, seed, backend, progress,
+            self.load_image(product_image), k=k, index=index, mask=mask,
+            product_type=product_type, product_size=product_size, category=category,
+            placement=placement, seed=seed, backend=backend, progress=progress,
         )  # fmt: skip
 
     # -- parallax animation and training data ---------------------------------------------------
