@@ -14,7 +14,6 @@ from PIL import Image
 gr = pytest.importorskip("gradio")
 app = pytest.importorskip("app")
 
-from staging import StagingEngine  # noqa: E402
 from tests.helpers.studio import LAMP, studio_fixture  # noqa: E402, F401 - fixture
 from tests.helpers.studio import readable as _readable  # noqa: E402
 
@@ -283,7 +282,6 @@ def test_the_app_and_the_cli_render_parallax_with_the_same_defaults(studio):
     import inspect
 
     from staging.cli import parallax_command
-
     from staging.options import ParallaxOptions
 
     engine_defaults = ParallaxOptions().__dict__  # engine.parallax's defaults: its options

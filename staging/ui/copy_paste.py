@@ -1,6 +1,7 @@
 """The Copy-paste tab: the product in its k most similar staged scenes, and adjusting one.
 
-``engine.stage_copy_paste(image, index=..., k=..., mask=...)`` stages (``staging stage copy-paste``);
+``engine.stage_copy_paste(image, index=..., k=..., mask=...)`` stages
+(``staging stage copy-paste``);
 ``engine.stage_in_scene`` re-renders one result after a click, a new size or another choice
 for the old object (the cut-out, the scene's analysis and its clean plate are cached, so a
 re-render only pastes).

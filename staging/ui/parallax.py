@@ -1,7 +1,7 @@
 """The Parallax tab: the product photo or a staged result as a looping MP4.
 
-``engine.parallax(image, out, mask, seconds=..., motion=..., size=...)`` renders it (``staging parallax``);
-the tab's length and motion defaults are the engine's.
+``engine.parallax(image, out, mask, seconds=..., motion=..., size=...)`` renders it
+(``staging parallax``); the tab's length and motion defaults are the engine's.
 """
 
 from __future__ import annotations
