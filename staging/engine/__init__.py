@@ -235,7 +235,8 @@ class StagingEngine(CatalogMethods, PromptMethods):
     ) -> list[Staged]:  # fmt: skip
         """Stage the product into the ``k`` scenes of ``index`` it fits best (paper §5.3):
         retrieved, ranked by fit, cleaned and pasted in at its real size
-        (:class:`~staging.pipelines.copy_paste.CopyPastePipeline`)."""
+        (:class:`~staging.pipelines.copy_paste.CopyPastePipeline`). ``options`` or keywords:
+        :class:`~staging.options.CopyPasteOptions` (``k``, ``shadow``, ``product_type``, ...)."""
         options = CopyPasteOptions.build(options, overrides)
         pipeline = CopyPastePipeline(
             self.cutouts, lambda rgb, product_mask: self._query(index, rgb, product_mask),
@@ -250,7 +251,8 @@ class StagingEngine(CatalogMethods, PromptMethods):
     ) -> Staged:  # fmt: skip
         """Stage the product into one scene by hand (the object to replace, where, how big),
         or as copy-paste would; a re-render only pastes again
-        (:class:`~staging.pipelines.in_scene.InScenePipeline`)."""
+        (:class:`~staging.pipelines.in_scene.InScenePipeline`). ``options`` or keywords:
+        :class:`~staging.options.InSceneOptions` (``object_at``, ``position``, ``scale``, ...)."""
         options = InSceneOptions.build(options, overrides)
         pipeline = InScenePipeline(self.cutouts, self.scenes, self.resolve_inpaint_backend)
         return pipeline(self.load_image(product_image), scene, mask, scene_mask, options)
@@ -293,7 +295,8 @@ class StagingEngine(CatalogMethods, PromptMethods):
     ) -> list[Staged]:  # fmt: skip
         """Prompt-based staging (Taboola's pipeline): a scene generated around the product
         from ``prompt``, or ``theme`` and ``category`` personalised with ``interests``
-        (:class:`~staging.pipelines.generated.GeneratedPipeline`)."""
+        (:class:`~staging.pipelines.generated.GeneratedPipeline`). ``options`` or keywords:
+        :class:`~staging.options.GenerationOptions` (``placement``, ``seed``, ``mask``, ...)."""
         library = self.prompt_library()
         choice = choose("prompt", library, prompt, theme, category, negative_prompt, interests)
         return self._generated("prompt", product_image, choice, options, overrides, progress)
@@ -342,7 +345,8 @@ class StagingEngine(CatalogMethods, PromptMethods):
         options: ParallaxOptions | None = None, progress: Progress | None = None, **overrides: Any,
     ) -> ParallaxClip:  # fmt: skip
         """Write a parallax video of the product in ``image`` to ``out`` (paper §5.4), MP4,
-        WebM or GIF by the extension (:class:`~staging.pipelines.parallax.ParallaxPipeline`)."""
+        WebM or GIF by the extension (:class:`~staging.pipelines.parallax.ParallaxPipeline`).
+        ``options`` or keywords: :class:`~staging.options.ParallaxOptions` (``seconds``, ...)."""
         options = ParallaxOptions.build(options, overrides)
         pipeline = ParallaxPipeline(
             lambda rgb, name: self.segment(rgb, backend=name).mask, self.inpainter,
