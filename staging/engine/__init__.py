@@ -23,7 +23,6 @@ import numpy as np
 from staging import embed as embedders
 from staging import generate as generators
 from staging import inpaint as inpainters
-from staging.catalog import CatalogIndex
 from staging.compose.scene import SceneCache
 from staging.embed.base import Embedder
 from staging.engine.catalog import CatalogMethods
@@ -58,12 +57,12 @@ from staging.train.dataset import catalog_dataset
 
 if TYPE_CHECKING:
     from staging.animate import ParallaxClip
+    from staging.engine.catalog import Index
     from staging.generate.base import Generator
     from staging.inpaint.base import Inpainter
     from staging.segment.parse import SceneParser
     from staging.train.dataset import DatasetReport
 
-    Index = str | os.PathLike | CatalogIndex  # an index folder, or an open index
     Mask = np.ndarray | ImageSource | None  # bool or float (alpha) HxW, or a mask file
 
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 
 class CatalogMethods:
-    """Open, build, update, delete and search catalog indexes with the engine's models."""
+    """Open, build, update, delete and search catalog indexes with the engine's models (its
+    ``settings``, ``models``, ``segment``, ``embed`` and ``scenes``, set in its ``__init__``)."""
 
     def index(self, path: Index) -> CatalogIndex:
         """The catalog index in folder ``path``, opened once; it notices later updates."""
@@ -95,7 +96,9 @@ class CatalogMethods:
         catalog, vector = self._query(index, image, mask, embedder)
         if vector is None:
             return []
-        return catalog.search(vector, k, staged_only, category, index_type)
+        return catalog.search(
+            vector, k=k, staged_only=staged_only, category=category, index_type=index_type
+        )
 
     def _query(self, index, image, mask, embedder=None) -> tuple[CatalogIndex, np.ndarray | None]:
         """The open index and the product's embedding (:func:`staging.catalog.tasks.query`)."""
